@@ -1,0 +1,203 @@
+"""The `rnn` command: parse options, load the config, call one library function, print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from rnn_cli import __version__
+from rnn_cli.config import load_config
+from rnn_cli.device import CHOICES as DEVICES
+from rnn_cli.errors import UserError
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXISTING_PATH = click.Path(exists=True, path_type=Path)
+
+
+class Cli(click.Group):
+    """A group that turns the library's UserError into one line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            error = click.ClickException(str(err))
+            error.exit_code = 2
+            raise error from None
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rnn")
+def main():
+    """Train, evaluate and use recurrent sentiment classifiers on IMDB reviews."""
+
+
+def data_overrides(data: Path | None, limit: int | None) -> list[str]:
+    """The `--data` and `--limit` options as config overrides."""
+    items = []
+    if data is not None:
+        items += ["data.source=aclimdb", f"data.path={json.dumps(str(data.resolve()))}"]
+    if limit is not None:
+        items.append(f"data.limit={limit}")
+    return items
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML config, e.g. configs/simple_rnn.yaml (not with --resume).")
+@click.option("--data", type=EXISTING_PATH, help="aclImdb folder or .tar.gz archive (sets data.source=aclimdb).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--limit", type=click.IntRange(min=4), help="Keep N train and N test reviews, class-balanced.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config value, e.g. --set train.batch_size=64 (repeatable).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default runs/<config name>-<timestamp>).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto takes a GPU when one is visible.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --run-dir (default: the newest) from its last finished epoch.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
+def train(config_path, data, epochs, limit, sets, run_dir, device, resume, quiet):
+    """Train a model; every finished epoch is saved in the run folder.
+
+    \b
+    rnn train --config configs/simple_rnn.yaml --data aclImdb_v1.tar.gz
+    rnn train --config configs/lstm.yaml --epochs 3 --set train.batch_size=64
+    rnn train --resume --run-dir runs/lstm-20260101-120000
+    """
+    from rnn_cli import runs
+    from rnn_cli.train import train as run_training
+
+    epochs_override = [f"train.epochs={epochs}"] if epochs else []
+    if resume:
+        if config_path or data or limit or sets:
+            raise click.UsageError("--resume continues a run with its own config; only --epochs "
+                                   "may change (drop --config, --data, --limit, --set)")
+        run_dir = run_dir or runs.newest_run(needs=runs.CHECKPOINT)
+        config = load_config(run_dir / runs.CONFIG, epochs_override)
+        if not (run_dir / runs.CHECKPOINT).exists():
+            raise UserError(f"{run_dir}: nothing to resume (no finished epoch yet); start it anew")
+    else:
+        if config_path is None:
+            raise click.UsageError("missing --config PATH (e.g. --config configs/simple_rnn.yaml)")
+        config = load_config(config_path, [*sets, *data_overrides(data, limit), *epochs_override])
+        run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
+
+    echo = (lambda line: None) if quiet else click.echo
+    echo(f"run folder: {run_dir}")
+    try:
+        result = run_training(config, run_dir, device=device, resume=resume, echo=echo,
+                              progress=False if quiet else None)
+    except KeyboardInterrupt:
+        done = len(runs.read_history(run_dir))
+        click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {run_dir}; continue with "
+                   f"`rnn train --resume --run-dir {run_dir}`", err=True)
+        sys.exit(130)
+    except UserError:
+        if not resume and not runs.read_history(run_dir):
+            remove_run(run_dir)  # bad input before any epoch: leave no empty run behind
+        raise
+    m = result.metrics
+    click.echo(f"test accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
+               f"(best epoch {result.best_epoch}, {len(result.history)} epoch(s), {result.device})  "
+               f"run: {run_dir}")
+
+
+def remove_run(run_dir: Path) -> None:
+    for path in sorted(run_dir.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    run_dir.rmdir()
+
+
+@main.command(name="eval")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder (default: the newest under runs/).")
+@click.option("--model", "model_file", type=EXISTING_PATH, help="A .keras model file instead of a run.")
+@click.option("--data", type=EXISTING_PATH, help="aclImdb folder or .tar.gz archive to test on.")
+@click.option("--limit", type=click.IntRange(min=4), help="Score N test reviews, class-balanced.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(run_dir, model_file, data, limit, as_json):
+    """Score a trained model on the test set and write eval.json.
+
+    Prints loss, accuracy, precision, recall, F1, ROC AUC and the confusion matrix.
+    """
+    from rnn_cli import runs
+    from rnn_cli.evaluate import evaluate_run
+
+    if run_dir and model_file:
+        raise click.UsageError("give --run or --model, not both")
+    if not model_file:
+        run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    metrics, out = evaluate_run(run_dir, model_file, data_overrides(data, limit))
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    click.echo(metrics_table(metrics))
+    click.echo(f"written: {out}")
+
+
+def metrics_table(m: dict) -> str:
+    """The metrics and confusion matrix as a small aligned table."""
+    cm = m["confusion_matrix"]
+    auc = "n/a (one class only)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+    rows = [("reviews", f"{m['reviews']}"), ("loss", f"{m['loss']:.4f}"),
+            ("accuracy", f"{m['accuracy']:.4f}"), ("precision", f"{m['precision']:.4f}"),
+            ("recall", f"{m['recall']:.4f}"), ("f1", f"{m['f1']:.4f}"), ("roc_auc", auc)]
+    lines = [f"{name:<10} {value}" for name, value in rows]
+    lines += ["", "confusion   predicted neg  predicted pos",
+              f"actual neg  {cm['true_negative']:>13}  {cm['false_positive']:>13}",
+              f"actual pos  {cm['false_negative']:>13}  {cm['true_positive']:>13}"]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("texts", nargs=-1)
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder (default: the newest under runs/).")
+@click.option("--file", "text_file", type=click.File(encoding="utf-8"),
+              help="Reviews to score, one per line ('-' reads standard input).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per review.")
+def predict(texts, run_dir, text_file, as_json):
+    """Score reviews: probability of positive and a label for each.
+
+    \b
+    rnn predict "A wonderful, moving film." "Dull and far too long."
+    rnn predict --file reviews.txt --json
+    """
+    from rnn_cli import runs
+    from rnn_cli.predict import predict_texts
+
+    if bool(texts) == bool(text_file):
+        raise click.UsageError("give review TEXT arguments or --file FILE (one review per line)")
+    reviews = list(texts) if texts else [line.rstrip("\n") for line in text_file]
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    for result in predict_texts(run_dir, reviews):
+        if as_json:
+            click.echo(json.dumps(result, ensure_ascii=False))
+            continue
+        score = "     n/a" if result["probability"] is None else f"{result['probability']:.4f} {result['label']}"
+        preview = result["text"] if len(result["text"]) <= 60 else result["text"][:57] + "..."
+        note = f"  ({result['note']})" if result["note"] else ""
+        click.echo(f"{score:<17} {preview}{note}")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="YAML config.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+def summary(config_path, sets):
+    """Build the model of a config and print its layers and parameter counts."""
+    from rnn_cli.model import build_model, summary_text
+
+    config = load_config(config_path, sets)
+    click.echo(summary_text(build_model(config.model, config.data.num_words)), nl=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The experiment config: one frozen object with `data`, `model` and `train` sections.
+
+A YAML file is a small difference from the defaults below. It is loaded once with
+`yaml.safe_load`, checked against these dataclasses (unknown keys, wrong types, out-of-range
+values are rejected with the file, the key path and what is allowed) and never mutated after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from rnn_cli.errors import ConfigError
+
+LAYER_TYPES = ("simple_rnn", "lstm", "gru")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["keras", "aclimdb"] = "keras"  # keras: Keras' imdb.npz download
+    path: str | None = None  # aclImdb folder or .tar.gz archive (source: aclimdb)
+    num_words: int = 10000  # vocabulary cap, reserved indices 0-2 included (as Keras counts)
+    maxlen: int = 500  # tokens kept per review
+    padding: Literal["pre", "post"] = "pre"  # the book pads in front: the state ends on words
+    truncating: Literal["pre", "post"] = "pre"  # pre keeps a long review's ending
+    validation_split: float = 0.2  # share of the training reviews held out, seeded shuffle
+    limit: int | None = None  # keep N train and N test reviews, class-balanced (smoke runs)
+    seed: int = 1337  # validation split and --limit sampling
+
+    def check(self, where: str) -> None:
+        _require(self.num_words >= 4, f"{where}.num_words", self.num_words, "an integer >= 4")
+        _require(self.maxlen >= 1, f"{where}.maxlen", self.maxlen, "an integer >= 1")
+        _require(
+            0.0 < self.validation_split < 1.0,
+            f"{where}.validation_split", self.validation_split, "a number between 0 and 1 (exclusive)",
+        )
+        _require(self.limit is None or self.limit >= 4, f"{where}.limit", self.limit, "an integer >= 4")
+        _require(
+            self.source != "aclimdb" or self.path is not None,
+            f"{where}.path", self.path, "a path to an aclImdb folder or .tar.gz when source is aclimdb",
+        )
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    type: Literal["simple_rnn", "lstm", "gru"]
+    units: int = 32
+    bidirectional: bool = False
+    dropout: float = 0.0  # on the layer's inputs
+    recurrent_dropout: float = 0.0  # on the state; disables cuDNN on GPU
+
+    def check(self, where: str) -> None:
+        _require(self.units >= 1, f"{where}.units", self.units, "an integer >= 1")
+        for name in ("dropout", "recurrent_dropout"):
+            value = getattr(self, name)
+            _require(0.0 <= value < 1.0, f"{where}.{name}", value, "a number in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    embedding_dim: int = 32
+    # Every layer but the last returns sequences: the builder sets that, never the user.
+    layers: tuple[LayerConfig, ...] = (LayerConfig(type="simple_rnn"),)
+
+    def check(self, where: str) -> None:
+        _require(self.embedding_dim >= 1, f"{where}.embedding_dim", self.embedding_dim, "an integer >= 1")
+        _require(len(self.layers) >= 1, f"{where}.layers", [], "a list of at least one layer")
+        for i, layer in enumerate(self.layers):
+            layer.check(f"{where}.layers[{i}]")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    patience: int | None = None  # epochs without a better val_accuracy before stopping; null: off
+    restore_best: bool = True  # model.keras and the test metrics use the best epoch
+
+    def check(self, where: str) -> None:
+        _require(self.patience is None or self.patience >= 1, f"{where}.patience", self.patience,
+                 "an integer >= 1, or null to turn early stopping off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
+    learning_rate: float = 0.001
+    batch_size: int = 32
+    epochs: int = 10
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    seed: int = 42  # weight initialisation and batch order
+
+    def check(self, where: str) -> None:
+        _require(self.learning_rate > 0, f"{where}.learning_rate", self.learning_rate, "a number > 0")
+        _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
+        _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
+        self.early_stopping.check(f"{where}.early_stopping")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "run"  # names the run folder; defaults to the config file's stem
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def check(self) -> None:
+        self.data.check("data")
+        self.model.check("model")
+        self.train.check("train")
+
+
+def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
+    """Read a YAML config, apply `KEY=VALUE` overrides and check everything.
+
+    Args:
+        path: the YAML file.
+        overrides: dotted `section.key=value` strings; values are parsed as YAML scalars.
+
+    Returns:
+        The frozen, checked Config.
+
+    Raises:
+        ConfigError: one line naming the file, the key and what is allowed.
+    """
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    return config_from_dict(raw, overrides, source=str(path))
+
+
+def read_yaml(path: Path) -> dict:
+    """The YAML mapping in `path`, or a ConfigError naming the file (and line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config file ({err})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config is a mapping with sections data, model, train; "
+                          f"got {type(raw).__name__}")
+    return raw
+
+
+def config_from_dict(raw: dict, overrides=(), source: str = "config") -> Config:
+    """Build and check a Config from a plain mapping plus `KEY=VALUE` overrides."""
+    raw = dict(raw)
+    for item in overrides:
+        apply_override(raw, item)
+    try:
+        config = _build(Config, raw, "")
+        config.check()
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return config
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Set a dotted key (`train.epochs=3`, `model.layers.0.units=64`) in a raw mapping."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = _child(node, part)
+        if child is None:
+            child = {}
+            _set_child(node, part, child, parts[: depth + 1])
+        elif isinstance(child, (dict, list)):
+            # Copy on the way down so the caller's mapping is never changed.
+            child = dict(child) if isinstance(child, dict) else list(child)
+            _set_child(node, part, child, parts[: depth + 1])
+        else:
+            raise ConfigError(f"--set {key}: {'.'.join(parts[: depth + 1])} is not a section")
+        node = child
+    _set_child(node, parts[-1], value, parts)
+
+
+def to_dict(config: Config) -> dict:
+    """The config as plain data, ready for `yaml.safe_dump` (tuples become lists)."""
+    return _plain(dataclasses.asdict(config))
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _child(node, part: str):
+    if isinstance(node, list):
+        return node[int(part)] if part.isdigit() and int(part) < len(node) else None
+    return node.get(part)
+
+
+def _set_child(node, part: str, value, parts: list[str]) -> None:
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise ConfigError(f"--set {'.'.join(parts)}: index {part} is outside the list "
+                              f"of {len(node)} item(s)")
+        node[int(part)] = value
+    else:
+        node[part] = value
+
+
+def _build(cls, raw, where: str):
+    """Instantiate dataclass `cls` from mapping `raw`, checking keys and types."""
+    label = where or "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a mapping of keys, got {_describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(names)}"
+            raise ConfigError(f"unknown key '{_join(where, key)}'{hint}")
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in raw]
+    if missing:
+        raise ConfigError(f"'{_join(where, missing[0])}' is required")
+    values = {key: _convert(hints[key], value, _join(where, key)) for key, value in raw.items()}
+    return cls(**values)
+
+
+def _convert(hint, value, where: str):
+    """Check `value` against type `hint` and return it in the dataclass' own form."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if origin is Literal:
+        if value not in args:
+            if where.endswith(".type"):
+                raise ConfigError(f"{where}: unknown layer type {value!r}; allowed: {', '.join(args)}")
+            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {_describe(value)}")
+        return tuple(_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")
+
+
+def _require(ok: bool, where: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: {value!r} is out of range; expected {allowed}")
+
+
+def _join(where: str, key) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}"

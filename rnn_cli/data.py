@@ -1,0 +1,341 @@
+"""IMDB reviews to padded integer sequences, from Keras' download or an aclImdb folder/archive.
+
+Index conventions are Keras': 0 pads, 1 starts every review, 2 stands for a word outside the
+vocabulary, and words take 3, 4, ... by falling frequency in the training split. A vocabulary of
+`num_words` counts those three reserved indices, so every index is below `num_words`.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import re
+import tarfile
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from rnn_cli.config import DataConfig
+from rnn_cli.errors import DataError
+from rnn_cli.runs import write_atomic
+
+PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
+SPLITS = ("train", "test")
+LABELS = {"neg": 0, "pos": 1}
+# Bump when tokenise() changes: it is part of the cache key.
+TOKENIZER_VERSION = 1
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+# Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words of a review, with `<br />` and punctuation removed."""
+    return _WORD.findall(_BREAK.sub(" ", text).lower())
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """Variable-length reviews stored flat: review i is tokens[offsets[i]:offsets[i + 1]]."""
+
+    tokens: np.ndarray  # int32
+    offsets: np.ndarray  # int64, len(labels) + 1
+    labels: np.ndarray  # int8, 0 negative, 1 positive
+
+    @classmethod
+    def from_lists(cls, sequences, labels) -> Reviews:
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tokens = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
+        return cls(tokens, offsets, np.asarray(labels, dtype=np.int8))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, indices: np.ndarray) -> Reviews:
+        """The reviews at `indices`, in that order."""
+        lengths = self.lengths[indices]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+        tokens = self.tokens[np.repeat(self.offsets[:-1][indices], lengths) + within]
+        return Reviews(tokens, offsets, self.labels[indices])
+
+    def mapped(self, lookup: np.ndarray) -> Reviews:
+        """The same reviews with every token t replaced by lookup[t]."""
+        return Reviews(lookup[self.tokens].astype(np.int32), self.offsets, self.labels)
+
+    def padded(self, maxlen: int, padding: str = "pre", truncating: str = "pre") -> np.ndarray:
+        """An (n, maxlen) int32 matrix, as `keras.utils.pad_sequences` would make it."""
+        n, lengths = len(self), self.lengths
+        kept = np.minimum(lengths, maxlen)
+        src = self.offsets[:-1] + (lengths - kept if truncating == "pre" else 0)
+        dst = maxlen - kept if padding == "pre" else np.zeros(n, dtype=np.int64)
+        rows = np.repeat(np.arange(n), kept)
+        within = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+        out = np.full((n, maxlen), PAD, dtype=np.int32)
+        out[rows, dst[rows] + within] = self.tokens[src[rows] + within]
+        return out
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words a model knows: words[i] has index i + FIRST_WORD."""
+
+    words: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Indices in use, reserved ones included: the Embedding needs at least this many rows."""
+        return len(self.words) + FIRST_WORD
+
+    def index(self) -> dict[str, int]:
+        return {word: i + FIRST_WORD for i, word in enumerate(self.words)}
+
+    def encode(self, text: str) -> tuple[np.ndarray, int]:
+        """The token ids of `text` (START first) and how many of its words are known."""
+        index = self.index()
+        ids = [index.get(word, OOV) for word in tokenize(text)]
+        known = sum(i != OOV for i in ids)
+        return np.asarray([START, *ids], dtype=np.int32), known
+
+    def save(self, path: Path) -> None:
+        payload = {"tokenizer_version": TOKENIZER_VERSION, "pad": PAD, "start": START, "oov": OOV,
+                   "first_word": FIRST_WORD, "words": list(self.words)}
+        write_atomic(path, json.dumps(payload, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        try:
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: cannot read the vocabulary ({err})") from None
+        return cls(tuple(payload["words"]))
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Every review of a source, encoded by the word ranks of its training split."""
+
+    words: tuple[str, ...]  # all training words, most frequent first: words[i] is index i + 3
+    train: Reviews
+    test: Reviews
+    source: str
+    skipped: int = 0  # reviews that could not be read (not UTF-8)
+
+    def encoded(self, vocabulary: Vocabulary) -> tuple[Reviews, Reviews]:
+        """Train and test re-encoded with `vocabulary`; words it lacks become OOV."""
+        index = vocabulary.index()
+        lookup = np.array([PAD, START, OOV] + [index.get(w, OOV) for w in self.words], dtype=np.int32)
+        return self.train.mapped(lookup), self.test.mapped(lookup)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What training needs: reviews split three ways, and the vocabulary that encoded them."""
+
+    train: Reviews
+    val: Reviews
+    test: Reviews
+    vocabulary: Vocabulary
+    source: str
+    skipped: int
+    load_seconds: float
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test),
+                "vocabulary": self.vocabulary.size, "skipped": self.skipped}
+
+
+def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Splits:
+    """Load IMDB as the config says, split off validation, and apply `limit`.
+
+    Args:
+        config: the data section of the run's config.
+        vocabulary: encode with this one (a trained run's) instead of the corpus' own top words.
+
+    Returns:
+        Train, validation and test reviews plus their vocabulary.
+
+    Raises:
+        DataError: the source is missing, corrupt, of the wrong layout, or needs a network.
+    """
+    started = time.perf_counter()
+    corpus = load_keras_corpus(config.num_words) if config.source == "keras" else load_aclimdb(config.path)
+    if vocabulary is None:
+        vocabulary = Vocabulary(corpus.words[: max(config.num_words - FIRST_WORD, 0)])
+    train, test = corpus.encoded(vocabulary)
+    rng = np.random.default_rng(config.seed)
+    if config.limit is not None:
+        train = train.take(balanced_sample(train.labels, config.limit, rng))
+        test = test.take(balanced_sample(test.labels, config.limit, rng))
+    # The sources are sorted by label: a plain "last 20%" would be all one class.
+    order = rng.permutation(len(train))
+    n_val = int(round(len(train) * config.validation_split))
+    return Splits(train=train.take(order[n_val:]), val=train.take(order[:n_val]), test=test,
+                  vocabulary=vocabulary, source=corpus.source, skipped=corpus.skipped,
+                  load_seconds=time.perf_counter() - started)
+
+
+def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of n reviews, half of each class (as far as each class has enough), sorted."""
+    picks = []
+    for label, want in ((0, n // 2), (1, n - n // 2)):
+        members = np.flatnonzero(labels == label)
+        picks.append(rng.choice(members, size=min(want, len(members)), replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def load_keras_corpus(num_words: int) -> Corpus:
+    """IMDB as Keras ships it (downloaded once into ~/.keras/datasets)."""
+    import keras
+
+    try:
+        # index_from=2 puts the most frequent word at 3, the same convention as aclimdb.
+        (x_train, y_train), (x_test, y_test) = keras.datasets.imdb.load_data(
+            num_words=num_words, index_from=FIRST_WORD - 1)
+        word_index = keras.datasets.imdb.get_word_index()
+    except Exception as err:  # Keras reports a failed download as a bare Exception.
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(
+            f"could not load IMDB through Keras ({first}); without network, point at a local copy "
+            f"of the official dataset: --data PATH/aclImdb_v1.tar.gz (or an extracted aclImdb folder)"
+        ) from None
+    words = tuple(sorted(word_index, key=word_index.get))
+    return Corpus(words, Reviews.from_lists(x_train, y_train), Reviews.from_lists(x_test, y_test),
+                  source="keras")
+
+
+def load_aclimdb(path: str | Path) -> Corpus:
+    """The official Large Movie Review Dataset, as a folder or .tar.gz, through a disk cache."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or "
+                        f"aclImdb_v1.tar.gz")
+    cache_file = cache_dir() / f"aclimdb-{_fingerprint(path)}.npz"
+    if cache_file.exists():
+        try:
+            return _read_cache(cache_file, path)
+        except (OSError, ValueError, KeyError, zlib.error):
+            cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, not fatal
+    texts, skipped = _read_reviews(path)
+    corpus = build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped)
+    _write_cache(cache_file, corpus)
+    return corpus
+
+
+def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: int = 0) -> Corpus:
+    """Tokenise every review and rank words by training-split frequency (ties alphabetical)."""
+    tokenized = {split: [tokenize(text) for text, _ in texts[split]] for split in SPLITS}
+    counts = collections.Counter(word for review in tokenized["train"] for word in review)
+    words = tuple(sorted(counts, key=lambda w: (-counts[w], w)))
+    index = {word: i + FIRST_WORD for i, word in enumerate(words)}
+    reviews = {
+        split: Reviews.from_lists(
+            [[START, *(index.get(w, OOV) for w in review)] for review in tokenized[split]],
+            [label for _, label in texts[split]])
+        for split in SPLITS
+    }
+    return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped)
+
+
+def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], int]:
+    """(text, label) pairs per split in a stable order, and how many were not UTF-8."""
+    found = {(split, label): [] for split in SPLITS for label in LABELS}
+    skipped = 0
+    for split, label, name, raw in _iter_files(path):
+        try:
+            found[split, label].append((name, raw.decode("utf-8")))
+        except UnicodeDecodeError:
+            skipped += 1
+    for (split, label), items in found.items():
+        if not items:
+            raise DataError(f"{path}: no reviews in {split}/{label}; expected the aclImdb layout "
+                            f"train/pos, train/neg, test/pos, test/neg with one .txt per review")
+    texts = {split: [(text, LABELS[label]) for label in LABELS
+                     for _, text in sorted(found[split, label])] for split in SPLITS}
+    return texts, skipped
+
+
+def _iter_files(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    if path.is_dir():
+        yield from _iter_folder(path)
+    else:
+        yield from _iter_archive(path)
+
+
+def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+    for split in SPLITS:
+        for label in LABELS:
+            folder = root / split / label
+            if not folder.is_dir():
+                raise DataError(f"{path}: missing folder {split}/{label}; expected the aclImdb "
+                                f"layout train/pos, train/neg, test/pos, test/neg")
+            for file in folder.glob("*.txt"):
+                yield split, label, file.name, file.read_bytes()
+
+
+def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    """Stream review files out of a tar archive; nothing is ever extracted to disk."""
+    try:
+        with tarfile.open(path, mode="r:*") as archive:
+            for member in archive:
+                match = _MEMBER.search(member.name)
+                if match and member.isfile():
+                    yield match[1], match[2], match[3], archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
+
+
+def cache_dir() -> Path:
+    """Where encoded corpora are kept: $RNN_CLI_CACHE, else the user's cache folder."""
+    if os.environ.get("RNN_CLI_CACHE"):
+        return Path(os.environ["RNN_CLI_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rnn-cli"
+
+
+def _fingerprint(path: Path) -> str:
+    """A key that changes when the source or the tokeniser does."""
+    path = path.resolve()
+    if path.is_dir():
+        files = sorted(path.rglob("*.txt"))
+        parts = [f"{f.relative_to(path)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    else:
+        stat = path.stat()
+        parts = [f"{stat.st_size}:{stat.st_mtime_ns}"]
+    text = "\n".join([str(path), f"tokenizer={TOKENIZER_VERSION}", *parts])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write_cache(file: Path, corpus: Corpus) -> None:
+    arrays = {"words": np.array(corpus.words, dtype=str), "skipped": np.array(corpus.skipped)}
+    for split in SPLITS:
+        reviews = getattr(corpus, split)
+        arrays |= {f"{split}_tokens": reviews.tokens, f"{split}_offsets": reviews.offsets,
+                   f"{split}_labels": reviews.labels}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=file.parent, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, **arrays)
+    os.replace(tmp.name, file)
+
+
+def _read_cache(file: Path, path: Path) -> Corpus:
+    with np.load(file, allow_pickle=False) as z:
+        reviews = {split: Reviews(z[f"{split}_tokens"], z[f"{split}_offsets"], z[f"{split}_labels"])
+                   for split in SPLITS}
+        return Corpus(tuple(z["words"].tolist()), reviews["train"], reviews["test"],
+                      source=f"aclimdb:{path.resolve()}", skipped=int(z["skipped"]))
+

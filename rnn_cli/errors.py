@@ -1,0 +1,13 @@
+"""Errors a user can fix: the CLI prints their one-line message and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input: a config, a path, an option. The message names it and what is allowed."""
+
+
+class ConfigError(UserError):
+    """A config file or `--set` override that does not check out."""
+
+
+class DataError(UserError):
+    """A data source that cannot be read: missing, corrupt, wrong layout, no network."""

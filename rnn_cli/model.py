@@ -1,0 +1,58 @@
+"""Embedding -> stacked recurrent layers -> Dense(1, sigmoid), built from the model config."""
+
+from __future__ import annotations
+
+import keras
+
+from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
+
+RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+              "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+
+
+def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False) -> keras.Model:
+    """The classifier; inputs are (batch, time) token ids of any length.
+
+    Args:
+        config: the model section.
+        num_words: rows of the embedding (the vocabulary cap, reserved indices included).
+        mask_zero: let padding (index 0) be skipped by the recurrent layers.
+    """
+    inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero,
+                               name="embedding")(inputs)
+    last = len(config.layers) - 1
+    for i, layer in enumerate(config.layers):
+        x = recurrent_layer(layer, return_sequences=i < last, name=f"{layer.type}_{i}")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
+
+
+def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str) -> keras.layers.Layer:
+    """One recurrent layer, wrapped in Bidirectional when asked."""
+    layer = RECURRENT[config.type](
+        config.units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
+        return_sequences=return_sequences, name=name)
+    if config.bidirectional:
+        return keras.layers.Bidirectional(layer, name=f"bidirectional_{name}")
+    return layer
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    """Binary cross-entropy with the configured optimizer; accuracy as the metric."""
+    optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+
+
+def parameters_before_head(model: keras.Model) -> int:
+    """Parameters of everything but the Dense head: the figure the book quotes."""
+    return model.count_params() - model.get_layer("head").count_params()
+
+
+def summary_text(model: keras.Model) -> str:
+    """Keras' model summary as plain text, with the book's "before the head" count added."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=78)
+    lines.append(f" Parameters before the Dense head: {parameters_before_head(model):,}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"

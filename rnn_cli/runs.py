@@ -1,0 +1,110 @@
+"""Run folders and the files in them. One writer per file; every write is atomic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from rnn_cli.errors import UserError
+
+RUNS_ROOT = Path("runs")
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+# The files of a run folder, by role.
+CONFIG = "config.yaml"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+MODEL = "model.keras"
+CHECKPOINT = "checkpoint.keras"  # the last finished epoch, optimizer state included
+BEST_WEIGHTS = "best.weights.h5"  # the epoch with the best val_accuracy so far
+VOCABULARY = "vocab.json"
+SUMMARY = "summary.txt"
+RUN_RECORD = "run.json"
+METRICS = "metrics.json"
+EVAL = "eval.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text through a temporary file and a rename, so a reader never sees half a file."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False, encoding="utf-8", newline="") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def write_json(path: Path, payload) -> None:
+    write_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read ({err})") from None
+
+
+def write_history(run_dir: Path, rows: list[dict]) -> None:
+    """history.csv and history.json, one row per finished epoch."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(run_dir / HISTORY_CSV, buffer.getvalue())
+    write_json(run_dir / HISTORY_JSON, rows)
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / HISTORY_JSON
+    return read_json(path) if path.exists() else []
+
+
+def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
+    """A fresh `root/<name>-<timestamp>` folder; a suffix keeps it from reusing one that exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = root / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"{root}: cannot find a free run folder name for {name}-{stamp}")
+
+
+def claim_run_dir(path: Path) -> Path:
+    """Use `path` for a new run; refuse one that already holds files."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f"--run-dir {path}: already exists and is not empty; pick a new folder, "
+                        f"or add --resume to continue the run in it")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def newest_run(root: Path = RUNS_ROOT, needs: str = CONFIG) -> Path:
+    """The most recently started run under `root` that has the file `needs`."""
+    runs = [p for p in root.glob("*/") if (p / needs).exists()] if root.is_dir() else []
+    if not runs:
+        raise UserError(f"no run with {needs} under {root}/; train one with `rnn train`, "
+                        f"or name one with --run DIR")
+    return max(runs, key=lambda p: ((p / CONFIG).stat().st_mtime, p.name))
+
+
+class RunRecord:
+    """run.json: what ran, where, on what data, how long, and how it ended."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / RUN_RECORD
+        self.fields: dict = read_json(self.path) if self.path.exists() else {}
+
+    def update(self, **fields) -> None:
+        self.fields.update(fields)
+        write_json(self.path, self.fields)

@@ -1,0 +1,185 @@
+"""Train a config into a run folder: history after every epoch, resumable, then test metrics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from rnn_cli import __version__, runs
+from rnn_cli.config import Config, TrainConfig, dump_config
+from rnn_cli.data import Splits, Vocabulary, load_imdb
+from rnn_cli.device import select_device
+from rnn_cli.evaluate import evaluate_model
+from rnn_cli.model import build_model, compile_model, parameters_before_head, summary_text
+from rnn_cli.progress import Progress, epoch_line
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    history: list[dict]
+    best_epoch: int | None  # 1-based epoch with the best val_accuracy
+    metrics: dict  # test-set metrics of the saved model
+    device: str
+
+
+def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
+          echo: Callable[[str], None] = print, progress: bool | None = None,
+          callbacks: tuple = ()) -> TrainResult:
+    """Train `config` into `run_dir`, or continue the run there with `resume`.
+
+    Args:
+        config: the checked config (on resume, the run's own).
+        run_dir: an empty folder for a new run, the run's folder on resume.
+        device: "auto", "cpu" or "gpu".
+        resume: continue from the run's last finished epoch, optimizer state included.
+        echo: where per-epoch lines go (a no-op for --quiet).
+        progress: draw tqdm bars; None means only when stderr is a terminal.
+        callbacks: extra Keras callbacks (tests use one to interrupt a run).
+
+    Returns:
+        The history, best epoch and test metrics; every file is already in `run_dir`.
+    """
+    used_device = select_device(device)
+    history = runs.read_history(run_dir) if resume else []
+    record = runs.RunRecord(run_dir)
+    if not resume:
+        runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
+    # A different seed per resumed start, so a continued run does not replay epoch 1's order.
+    keras.utils.set_random_seed(config.train.seed + len(history))
+
+    vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
+    splits = load_imdb(config.data, vocabulary)
+    if not resume:
+        splits.vocabulary.save(run_dir / runs.VOCABULARY)
+    model = restore_or_build(config, run_dir, resume)
+    runs.write_atomic(run_dir / runs.SUMMARY, summary_text(model))
+    record.update(status="running", device=used_device, seed=config.train.seed,
+                  data={"source": splits.source, "sizes": splits.sizes()},
+                  parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
+                  versions=versions(), started=record.fields.get("started", timestamp()),
+                  timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
+
+    x_train, x_val, x_test = (padded(reviews, config) for reviews in (splits.train, splits.val, splits.test))
+    recorder = RunRecorder(run_dir, config.train, history, echo)
+    steps = -(-len(x_train) // config.train.batch_size)
+    bars = [Progress(steps, config.train.epochs)] if (Progress.wanted() if progress is None else progress) else []
+    started = time.perf_counter()
+    try:
+        if len(history) < config.train.epochs and not recorder.patience_exhausted():
+            model.fit(x_train, splits.train.labels, batch_size=config.train.batch_size,
+                      epochs=config.train.epochs, initial_epoch=len(history),
+                      validation_data=(x_val, splits.val.labels), shuffle=True, verbose=0,
+                      callbacks=[*bars, recorder, *callbacks])
+    except KeyboardInterrupt:
+        record.update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
+        raise
+    except Exception as err:
+        record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
+        raise
+    train_seconds = time.perf_counter() - started
+
+    if config.train.early_stopping.restore_best and (run_dir / runs.BEST_WEIGHTS).exists():
+        model.load_weights(run_dir / runs.BEST_WEIGHTS)
+    save_model(model, run_dir / runs.MODEL)
+    started = time.perf_counter()
+    metrics = evaluate_model(model, x_test, splits.test.labels)
+    runs.write_json(run_dir / runs.METRICS, metrics)
+    timings = record.fields.get("timings", {})
+    record.update(status="finished", finished=timestamp(), epochs_done=len(history),
+                  best_epoch=recorder.best_epoch(), stopped_early=recorder.stopped_early,
+                  timings={**timings, "train_seconds": timings.get("train_seconds", 0.0) + train_seconds,
+                           "eval_seconds": time.perf_counter() - started})
+    return TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+
+
+def restore_or_build(config: Config, run_dir: Path, resume: bool) -> keras.Model:
+    """The checkpoint of the last finished epoch on resume, else a fresh compiled model."""
+    checkpoint = run_dir / runs.CHECKPOINT
+    if resume and checkpoint.exists():
+        return keras.saving.load_model(checkpoint)
+    model = build_model(config.model, config.data.num_words)
+    compile_model(model, config.train)
+    return model
+
+
+def padded(reviews, config: Config) -> np.ndarray:
+    return reviews.padded(config.data.maxlen, config.data.padding, config.data.truncating)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """model.save through a temporary name (Keras wants the suffix) and a rename."""
+    tmp = path.with_name(f".{path.stem}.tmp{''.join(path.suffixes)}")
+    if path.name.endswith(".weights.h5"):
+        model.save_weights(tmp)
+    else:
+        model.save(tmp)
+    os.replace(tmp, path)
+
+
+LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """After every epoch: checkpoint, best weights, history files, one printed line, early stop.
+
+    Early stopping is derived from the history itself, so a resumed run stops exactly where an
+    uninterrupted one would.
+    """
+
+    def __init__(self, run_dir: Path, config: TrainConfig, history: list[dict], echo):
+        super().__init__()
+        self.run_dir, self.config, self.history, self.echo = run_dir, config, history, echo
+        self.stopped_early = False
+        self.epoch_started = 0.0
+
+    def best_epoch(self) -> int | None:
+        if not self.history:
+            return None
+        best = max(range(len(self.history)), key=lambda i: (self.history[i]["val_accuracy"], -i))
+        return self.history[best]["epoch"]
+
+    def patience_exhausted(self) -> bool:
+        patience = self.config.early_stopping.patience
+        best = self.best_epoch()
+        return patience is not None and best is not None and len(self.history) - best >= patience
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        row = {"epoch": epoch + 1, **{key: round(float(logs[key]), 6) for key in LOGGED},
+               "learning_rate": float(f"{float(learning_rate):.6g}"),
+               "seconds": round(time.perf_counter() - self.epoch_started, 3)}
+        self.history.append(row)
+        # Checkpoint before history: the history never claims an epoch the checkpoint lacks.
+        save_model(self.model, self.run_dir / runs.CHECKPOINT)
+        if self.best_epoch() == row["epoch"]:
+            save_model(self.model, self.run_dir / runs.BEST_WEIGHTS)
+        runs.write_history(self.run_dir, self.history)
+        self.echo(epoch_line(row, self.config.epochs))
+        if self.patience_exhausted():
+            self.model.stop_training = True
+            self.stopped_early = True
+            self.echo(f"early stopping: no better val_accuracy for {self.config.early_stopping.patience} "
+                      f"epoch(s); best was epoch {self.best_epoch()}")
+
+
+def versions() -> dict:
+    import tensorflow as tf
+
+    return {"rnn_cli": __version__, "python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
