@@ -1,0 +1,99 @@
+"""Tiny made-up IMDB-layout data and a tiny config, so tests run fast and offline."""
+
+from __future__ import annotations
+
+import os
+import random
+import tarfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant", "moving"]
+NEGATIVE = ["awful", "boring", "terrible", "hated", "dull", "waste"]
+FILLER = ["the", "movie", "was", "and", "plot", "actors", "film", "a", "story", "it"]
+
+TINY_CONFIG = """\
+data:
+  num_words: 40
+  maxlen: 24
+model:
+  embedding_dim: 8
+  layers:
+    - {type: simple_rnn, units: 8}
+train:
+  optimizer: adam
+  learning_rate: 0.01
+  batch_size: 16
+  epochs: 2
+"""
+
+
+def make_review(rng: random.Random, label: str) -> str:
+    """A dozen or so filler words with a few sentiment words: learnable, but not trivially."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(6, 30))]
+    signal = POSITIVE if label == "pos" else NEGATIVE
+    for _ in range(rng.randint(2, 4)):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(signal))
+    words[0] = words[0].capitalize()
+    return " ".join(words[:5]) + ", " + " ".join(words[5:10]) + ".<br /><br />" + " ".join(words[10:]) + "!"
+
+
+def write_aclimdb(root: Path, per_class: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """An aclImdb folder: root/aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt."""
+    per_class = per_class or {"train": 40, "test": 20}
+    rng = random.Random(seed)
+    for split, count in per_class.items():
+        for label in ("pos", "neg"):
+            folder = root / "aclImdb" / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                rating = rng.randint(7, 10) if label == "pos" else rng.randint(1, 4)
+                (folder / f"{i}_{rating}.txt").write_text(make_review(rng, label), encoding="utf-8")
+    return root / "aclImdb"
+
+
+def write_archive(folder: Path, archive: Path) -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="aclImdb")
+    return archive
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own encoded-data cache."""
+    monkeypatch.setenv("RNN_CLI_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def imdb_folder(tmp_path_factory) -> Path:
+    return write_aclimdb(tmp_path_factory.mktemp("imdb"))
+
+
+@pytest.fixture(scope="session")
+def imdb_archive(imdb_folder, tmp_path_factory) -> Path:
+    return write_archive(imdb_folder, tmp_path_factory.mktemp("archive") / "aclImdb_v1.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("configs") / "tiny.yaml"
+    path.write_text(TINY_CONFIG, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
+    """One finished tiny run, shared by the eval and predict tests."""
+    from click.testing import CliRunner
+
+    from rnn_cli.cli import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    os.environ["RNN_CLI_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    result = CliRunner().invoke(main, ["train", "--config", str(tiny_config), "--data", str(imdb_archive),
+                                       "--run-dir", str(run_dir), "--epochs", "3", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return run_dir
