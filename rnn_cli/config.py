@@ -159,7 +159,8 @@ def read_yaml(path: Path) -> dict:
 
 def config_from_dict(raw: dict, overrides=(), source: str = "config") -> Config:
     """Build and check a Config from a plain mapping plus `KEY=VALUE` overrides."""
-    raw = dict(raw)
+    # Overrides see the defaults too, so `--set model.layers.0.units=64` works on any file.
+    raw = _merged(to_dict(Config()), raw)
     for item in overrides:
         apply_override(raw, item)
     try:
@@ -203,6 +204,15 @@ def to_dict(config: Config) -> dict:
 
 def dump_config(config: Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """`top` laid over `base`, mapping by mapping; lists and scalars in `top` replace."""
+    merged = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both else value
+    return merged
 
 
 def _plain(value):

@@ -18,7 +18,7 @@ FILLER = ["the", "movie", "was", "and", "plot", "actors", "film", "a", "story", 
 TINY_CONFIG = """\
 data:
   num_words: 40
-  maxlen: 24
+  maxlen: 40
 model:
   embedding_dim: 8
   layers:
@@ -26,7 +26,7 @@ model:
 train:
   optimizer: adam
   learning_rate: 0.01
-  batch_size: 16
+  batch_size: 8
   epochs: 2
 """
 
@@ -43,7 +43,7 @@ def make_review(rng: random.Random, label: str) -> str:
 
 def write_aclimdb(root: Path, per_class: dict[str, int] | None = None, seed: int = 0) -> Path:
     """An aclImdb folder: root/aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt."""
-    per_class = per_class or {"train": 40, "test": 20}
+    per_class = per_class or {"train": 100, "test": 25}
     rng = random.Random(seed)
     for split, count in per_class.items():
         for label in ("pos", "neg"):
@@ -92,7 +92,6 @@ def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
     from rnn_cli.cli import main
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    os.environ["RNN_CLI_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     result = CliRunner().invoke(main, ["train", "--config", str(tiny_config), "--data", str(imdb_archive),
                                        "--run-dir", str(run_dir), "--epochs", "3", "--device", "cpu"])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,27 @@
+# make train   trains the default config (creates .venv on first use)
+# make test    runs the test suite (likewise)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= configs/simple_rnn.yaml
+# DATA: an aclImdb folder or aclImdb_v1.tar.gz; empty means Keras' own download.
+DATA   ?=
+
+.PHONY: install train test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+train: install
+	$(BIN)/rnn train --config $(CONFIG) $(if $(DATA),--data $(DATA))
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

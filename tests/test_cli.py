@@ -1,0 +1,260 @@
+"""The commands end to end on tiny data, through click's CliRunner."""
+
+import csv
+import json
+
+import keras
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rnn_cli import runs
+from rnn_cli.cli import main
+from rnn_cli.config import load_config
+from rnn_cli.train import RunRecorder, train
+
+RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras",
+             "vocab.json", "summary.txt", "run.json", "metrics.json"}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def tiny_train(run_dir, tiny_config, imdb_archive, *extra):
+    return invoke("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", run_dir,
+                  "--device", "cpu", *extra)
+
+
+def test_train_writes_every_run_file(trained_run, imdb_archive):
+    assert RUN_FILES <= {p.name for p in trained_run.iterdir()}
+    assert not [p for p in trained_run.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")]
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 3 and config["data"]["source"] == "aclimdb"
+    assert config["data"]["path"] == str(imdb_archive.resolve())
+
+    rows = list(csv.DictReader((trained_run / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == list(runs.HISTORY_COLUMNS)
+    history = json.loads((trained_run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all(0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0 for row in history)
+    assert history[0]["learning_rate"] == pytest.approx(0.01)
+
+    record = json.loads((trained_run / "run.json").read_text())
+    assert record["status"] == "finished" and record["device"] == "cpu" and record["seed"] == 42
+    assert record["data"]["sizes"] == {"train": 160, "val": 40, "test": 50, "vocabulary": 25, "skipped": 0}
+    assert {"tensorflow", "keras", "python"} <= set(record["versions"])
+    assert record["timings"]["train_seconds"] > 0 and record["epochs_done"] == 3
+
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["reviews"] == 50 and 0 <= metrics["accuracy"] <= 1
+    assert "Parameters before the Dense head" in (trained_run / "summary.txt").read_text()
+    assert len(json.loads((trained_run / "vocab.json").read_text())["words"]) == 22  # every word of the tiny data fits under num_words 40
+
+
+def test_tiny_model_learns_the_signal(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.75, metrics
+
+
+def test_output_is_one_line_per_epoch_without_a_terminal(tmp_path, tiny_config, imdb_archive):
+    result = tiny_train(tmp_path / "run", tiny_config, imdb_archive)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
+    assert lines[-1].startswith("test accuracy ")
+    assert "\r" not in result.output  # no progress-bar redraws in a log
+
+
+def test_quiet_prints_only_the_result(tmp_path, tiny_config, imdb_archive):
+    result = tiny_train(tmp_path / "run", tiny_config, imdb_archive, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert result.output.startswith("test accuracy ")
+
+
+def test_same_seed_gives_the_same_history(tmp_path, tiny_config, imdb_archive):
+    histories = []
+    for name in ("a", "b"):
+        assert tiny_train(tmp_path / name, tiny_config, imdb_archive).exit_code == 0
+        rows = runs.read_history(tmp_path / name)
+        histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in rows])
+    assert histories[0] == histories[1]
+    result = tiny_train(tmp_path / "c", tiny_config, imdb_archive, "--set", "train.seed=7")
+    assert result.exit_code == 0
+    other = [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(tmp_path / "c")]
+    assert other != histories[0]
+
+
+class InterruptInEpoch(keras.callbacks.Callback):
+    """Ctrl-C in the middle of an epoch, as a user would press it."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny_config, imdb_archive):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=4"])
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run_dir, device="cpu", echo=lambda line: None, callbacks=(InterruptInEpoch(2),))
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 2 * 20
+    before = runs.read_history(run_dir)
+
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    history = runs.read_history(run_dir)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[:2] == before  # finished epochs are kept as they were
+    assert "epoch 3/4" in result.output and "epoch 1/4" not in result.output
+    # Optimizer state went on from the checkpoint: 20 steps an epoch (160 reviews, batch 8).
+    assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 4 * 20
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+    more = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "5", "--device", "cpu")
+    assert more.exit_code == 0, more.output
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2, 3, 4, 5]
+
+
+def test_early_stopping_counts_patience_from_the_history(tmp_path):
+    from rnn_cli.config import TrainConfig, EarlyStoppingConfig
+
+    history = [{"epoch": e, "val_accuracy": a} for e, a in enumerate([0.6, 0.8, 0.7, 0.8], start=1)]
+    recorder = RunRecorder(tmp_path, TrainConfig(early_stopping=EarlyStoppingConfig(patience=2)),
+                           history, print)
+    assert recorder.best_epoch() == 2  # ties keep the earlier epoch, as Keras' EarlyStopping does
+    assert recorder.patience_exhausted()
+    recorder.history = history[:3]
+    assert not recorder.patience_exhausted()
+
+
+def test_restore_best_saves_the_best_epoch_as_the_model(tmp_path, tiny_config, imdb_archive):
+    result = tiny_train(tmp_path / "run", tiny_config, imdb_archive, "--epochs", "4",
+                        "--set", "train.early_stopping.restore_best=true", "--set", "train.learning_rate=0.05")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "run"
+    history = runs.read_history(run_dir)
+    best = max(history, key=lambda r: (r["val_accuracy"], -r["epoch"]))
+    assert json.loads((run_dir / "run.json").read_text())["best_epoch"] == best["epoch"]
+    model = keras.saving.load_model(run_dir / "model.keras")
+    last = keras.saving.load_model(run_dir / "checkpoint.keras")
+    model_weights = [w.numpy() for w in model.weights]
+    model.load_weights(run_dir / "best.weights.h5")
+    assert all((a == b.numpy()).all() for a, b in zip(model_weights, model.weights))
+    differs = any((a != b.numpy()).any() for a, b in zip(model_weights, last.weights))
+    assert differs == (best["epoch"] != len(history))
+
+
+def test_train_never_overwrites_a_run(tmp_path, tiny_config, imdb_archive):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "history.csv").write_text("precious\n")
+    result = tiny_train(tmp_path / "run", tiny_config, imdb_archive)
+    assert result.exit_code == 2
+    assert "already exists" in result.output
+    assert (tmp_path / "run" / "history.csv").read_text() == "precious\n"
+
+
+def test_default_run_folder_is_named_after_the_config(tmp_path, tiny_config, imdb_archive, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        result = invoke("train", "--config", tiny_config, "--data", imdb_archive, "--epochs", "1", "-q")
+        assert result.exit_code == 0, result.output
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all(name.startswith("tiny-") for name in folders)
+
+
+def test_bad_data_is_one_line_exit_2_and_leaves_no_run(tmp_path, tiny_config):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive")
+    result = tiny_train(tmp_path / "run", tiny_config, junk)
+    assert result.exit_code == 2
+    assert "junk.tar.gz: not a readable aclImdb archive" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_gpu_without_a_gpu_is_a_clear_error(tmp_path, tiny_config, imdb_archive):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    result = invoke("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", tmp_path / "r",
+                    "--device", "gpu")
+    assert result.exit_code == 2
+    assert "--device gpu: TensorFlow sees no GPU" in result.output
+
+
+def test_resume_refuses_a_new_config(tmp_path, tiny_config):
+    result = invoke("train", "--resume", "--run-dir", tmp_path, "--config", tiny_config)
+    assert result.exit_code == 2 and "only --epochs may change" in result.output
+
+
+def test_eval_prints_metrics_and_writes_eval_json(trained_run):
+    result = invoke("eval", "--run", trained_run)
+    assert result.exit_code == 0, result.output
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "actual pos"):
+        assert name in result.output
+    written = json.loads((trained_run / "eval.json").read_text())
+    assert written["reviews"] == 50
+    assert written["accuracy"] == pytest.approx(json.loads((trained_run / "metrics.json").read_text())["accuracy"])
+
+
+def test_eval_json_with_limit_and_model_file(trained_run):
+    result = invoke("eval", "--model", trained_run / "model.keras", "--limit", "10", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["reviews"] == 10
+    assert sum(metrics["confusion_matrix"].values()) == 10
+
+
+def test_eval_defaults_to_the_newest_run(trained_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "no run with model.keras under runs/" in invoke("eval").output
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").symlink_to(trained_run)
+    result = invoke("eval", "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_predict_scores_reviews(trained_run):
+    result = invoke("predict", "--run", trained_run, "--json",
+                    "A great, wonderful and moving film. Loved it!", "Boring, dull and awful. A waste.")
+    assert result.exit_code == 0, result.output
+    positive, negative = (json.loads(line) for line in result.output.strip().splitlines())
+    assert positive["label"] == "positive" and negative["label"] == "negative"
+    assert positive["probability"] > 0.5 > negative["probability"]
+
+
+def test_predict_empty_and_unknown_text_get_a_clear_answer(trained_run, tmp_path):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("\nxylophone quasar\nsuperb film\n", encoding="utf-8")
+    result = invoke("predict", "--run", trained_run, "--file", reviews)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip("\n").splitlines()
+    assert len(lines) == 3
+    assert "empty review" in lines[0]
+    assert "no word of this review is in the model's vocabulary" in lines[1]
+    assert lines[2].split()[1] in ("positive", "negative")
+
+
+def test_predict_needs_text(trained_run):
+    result = invoke("predict", "--run", trained_run)
+    assert result.exit_code == 2 and "give review TEXT" in result.output
+
+
+def test_summary_prints_the_book_parameter_count():
+    result = invoke("summary", "--config", "configs/simple_rnn.yaml")
+    assert result.exit_code == 0, result.output
+    assert "Parameters before the Dense head: 322,080" in result.output

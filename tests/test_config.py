@@ -1,0 +1,122 @@
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rnn_cli.cli import main
+from rnn_cli.config import Config, LayerConfig, dump_config, load_config
+from rnn_cli.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def write(tmp_path, text, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["simple_rnn", "stacked_simple_rnn", "lstm"])
+def test_shipped_configs_load(name):
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert config.name == name
+    assert config.data.num_words == 10000 and config.data.maxlen == 500
+    assert config.train.optimizer == "rmsprop"
+
+
+def test_book_settings():
+    simple, stacked, lstm = (load_config(CONFIGS / f"{n}.yaml") for n in ("simple_rnn", "stacked_simple_rnn", "lstm"))
+    assert simple.model.layers == (LayerConfig(type="simple_rnn", units=32),)
+    assert simple.train.batch_size == 32
+    assert stacked.model.layers == (LayerConfig(type="simple_rnn", units=32),) * 4
+    assert lstm.model.layers == (LayerConfig(type="lstm", units=32),)
+    assert lstm.train.batch_size == 128
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path):
+    config = load_config(write(tmp_path, "train: {epochs: 3}\n"))
+    assert config.train.epochs == 3
+    assert config.data.validation_split == 0.2
+    assert config.model == Config().model
+
+
+def test_config_is_frozen(tmp_path):
+    config = load_config(write(tmp_path, "{}\n"))
+    with pytest.raises(Exception):
+        config.train.epochs = 5
+
+
+def test_dump_round_trips(tmp_path):
+    config = load_config(CONFIGS / "stacked_simple_rnn.yaml", ["model.layers.1.units=16"])
+    again = load_config(write(tmp_path, dump_config(config)))
+    assert again == config
+
+
+def test_overrides_with_dotted_keys(tmp_path):
+    path = write(tmp_path, "model:\n  layers:\n    - {type: lstm, units: 32}\n")
+    config = load_config(path, ["train.epochs=3", "data.padding=post", "model.layers.0.bidirectional=true",
+                                "train.early_stopping.patience=2"])
+    assert config.train.epochs == 3
+    assert config.data.padding == "post"
+    assert config.model.layers[0].bidirectional is True
+    assert config.train.early_stopping.patience == 2
+
+
+@pytest.mark.parametrize("text, overrides, expected", [
+    ("train: {epochz: 3}\n", [], "unknown key 'train.epochz'; did you mean 'epochs'?"),
+    ("trian: {}\n", [], "unknown key 'trian'; did you mean 'train'?"),
+    ("train: {epochs: three}\n", [], "train.epochs: expected an integer, got str 'three'"),
+    ("train: {epochs: 0}\n", [], "train.epochs: 0 is out of range; expected an integer >= 1"),
+    ("data: {validation_split: 1.5}\n", [], "data.validation_split: 1.5 is out of range"),
+    ("data: {padding: middle}\n", [], "data.padding: 'middle' is not allowed; allowed: pre, post"),
+    ("model: {layers: [{type: transformer}]}\n", [],
+     "model.layers[0].type: unknown layer type 'transformer'; allowed: simple_rnn, lstm, gru"),
+    ("model: {layers: [{units: 4}]}\n", [], "'model.layers[0].type' is required"),
+    ("model: {layers: []}\n", [], "model.layers"),
+    ("model: {layers: [{type: lstm, dropout: 1.0}]}\n", [], "model.layers[0].dropout: 1.0 is out of range"),
+    ("data: {source: aclimdb}\n", [], "data.path: None is out of range"),
+    ("{}\n", ["train.batch_size=big"], "train.batch_size: expected an integer, got str 'big'"),
+    ("{}\n", ["train.bogus=1"], "unknown key 'train.bogus'"),
+    ("{}\n", ["epochs"], "expected KEY=VALUE"),
+    ("{}\n", ["model.layers.3.units=8"], "index 3 is outside the list"),
+    ("- a\n- b\n", [], "a config is a mapping"),
+])
+def test_bad_configs_name_the_key_and_what_is_allowed(tmp_path, text, overrides, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, overrides)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, "data:\n  num_words: 10\n  maxlen: [1, 2\ntrain: {}\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml, line \d+: malformed YAML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text, args, expected", [
+    ("train: {epochz: 3}\n", [], "did you mean 'epochs'?"),
+    ("model: {layers: [{type: rnn}]}\n", [], "allowed: simple_rnn, lstm, gru"),
+    ("train: [1\n", [], "malformed YAML"),
+    ("{}\n", ["--set", "train.epochs=-1"], "train.epochs: -1 is out of range"),
+])
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path, text, args, expected):
+    path = write(tmp_path, text)
+    for command in (["train", "--config", str(path), *args], ["summary", "--config", str(path), *args]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert expected in result.output
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_cli_missing_config_file(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "missing.yaml: config file not found" in result.output

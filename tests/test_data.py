@@ -1,0 +1,234 @@
+import io
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+
+from rnn_cli import data
+from rnn_cli.config import DataConfig
+from rnn_cli.data import OOV, PAD, START, Reviews, Vocabulary, load_imdb, tokenize
+from rnn_cli.errors import DataError
+from tests.conftest import write_aclimdb, write_archive
+
+
+def acl(path, **fields):
+    return DataConfig(source="aclimdb", path=str(path), **fields)
+
+
+def test_tokenize_lowercases_and_strips_breaks_and_punctuation():
+    text = "A <br />GREAT film!<br/>Don't miss it... (10/10) - really."
+    assert tokenize(text) == ["a", "great", "film", "don't", "miss", "it", "10", "10", "really"]
+    assert tokenize("") == []
+    assert tokenize("!!! ...") == []
+
+
+def test_index_conventions_and_vocabulary_cap(imdb_folder):
+    splits = load_imdb(acl(imdb_folder, num_words=10))
+    words = splits.vocabulary.words
+    assert len(words) == 10 - 3 and splits.vocabulary.size == 10
+    everything = np.concatenate([splits.train.tokens, splits.val.tokens, splits.test.tokens])
+    assert everything.max() < 10 and everything.min() >= START
+    starts = splits.train.tokens[splits.train.offsets[:-1]]
+    assert np.all(starts == START)  # every review begins with the start token
+    assert np.any(everything == OOV)  # words beyond the cap became out-of-vocabulary
+    # The most frequent training word gets 3, the next 4, ...
+    counts = {}
+    for text, _ in data._read_reviews(imdb_folder)[0]["train"]:
+        for w in tokenize(text):
+            counts[w] = counts.get(w, 0) + 1
+    expected = sorted(counts, key=lambda w: (-counts[w], w))[:7]
+    assert list(words) == expected
+
+
+def test_vocabulary_comes_from_the_training_split_only(tmp_path):
+    folder = write_aclimdb(tmp_path, {"train": 6, "test": 6})
+    (folder / "test" / "pos" / "99_10.txt").write_text("zebra zebra zebra zebra zebra zebra zebra zebra")
+    splits = load_imdb(acl(folder, num_words=1000))
+    assert "zebra" not in splits.vocabulary.words
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+@pytest.mark.parametrize("maxlen", [1, 5, 500])
+def test_padding_matches_keras(padding, truncating, maxlen):
+    rng = np.random.default_rng(0)
+    sequences = [list(rng.integers(1, 50, size=n)) for n in (0, 1, 4, 5, 9, 700)]
+    reviews = Reviews.from_lists(sequences, np.zeros(len(sequences)))
+    ours = reviews.padded(maxlen, padding, truncating)
+    theirs = keras.utils.pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating)
+    assert ours.shape == (6, maxlen) and ours.dtype == np.int32
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_pre_padding_keeps_review_end_at_the_right():
+    reviews = Reviews.from_lists([[1, 5, 6, 7]], [1])
+    np.testing.assert_array_equal(reviews.padded(6), [[PAD, PAD, 1, 5, 6, 7]])
+    np.testing.assert_array_equal(reviews.padded(6, padding="post"), [[1, 5, 6, 7, PAD, PAD]])
+    np.testing.assert_array_equal(reviews.padded(2), [[6, 7]])
+    np.testing.assert_array_equal(reviews.padded(2, truncating="post"), [[1, 5]])
+
+
+def test_take_reorders_reviews():
+    reviews = Reviews.from_lists([[1, 2], [3], [4, 5, 6]], [0, 1, 0])
+    picked = reviews.take(np.array([2, 0]))
+    assert picked.padded(3, padding="post").tolist() == [[4, 5, 6], [1, 2, 0]]
+    assert picked.labels.tolist() == [0, 0]
+
+
+def test_folder_and_archive_give_the_same_data(imdb_folder, imdb_archive):
+    a, b = load_imdb(acl(imdb_folder)), load_imdb(acl(imdb_archive))
+    assert a.vocabulary == b.vocabulary
+    np.testing.assert_array_equal(a.train.padded(30), b.train.padded(30))
+    np.testing.assert_array_equal(a.test.labels, b.test.labels)
+    assert a.sizes() == {"train": 160, "val": 40, "test": 50, "vocabulary": a.vocabulary.size, "skipped": 0}
+
+
+def test_validation_split_is_seeded_and_mixes_classes(imdb_archive):
+    a = load_imdb(acl(imdb_archive, seed=1))
+    b = load_imdb(acl(imdb_archive, seed=1))
+    c = load_imdb(acl(imdb_archive, seed=2))
+    np.testing.assert_array_equal(a.val.padded(30), b.val.padded(30))
+    assert not np.array_equal(a.val.padded(30), c.val.padded(30))
+    assert 0 < a.val.labels.mean() < 1  # not all one class, though the archive is sorted by label
+
+
+def test_limit_keeps_n_reviews_class_balanced(imdb_archive):
+    splits = load_imdb(acl(imdb_archive, limit=20))
+    assert len(splits.train) + len(splits.val) == 20
+    assert len(splits.test) == 20 and splits.test.labels.sum() == 10
+    assert np.concatenate([splits.train.labels, splits.val.labels]).sum() == 10
+
+
+def test_second_load_uses_the_cache(imdb_archive, monkeypatch):
+    first = load_imdb(acl(imdb_archive))
+    assert list(data.cache_dir().glob("aclimdb-*.npz"))
+
+    def no_reading(path):
+        raise AssertionError("the archive was read again")
+
+    monkeypatch.setattr(data, "_read_reviews", no_reading)
+    second = load_imdb(acl(imdb_archive))
+    assert second.vocabulary == first.vocabulary
+    np.testing.assert_array_equal(second.train.padded(30), first.train.padded(30))
+
+
+def test_a_run_vocabulary_re_encodes_the_corpus(imdb_archive):
+    vocabulary = Vocabulary(("movie", "the", "great"))
+    splits = load_imdb(acl(imdb_archive), vocabulary)
+    used = set(np.unique(np.concatenate([splits.train.tokens, splits.test.tokens])).tolist())
+    assert used <= {START, OOV, 3, 4, 5}
+    ids, known = vocabulary.encode("The GREAT unknown movie")
+    assert ids.tolist() == [START, 4, 5, OOV, 3] and known == 3
+
+
+def test_vocabulary_save_and_load(tmp_path):
+    vocabulary = Vocabulary(("a", "b", "café"))
+    vocabulary.save(tmp_path / "vocab.json")
+    assert Vocabulary.load(tmp_path / "vocab.json") == vocabulary
+
+
+def add_member(tar, name, payload=b"evil"):
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def test_crafted_archive_never_writes_outside(tmp_path, imdb_folder):
+    archive = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(imdb_folder, arcname="aclImdb")
+        add_member(tar, "../../escaped.txt")
+        add_member(tar, "/tmp/absolute-escape.txt")
+        add_member(tar, "aclImdb/train/pos/../../../../escaped-too.txt")
+        link = tarfile.TarInfo("aclImdb/train/pos/link.txt")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    before = set(tmp_path.parent.rglob("*"))
+    splits = load_imdb(acl(archive))
+    assert len(splits.train) + len(splits.val) == 200  # the crafted members were not taken as reviews
+    created = set(tmp_path.parent.rglob("*")) - before
+    assert all("escape" not in p.name for p in created)
+    assert not (tmp_path.parent.parent / "escaped.txt").exists()
+
+
+def test_truncated_archive_is_a_clear_error(tmp_path, imdb_archive):
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(imdb_archive.read_bytes()[: imdb_archive.stat().st_size // 2])
+    with pytest.raises(DataError, match="broken.tar.gz: not a readable aclImdb archive"):
+        load_imdb(acl(broken))
+
+
+def test_not_an_archive_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"this is not a tar file at all")
+    with pytest.raises(DataError, match="junk.tar.gz: not a readable aclImdb archive"):
+        load_imdb(acl(junk))
+
+
+def test_folder_without_the_layout_is_a_clear_error(tmp_path):
+    (tmp_path / "train" / "pos").mkdir(parents=True)
+    with pytest.raises(DataError, match="missing folder train/neg"):
+        load_imdb(acl(tmp_path))
+
+
+def test_archive_without_a_split_is_a_clear_error(tmp_path):
+    folder = write_aclimdb(tmp_path / "src", {"train": 4})
+    archive = write_archive(folder, tmp_path / "train-only.tar.gz")
+    with pytest.raises(DataError, match="no reviews in test/neg"):
+        load_imdb(acl(archive))
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="nowhere.tar.gz: no such file or folder"):
+        load_imdb(acl(tmp_path / "nowhere.tar.gz"))
+
+
+def test_non_utf8_reviews_are_counted_and_skipped(tmp_path):
+    folder = write_aclimdb(tmp_path, {"train": 6, "test": 6})
+    (folder / "train" / "neg" / "100_1.txt").write_bytes(b"bad \xff\xfe bytes")
+    splits = load_imdb(acl(folder))
+    assert splits.skipped == 1
+    assert len(splits.train) + len(splits.val) == 12
+
+
+def fake_keras_imdb(monkeypatch, calls):
+    word_index = {"the": 1, "great": 2, "awful": 3, "movie": 4}
+
+    def load_data(num_words=None, index_from=3, **kwargs):
+        calls.append({"num_words": num_words, "index_from": index_from})
+        # As Keras does: start 1, OOV 2, word of rank r at r + index_from, capped at num_words.
+        def encode(words):
+            ids = [1] + [word_index[w] + index_from for w in words]
+            return [i if i < num_words else 2 for i in ids]
+        x_train = [encode(["the", "great", "movie"]), encode(["the", "awful", "movie"])] * 5
+        x_test = [encode(["great"]), encode(["awful"])] * 3
+        return (x_train, np.array([1, 0] * 5)), (x_test, np.array([1, 0] * 3))
+
+    monkeypatch.setattr(keras.datasets.imdb, "load_data", load_data)
+    monkeypatch.setattr(keras.datasets.imdb, "get_word_index", lambda **kwargs: word_index)
+
+
+def test_keras_source_uses_load_data_with_the_same_conventions(monkeypatch):
+    calls = []
+    fake_keras_imdb(monkeypatch, calls)
+    splits = load_imdb(DataConfig(source="keras", num_words=6, maxlen=5))
+    assert calls == [{"num_words": 6, "index_from": 2}]
+    assert splits.vocabulary.words == ("the", "great", "awful")
+    assert splits.source == "keras"
+    assert splits.sizes()["train"] == 8 and splits.sizes()["val"] == 2 and splits.sizes()["test"] == 6
+    rows = {tuple(r) for r in splits.test.padded(3)}
+    assert rows == {(0, 1, 4), (0, 1, 5)}  # "great" is 4, "awful" 5, as the vocabulary says
+    assert splits.vocabulary.encode("great movie")[0].tolist() == [1, 4, OOV]
+
+
+def test_keras_source_without_network_says_how_to_use_a_local_copy(monkeypatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://example.invalid/imdb.npz: None -- no network")
+
+    monkeypatch.setattr(keras.datasets.imdb, "load_data", offline)
+    with pytest.raises(DataError) as err:
+        load_imdb(DataConfig(source="keras"))
+    message = str(err.value)
+    assert "could not load IMDB through Keras" in message and "--data" in message
+    assert "\n" not in message
