@@ -50,8 +50,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     used_device = select_device(device)
     history = runs.read_history(run_dir) if resume else []
     record = runs.RunRecord(run_dir)
-    if not resume:
-        runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
+    # Rewritten on resume too: --epochs may have extended the run.
+    runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
     # A different seed per resumed start, so a continued run does not replay epoch 1's order.
     keras.utils.set_random_seed(config.train.seed + len(history))
 

@@ -126,6 +126,7 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny_config, imd
     more = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "5", "--device", "cpu")
     assert more.exit_code == 0, more.output
     assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2, 3, 4, 5]
+    assert load_config(run_dir / "config.yaml").train.epochs == 5
 
 
 def test_early_stopping_counts_patience_from_the_history(tmp_path):
