@@ -7,7 +7,7 @@ CONFIG ?= configs/simple_rnn.yaml
 # DATA: an aclImdb folder or aclImdb_v1.tar.gz; empty means Keras' own download.
 DATA   ?=
 
-.PHONY: install train test clean
+.PHONY: install train test bench clean
 
 install: $(VENV)/.installed
 
@@ -25,3 +25,8 @@ test: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
+
+# make bench   epoch time, accuracy and memory: book recipe vs rnn train (not part of make test)
+BENCH_DATA ?= ../shared/data/aclImdb_v1_labeled.tar.gz
+bench: install
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --json benchmarks/last.json
