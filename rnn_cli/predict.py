@@ -42,9 +42,11 @@ def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
             r["note"] = "empty review: no words to score"
         elif r["known_words"] == 0:
             r["note"] = "no word of this review is in the model's vocabulary: nothing to score"
-        elif r["words"] > config.data.maxlen - 1:
-            kept = "last" if config.data.truncating == "pre" else "first"
-            r["note"] = f"long review: only the {kept} {config.data.maxlen - 1} words were read"
+        elif r["words"] + 1 > config.data.maxlen:
+            # Pre-truncation drops the start token with the review's beginning.
+            kept = (f"last {config.data.maxlen}" if config.data.truncating == "pre"
+                    else f"first {config.data.maxlen - 1}")
+            r["note"] = f"long review: only its {kept} words were read (maxlen {config.data.maxlen})"
     if scorable:
         reviews = Reviews.from_lists([encoded[i][0] for i in scorable], np.zeros(len(scorable)))
         x = reviews.padded(config.data.maxlen, config.data.padding, config.data.truncating)

@@ -250,6 +250,12 @@ def test_predict_empty_and_unknown_text_get_a_clear_answer(trained_run, tmp_path
     assert lines[2].split()[1] in ("positive", "negative")
 
 
+def test_predict_says_when_a_review_is_truncated(trained_run):
+    long_review = " ".join(["great film"] * 30)  # 60 words, maxlen 40
+    result = invoke("predict", "--run", trained_run, "--json", long_review)
+    assert json.loads(result.output)["note"] == "long review: only its last 40 words were read (maxlen 40)"
+
+
 def test_predict_needs_text(trained_run):
     result = invoke("predict", "--run", trained_run)
     assert result.exit_code == 2 and "give review TEXT" in result.output
