@@ -11,6 +11,7 @@ from typing import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from rnn_cli import __version__, runs
 from rnn_cli.config import Config, TrainConfig, dump_config
@@ -54,6 +55,10 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
     # A different seed per resumed start, so a continued run does not replay epoch 1's order.
     keras.utils.set_random_seed(config.train.seed + len(history))
+    if used_device == "cpu":
+        # Seeds alone are not enough: multi-threaded reductions (the embedding's gradient) vary
+        # from run to run. On CPU this costs little; on GPU it would refuse some fast kernels.
+        tf.config.experimental.enable_op_determinism()
 
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
     splits = load_imdb(config.data, vocabulary)
@@ -175,8 +180,6 @@ class RunRecorder(keras.callbacks.Callback):
 
 
 def versions() -> dict:
-    import tensorflow as tf
-
     return {"rnn_cli": __version__, "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
 
