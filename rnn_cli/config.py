@@ -94,6 +94,7 @@ class TrainConfig:
     epochs: int = 10
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     seed: int = 42  # weight initialisation and batch order
+    deterministic: bool = True  # CPU: same seed, same history (TF op determinism); GPU: ignored
 
     def check(self, where: str) -> None:
         _require(self.learning_rate > 0, f"{where}.learning_rate", self.learning_rate, "a number > 0")

@@ -55,7 +55,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
     # A different seed per resumed start, so a continued run does not replay epoch 1's order.
     keras.utils.set_random_seed(config.train.seed + len(history))
-    if used_device == "cpu":
+    if config.train.deterministic and used_device == "cpu":
         # Seeds alone are not enough: multi-threaded reductions (the embedding's gradient) vary
         # from run to run. On CPU this costs little; on GPU it would refuse some fast kernels.
         tf.config.experimental.enable_op_determinism()
