@@ -24,7 +24,7 @@ import numpy as np
 
 from rnn_cli.config import DataConfig
 from rnn_cli.errors import DataError
-from rnn_cli.runs import write_atomic
+from rnn_cli.runs import publish, write_atomic
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 SPLITS = ("train", "test")
@@ -329,7 +329,7 @@ def _write_cache(file: Path, corpus: Corpus) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=file.parent, suffix=".tmp", delete=False) as tmp:
         np.savez(tmp, **arrays)
-    os.replace(tmp.name, file)
+    publish(tmp.name, file)
 
 
 def _read_cache(file: Path, path: Path) -> Corpus:

@@ -35,7 +35,16 @@ def write_atomic(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                      delete=False, encoding="utf-8", newline="") as tmp:
         tmp.write(text)
-    os.replace(tmp.name, path)
+    publish(tmp.name, path)
+
+
+def publish(tmp: str, path: Path) -> None:
+    """Rename a finished temporary file into place with the permissions a plain open() gives."""
+    # mkstemp makes files readable by their owner alone; run files are for everyone to read.
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
 
 
 def write_json(path: Path, payload) -> None:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import keras
 import pytest
@@ -29,6 +30,9 @@ def tiny_train(run_dir, tiny_config, imdb_archive, *extra):
 def test_train_writes_every_run_file(trained_run, imdb_archive):
     assert RUN_FILES <= {p.name for p in trained_run.iterdir()}
     assert not [p for p in trained_run.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in trained_run.iterdir()} == {0o666 & ~mask}
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["train"]["epochs"] == 3 and config["data"]["source"] == "aclimdb"
     assert config["data"]["path"] == str(imdb_archive.resolve())
