@@ -8,6 +8,7 @@ vocabulary, and words take 3, 4, ... by falling frequency in the training split.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import json
 import os
@@ -100,12 +101,14 @@ class Vocabulary:
         """Indices in use, reserved ones included: the Embedding needs at least this many rows."""
         return len(self.words) + FIRST_WORD
 
+    @functools.cached_property
     def index(self) -> dict[str, int]:
+        """Word to id, built once per vocabulary (predict encodes many reviews with it)."""
         return {word: i + FIRST_WORD for i, word in enumerate(self.words)}
 
     def encode(self, text: str) -> tuple[np.ndarray, int]:
         """The token ids of `text` (START first) and how many of its words are known."""
-        index = self.index()
+        index = self.index
         ids = [index.get(word, OOV) for word in tokenize(text)]
         known = sum(i != OOV for i in ids)
         return np.asarray([START, *ids], dtype=np.int32), known
@@ -136,7 +139,7 @@ class Corpus:
 
     def encoded(self, vocabulary: Vocabulary) -> tuple[Reviews, Reviews]:
         """Train and test re-encoded with `vocabulary`; words it lacks become OOV."""
-        index = vocabulary.index()
+        index = vocabulary.index
         lookup = np.array([PAD, START, OOV] + [index.get(w, OOV) for w in self.words], dtype=np.int32)
         return self.train.mapped(lookup), self.test.mapped(lookup)
 
