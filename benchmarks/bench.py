@@ -1,41 +1,51 @@
 """Epoch time, validation accuracy and peak memory: the plain Keras book recipe against `rnn train`.
 
 Each measurement runs in its own process (so peak memory is its own) on the same data: the
-aclImdb archive read by rnn_cli's loader, the same train/validation split, both at the book's
-settings. Each trains two epochs; the first is the warm-up (graph tracing, compilation) and the
-second is the one timed. Run it as `make bench` or:
+aclImdb archive read by rnn_cli's loader, the same train/validation split, the book's model and
+optimizer. The recipe is the book's code (everything padded to maxlen, no mask, Keras' defaults);
+`rnn train`'s path is the library function the command calls, with the shipped config as it is.
+The first epoch warms up (tracing, XLA compilation) and is not timed; seconds per epoch is the
+median of the later ones. Speed (the default, 3 epochs):
 
-    python benchmarks/bench.py --data ../shared/data/aclImdb_v1_labeled.tar.gz [--limit N] [--json OUT]
+    python benchmarks/bench.py --data ../shared/data/aclImdb_v1_labeled.tar.gz [--json OUT]
+
+Accuracy over full trainings, several seeds (best validation accuracy, mean and spread):
+
+    python benchmarks/bench.py --epochs 10 --seeds 3
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import resource
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+
+STARTED = time.time()  # before the heavy imports: "time to first batch" counts from here
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
 MODELS = {"simple_rnn": ROOT / "configs" / "simple_rnn.yaml", "lstm": ROOT / "configs" / "lstm.yaml"}
-EPOCHS = 2  # epoch 1 warms up, epoch 2 is timed
+PATHS = ("recipe", "rnn")
 
 
 def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def measure_recipe(config, _run_dir) -> dict:
+def measure_recipe(config, _run_dir) -> list[dict]:
     """The book's code: Sequential model, everything padded to maxlen, model.fit on arrays."""
-    import keras
-
     from rnn_cli.data import load_imdb
 
     splits = load_imdb(config.data)
@@ -48,80 +58,139 @@ def measure_recipe(config, _run_dir) -> dict:
         keras.layers.Dense(1, activation="sigmoid"),
     ])
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
-    seconds = []
-    timer = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: seconds.append(-time.perf_counter()),
-        on_epoch_end=lambda epoch, logs: seconds.__setitem__(-1, seconds[-1] + time.perf_counter()))
-    history = model.fit(pad(splits.train), splits.train.labels, epochs=EPOCHS,
+    timer = EpochTimer()
+    history = model.fit(pad(splits.train), splits.train.labels, epochs=config.train.epochs,
                         batch_size=config.train.batch_size,
                         validation_data=(pad(splits.val), splits.val.labels), verbose=0, callbacks=[timer])
-    return {"seconds": seconds[-1], "val_accuracy": history.history["val_accuracy"][-1]}
+    return [{"seconds": seconds, "val_accuracy": accuracy, "first_batch": timer.first_batch}
+            for seconds, accuracy in zip(timer.seconds, history.history["val_accuracy"])]
 
 
-def measure_rnn(config, run_dir) -> dict:
+def measure_rnn(config, run_dir) -> list[dict]:
     """`rnn train`'s own path, through the library function the command calls."""
     from rnn_cli.train import train
 
-    result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False)
-    return {"seconds": result.history[-1]["seconds"], "val_accuracy": result.history[-1]["val_accuracy"]}
+    timer = EpochTimer()
+    result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False, callbacks=(timer,))
+    return [{"seconds": seconds, "val_accuracy": row["val_accuracy"], "first_batch": timer.first_batch}
+            for seconds, row in zip(timer.seconds, result.history)]
 
 
-def child(path: str, model: str, data: str, limit: int | None) -> None:
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch, and seconds from process start to the first training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.first_batch = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seconds.append(-time.perf_counter())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.first_batch is None:
+            self.first_batch = time.time() - STARTED
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds[-1] += time.perf_counter()
+
+
+def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed: int) -> None:
     """One measurement in this process; prints its JSON line."""
     from rnn_cli.config import load_config
 
-    overrides = ["data.source=aclimdb", f"data.path={json.dumps(data)}", f"train.epochs={EPOCHS}"]
+    overrides = ["data.source=aclimdb", f"data.path={json.dumps(data)}", f"train.epochs={epochs}",
+                 f"train.seed={seed}"]
     if limit:
         overrides.append(f"data.limit={limit}")
     config = load_config(MODELS[model], overrides)
     measure = {"recipe": measure_recipe, "rnn": measure_rnn}[path]
     with tempfile.TemporaryDirectory() as run_dir:
-        result = measure(config, Path(run_dir))
-    print(json.dumps({"path": path, "model": model, **result, "peak_mib": peak_memory_mib()}))
+        epochs_seen = measure(config, Path(run_dir))
+    print(json.dumps({"path": path, "model": model, "seed": seed, "epochs": epochs_seen,
+                      "peak_mib": peak_memory_mib()}))
 
 
-def run_child(path: str, model: str, data: str, limit: int | None) -> dict:
-    command = [sys.executable, __file__, "--child", path, "--model", model, "--data", data]
-    if limit:
-        command += ["--limit", str(limit)]
+def run_child(path: str, model: str, args, seed: int) -> dict:
+    command = [sys.executable, __file__, "--child", path, "--model", model, "--data", args.data,
+               "--epochs", str(args.epochs), "--seed", str(seed)]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"{path}/{model} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def summarize(runs: list[dict]) -> dict:
+    """One path of one model over its seeds: timed s/epoch, best validation accuracy, memory."""
+    timed = [e["seconds"] for run in runs for e in run["epochs"][1:]]  # epoch 1 warms up
+    best = [max(e["val_accuracy"] for e in run["epochs"]) for run in runs]
+    return {"seconds": statistics.median(timed) if timed else None,
+            "warmup_seconds": statistics.median(run["epochs"][0]["seconds"] for run in runs),
+            "first_batch_seconds": statistics.median(run["epochs"][0]["first_batch"] for run in runs),
+            "best_val_accuracy": statistics.mean(best), "best_val_accuracy_std": std(best),
+            "best_val_accuracies": best, "peak_mib": max(run["peak_mib"] for run in runs)}
+
+
+def std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| model | recipe s/epoch | rnn s/epoch | ratio rnn/recipe | recipe val acc | rnn val acc "
-             "| recipe peak MiB | rnn peak MiB |", "|" + " --- |" * 8]
+    lines = ["| model | recipe s/epoch | rnn s/epoch | ratio rnn/recipe | recipe best val acc | rnn best val acc "
+             "| recipe peak MiB | rnn peak MiB | rnn first batch s |", "|" + " --- |" * 9]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['recipe']['seconds']:.1f} | {r['rnn']['seconds']:.1f} | "
-                     f"{r['ratio']:.2f} | {r['recipe']['val_accuracy']:.4f} | {r['rnn']['val_accuracy']:.4f} | "
-                     f"{r['recipe']['peak_mib']:.0f} | {r['rnn']['peak_mib']:.0f} |")
+        recipe, rnn = r["recipe"], r["rnn"]
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        lines.append(
+            f"| {r['model']} | {seconds(recipe)} | {seconds(rnn)} | {ratio} | {accuracy(recipe)} | "
+            f"{accuracy(rnn)} | {recipe['peak_mib']:.0f} | {rnn['peak_mib']:.0f} | {rnn['first_batch_seconds']:.1f} |")
     return "\n".join(lines)
+
+
+def seconds(summary: dict) -> str:
+    return "-" if summary["seconds"] is None else f"{summary['seconds']:.1f}"
+
+
+def accuracy(summary: dict) -> str:
+    if len(summary["best_val_accuracies"]) == 1:
+        return f"{summary['best_val_accuracy']:.4f}"
+    return f"{summary['best_val_accuracy']:.4f} ± {summary['best_val_accuracy_std']:.4f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="aclImdb folder or .tar.gz")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: simple_rnn,lstm")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per training; the first is not timed")
+    parser.add_argument("--seeds", type=int, default=1, help="trainings per path and model (seeds 1..N)")
     parser.add_argument("--limit", type=int, help="N train and N test reviews (quick check, not a result)")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
-    parser.add_argument("--child", choices=["recipe", "rnn"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    data = str(Path(args.data).resolve())
+    args.data = str(Path(args.data).resolve())
     if args.child:
-        return child(args.child, args.model, data, args.limit)
-    if not Path(data).exists():
+        return child(args.child, args.model, args.data, args.limit, args.epochs, args.seed)
+    if not Path(args.data).exists():
         sys.exit(f"{args.data}: no such file; pass --data PATH to an aclImdb folder or aclImdb_v1.tar.gz")
     rows = []
     for model in args.models.split(","):
-        recipe, rnn = (run_child(path, model, data, args.limit) for path in ("recipe", "rnn"))
-        rows.append({"model": model, "recipe": recipe, "rnn": rnn, "ratio": rnn["seconds"] / recipe["seconds"]})
-        print(f"{model}: recipe {recipe['seconds']:.1f}s, rnn {rnn['seconds']:.1f}s", file=sys.stderr)
+        row = {"model": model}
+        for path in PATHS:
+            runs = []
+            for seed in range(1, args.seeds + 1):
+                runs.append(run_child(path, model, args, seed))
+                print(f"{model}/{path}/seed {seed}: " + ", ".join(
+                    f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
+            row[path] = {**summarize(runs), "runs": runs}
+        timed = row["recipe"]["seconds"] and row["rnn"]["seconds"]
+        row["ratio"] = row["rnn"]["seconds"] / row["recipe"]["seconds"] if timed else None
+        rows.append(row)
     print(table(rows))
-    report = {"data": data, "limit": args.limit, "cpu_count": os.cpu_count(), "rows": rows}
-    print(json.dumps(report, indent=2))
+    report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds,
+              "cpu_count": os.cpu_count(), "rows": rows}
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -9,10 +9,11 @@ import numpy as np
 THRESHOLD = 0.5  # probability at or above which a review is called positive
 
 
-def evaluate_model(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict:
-    """Predict on (x, y) and score the probabilities with `classification_metrics`."""
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0).reshape(-1)
-    return classification_metrics(y, probabilities)
+def evaluate_model(model, reviews, data) -> dict:
+    """Predict every review, batched as the model was trained, and score with `classification_metrics`."""
+    from rnn_cli.batches import predict_probabilities
+
+    return classification_metrics(reviews.labels, predict_probabilities(model, reviews, data))
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict:
@@ -96,8 +97,7 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
                                   source="--model")
         vocabulary = None
     splits = load_imdb(config.data, vocabulary)
-    x = splits.test.padded(config.data.maxlen, config.data.padding, config.data.truncating)
-    metrics = evaluate_model(model, x, splits.test.labels)
+    metrics = evaluate_model(model, splits.test, config.data)
     metrics["data"] = {"source": splits.source, "limit": config.data.limit}
     out = folder / runs.EVAL
     runs.write_json(out, metrics)

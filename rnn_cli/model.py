@@ -24,9 +24,13 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False) ->
                                name="embedding")(inputs)
     last = len(config.layers) - 1
     for i, layer in enumerate(config.layers):
-        x = recurrent_layer(layer, return_sequences=i < last, name=f"{layer.type}_{i}")(x)
+        x = recurrent_layer(layer, return_sequences=i < last, name=layer_name(layer, i))(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
     return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
+
+
+def layer_name(layer: LayerConfig, i: int) -> str:
+    return f"{layer.type}_{i}"
 
 
 def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str) -> keras.layers.Layer:
@@ -42,7 +46,35 @@ def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str) -> k
 def compile_model(model: keras.Model, config: TrainConfig) -> None:
     """Binary cross-entropy with the configured optimizer; accuracy as the metric."""
     optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
+                  jit_compile=config.jit_compile)
+
+
+def cudnn_eligibility(config: ModelConfig) -> dict[str, dict]:
+    """Per recurrent layer: can it run on the cuDNN kernel on a GPU, and if not, why.
+
+    Keras takes the cuDNN kernel for LSTM and GRU with tanh/sigmoid activations, no unroll, a bias,
+    GRU's reset_after (build_model keeps all of those), no recurrent dropout, and, when masked,
+    right-padded sequences only (bucketed batches are right-padded; unbucketed ones are unmasked).
+    """
+    report = {}
+    for i, layer in enumerate(config.layers):
+        if layer.type == "simple_rnn":
+            reason = "SimpleRNN has no cuDNN kernel"
+        elif layer.recurrent_dropout > 0:
+            reason = f"recurrent_dropout is {layer.recurrent_dropout}; cuDNN needs 0"
+        else:
+            reason = None
+        report[layer_name(layer, i)] = {"eligible": reason is None, "reason": reason}
+    return report
+
+
+def cudnn_warnings(config: ModelConfig) -> list[str]:
+    """A warning for every LSTM/GRU layer that the config keeps off cuDNN."""
+    return [f"warning: {name} will not use cuDNN on the GPU ({entry['reason']}), "
+            "and runs several times slower"
+            for (name, entry), layer in zip(cudnn_eligibility(config).items(), config.layers)
+            if not entry["eligible"] and layer.type != "simple_rnn"]
 
 
 def parameters_before_head(model: keras.Model) -> int:

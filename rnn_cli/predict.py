@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from rnn_cli import runs
+from rnn_cli.batches import predict_probabilities
 from rnn_cli.config import load_config
 from rnn_cli.data import Reviews, Vocabulary
 from rnn_cli.errors import UserError
@@ -49,8 +50,7 @@ def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
             r["note"] = f"long review: only its {kept} words were read (maxlen {config.data.maxlen})"
     if scorable:
         reviews = Reviews.from_lists([encoded[i][0] for i in scorable], np.zeros(len(scorable)))
-        x = reviews.padded(config.data.maxlen, config.data.padding, config.data.truncating)
-        probabilities = model.predict(x, verbose=0).reshape(-1)
+        probabilities = predict_probabilities(model, reviews, config.data)
         for i, p in zip(scorable, probabilities):
             results[i]["probability"] = float(p)
             results[i]["label"] = "positive" if p >= THRESHOLD else "negative"

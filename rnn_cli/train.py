@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +13,16 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import __version__, runs
+from rnn_cli.batches import INFERENCE_BATCH_SIZE, Batches, masks_padding
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
 from rnn_cli.evaluate import evaluate_model
-from rnn_cli.model import build_model, compile_model, parameters_before_head, summary_text
+from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings,
+                           parameters_before_head, summary_text)
 from rnn_cli.progress import Progress, epoch_line
 
 
@@ -32,8 +36,8 @@ class TrainResult:
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
-          echo: Callable[[str], None] = print, progress: bool | None = None,
-          callbacks: tuple = ()) -> TrainResult:
+          echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
+          progress: bool | None = None, callbacks: tuple = ()) -> TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
     Args:
@@ -42,6 +46,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         device: "auto", "cpu" or "gpu".
         resume: continue from the run's last finished epoch, optimizer state included.
         echo: where per-epoch lines go (a no-op for --quiet).
+        warn: where warnings go; standard error when None.
         progress: draw tqdm bars; None means only when stderr is a terminal.
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
 
@@ -53,35 +58,69 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     record = runs.RunRecord(run_dir)
     # Rewritten on resume too: --epochs may have extended the run.
     runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
-    # A different seed per resumed start, so a continued run does not replay epoch 1's order.
+    # A different seed per resumed start, so a continued run does not replay epoch 1's dropout.
     keras.utils.set_random_seed(config.train.seed + len(history))
-    if config.train.deterministic and used_device == "cpu":
-        # Seeds alone are not enough: multi-threaded reductions (the embedding's gradient) vary
-        # from run to run. On CPU this costs little; on GPU it would refuse some fast kernels.
-        tf.config.experimental.enable_op_determinism()
+    determinism = set_determinism(config.train, used_device)
+    splits, model = prepare(config, run_dir, resume)
+    if used_device.startswith("gpu"):
+        for line in cudnn_warnings(config.model):
+            (warn or stderr)(line)
+    record.update(status="running", device=used_device, seed=config.train.seed,
+                  data={"source": splits.source, "sizes": splits.sizes()},
+                  parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
+                  fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
+                             "determinism": determinism},
+                  cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
+                  versions=versions(), started=record.fields.get("started", timestamp()),
+                  timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
+    recorder = RunRecorder(run_dir, config.train, history, echo)
+    train_seconds = fit(model, splits, config, recorder, record, progress, callbacks)
+    metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds)
+    return TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
 
+
+def set_determinism(config: TrainConfig, device: str) -> str | None:
+    """Make a CPU run repeatable when asked; returns how ("xla", "op_determinism") or None.
+
+    Seeds alone are not enough: multi-threaded reductions (the embedding's gradient) vary from run
+    to run. XLA-compiled steps were repeatable on IMDB by themselves; uncompiled ones need TF's op
+    determinism, which Keras in turn treats as a reason to switch XLA off, so only one is set. On
+    GPU op determinism would refuse the fast kernels, so it stays off there.
+    """
+    wanted = config.deterministic and device == "cpu"
+    if wanted and not config.jit_compile:
+        tf.config.experimental.enable_op_determinism()
+        return "op_determinism"
+    # Global to the process: a previous run in it (tests, --seeds) may have switched it on.
+    tf_config.disable_op_determinism()
+    return "xla" if wanted else None
+
+
+def prepare(config: Config, run_dir: Path, resume: bool) -> tuple[Splits, keras.Model]:
+    """The data (with the run's own vocabulary on resume) and the model; writes vocab and summary."""
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
     splits = load_imdb(config.data, vocabulary)
     if not resume:
         splits.vocabulary.save(run_dir / runs.VOCABULARY)
     model = restore_or_build(config, run_dir, resume)
     runs.write_atomic(run_dir / runs.SUMMARY, summary_text(model))
-    record.update(status="running", device=used_device, seed=config.train.seed,
-                  data={"source": splits.source, "sizes": splits.sizes()},
-                  parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
-                  versions=versions(), started=record.fields.get("started", timestamp()),
-                  timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
+    return splits, model
 
-    x_train, x_val, x_test = (padded(reviews, config) for reviews in (splits.train, splits.val, splits.test))
-    recorder = RunRecorder(run_dir, config.train, history, echo)
-    steps = -(-len(x_train) // config.train.batch_size)
-    bars = [Progress(steps, config.train.epochs)] if (Progress.wanted() if progress is None else progress) else []
+
+def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorder,
+        record: runs.RunRecord, progress: bool | None, callbacks: tuple) -> float:
+    """model.fit up to config.train.epochs; the run record says how it ended. Returns seconds."""
+    history = recorder.history
+    masked = masks_padding(model)
+    train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed)
+    val_batches = Batches(splits.val, INFERENCE_BATCH_SIZE, config.data, masked)
+    wanted = Progress.wanted() if progress is None else progress
+    bars = [Progress(len(train_batches), config.train.epochs)] if wanted else []
     started = time.perf_counter()
     try:
         if len(history) < config.train.epochs and not recorder.patience_exhausted():
-            model.fit(x_train, splits.train.labels, batch_size=config.train.batch_size,
-                      epochs=config.train.epochs, initial_epoch=len(history),
-                      validation_data=(x_val, splits.val.labels), shuffle=True, verbose=0,
+            model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
+                      epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
                       callbacks=[*bars, recorder, *callbacks])
     except KeyboardInterrupt:
         record.update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
@@ -89,20 +128,24 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     except Exception as err:
         record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
         raise
-    train_seconds = time.perf_counter() - started
+    return time.perf_counter() - started
 
+
+def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, recorder: RunRecorder,
+           record: runs.RunRecord, train_seconds: float) -> dict:
+    """Keep the best epoch's weights when asked, save model.keras, score the test split."""
     if config.train.early_stopping.restore_best and (run_dir / runs.BEST_WEIGHTS).exists():
         model.load_weights(run_dir / runs.BEST_WEIGHTS)
     save_model(model, run_dir / runs.MODEL)
     started = time.perf_counter()
-    metrics = evaluate_model(model, x_test, splits.test.labels)
+    metrics = evaluate_model(model, splits.test, config.data)
     runs.write_json(run_dir / runs.METRICS, metrics)
     timings = record.fields.get("timings", {})
-    record.update(status="finished", finished=timestamp(), epochs_done=len(history),
+    record.update(status="finished", finished=timestamp(), epochs_done=len(recorder.history),
                   best_epoch=recorder.best_epoch(), stopped_early=recorder.stopped_early,
                   timings={**timings, "train_seconds": timings.get("train_seconds", 0.0) + train_seconds,
                            "eval_seconds": time.perf_counter() - started})
-    return TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+    return metrics
 
 
 def restore_or_build(config: Config, run_dir: Path, resume: bool) -> keras.Model:
@@ -110,13 +153,13 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool) -> keras.Model
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
         return keras.saving.load_model(checkpoint)
-    model = build_model(config.model, config.data.num_words)
+    model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing)
     compile_model(model, config.train)
     return model
 
 
-def padded(reviews, config: Config) -> np.ndarray:
-    return reviews.padded(config.data.maxlen, config.data.padding, config.data.truncating)
+def stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def save_model(model: keras.Model, path: Path) -> None:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
-from rnn_cli.model import build_model, compile_model, parameters_before_head, summary_text
+from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings,
+                           parameters_before_head, summary_text)
 
 
 def layers(*types, **fields):
@@ -48,3 +49,26 @@ def test_summary_lists_layers_and_the_book_count():
     text = summary_text(build_model(ModelConfig(layers=layers("simple_rnn")), num_words=10000))
     assert "embedding (Embedding)" in text and "SimpleRNN" in text
     assert "Parameters before the Dense head: 322,080" in text
+
+
+def test_compile_turns_xla_on_or_off_as_configured():
+    for jit in (True, False):
+        model = build_model(ModelConfig(embedding_dim=4, layers=layers("simple_rnn")), num_words=50)
+        compile_model(model, TrainConfig(jit_compile=jit))
+        assert model.jit_compile is jit
+
+
+def test_cudnn_eligibility_follows_keras_rules():
+    stack = (LayerConfig(type="lstm"), LayerConfig(type="gru", bidirectional=True, dropout=0.2),
+             LayerConfig(type="gru", recurrent_dropout=0.25), LayerConfig(type="simple_rnn"))
+    report = cudnn_eligibility(ModelConfig(layers=stack))
+    assert report == {
+        "lstm_0": {"eligible": True, "reason": None},
+        "gru_1": {"eligible": True, "reason": None},  # input dropout is applied outside the kernel
+        "gru_2": {"eligible": False, "reason": "recurrent_dropout is 0.25; cuDNN needs 0"},
+        "simple_rnn_3": {"eligible": False, "reason": "SimpleRNN has no cuDNN kernel"},
+    }
+    # Only what the config switched off is worth a warning; SimpleRNN never had the kernel.
+    (warning,) = cudnn_warnings(ModelConfig(layers=stack))
+    assert warning.startswith("warning: gru_2 will not use cuDNN") and "recurrent_dropout" in warning
+    assert cudnn_warnings(ModelConfig(layers=layers("lstm", "simple_rnn"))) == []

@@ -1,0 +1,111 @@
+"""Reviews to the batches Keras trains on: length-bucketed and masked, or all padded to maxlen.
+
+Recurrent layers pay per time step, and most IMDB reviews are far shorter than maxlen (median 175
+tokens of 500). With bucketing, each epoch shuffles the reviews, sorts them by length within pools of
+`POOL` batches, cuts the pools into batches and shuffles the batch order: batches change every epoch
+but hold reviews of similar length. Each batch is padded on the right only up to the next multiple of
+`bucket_width` (at most maxlen), and the model masks the padding, so the result is the same as
+padding everything to maxlen with a mask, for about half the steps. Right padding is what the cuDNN
+kernels accept with a mask. Without bucketing every batch is padded to maxlen on the configured
+side and nothing is masked: the book's recipe.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from rnn_cli.config import DataConfig
+from rnn_cli.data import Reviews
+
+POOL = 50  # batches sorted together: enough to group similar lengths, few enough to vary batches
+INFERENCE_BATCH_SIZE = 256  # evaluation and prediction: no gradients, larger batches are cheaper
+
+
+@dataclass(frozen=True)
+class Batches:
+    """The batches of one split; `seed` shuffles them per epoch, None keeps one fixed order."""
+
+    reviews: Reviews
+    batch_size: int
+    data: DataConfig
+    masked: bool  # the model masks padding: bucket and right-pad; else pad to maxlen, no mask
+    seed: int | None = None
+
+    def __len__(self) -> int:
+        return -(-len(self.reviews) // self.batch_size)
+
+    def indices(self, epoch: int = 0) -> list[np.ndarray]:
+        """The review indices of every batch of `epoch`, in the order they are fed."""
+        n = len(self.reviews)
+        if self.seed is None:
+            # Inference: sorted by length, so few distinct shapes and little padding.
+            order = np.argsort(self.lengths, kind="stable") if self.masked else np.arange(n)
+            return self._cut(order)
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(n)
+        if not self.masked:
+            return self._cut(order)
+        pool = POOL * self.batch_size
+        batches = [batch for start in range(0, n, pool)
+                   for batch in self._cut(self._by_length(order[start:start + pool]))]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids (batch, length) and float labels of the reviews at `index`."""
+        reviews = self.reviews.take(index)
+        padding = "post" if self.masked else self.data.padding
+        x = reviews.padded(self.length(index), padding, self.data.truncating)
+        return x, reviews.labels.astype(np.float32)
+
+    def length(self, index: np.ndarray) -> int:
+        """Time steps of the batch at `index`: its bucket, or maxlen."""
+        if not self.masked:
+            return self.data.maxlen
+        if self.seed is not None and len(index) < self.batch_size:
+            # The one short batch of a shuffled epoch: one shape for it, not a new one every epoch.
+            return self.data.maxlen
+        width = self.data.bucket_width
+        return min(self.data.maxlen, -(-int(self.lengths[index].max()) // width) * width)
+
+    @functools.cached_property
+    def lengths(self) -> np.ndarray:
+        """Time steps each review needs: its length, at most maxlen."""
+        return np.minimum(self.reviews.lengths, self.data.maxlen)
+
+    def dataset(self, first_epoch: int = 0) -> tf.data.Dataset:
+        """A tf.data pipeline for Keras; each pass over it yields the next epoch's batches."""
+        epochs = itertools.count(first_epoch)
+
+        def generate():
+            for index in self.indices(next(epochs)):
+                yield self.batch(index)
+
+        # Both dimensions open: batches differ in length and the last one in size.
+        spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+    def _cut(self, order: np.ndarray) -> list[np.ndarray]:
+        return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+    def _by_length(self, index: np.ndarray) -> np.ndarray:
+        return index[np.argsort(self.lengths[index], kind="stable")]
+
+
+def predict_probabilities(model, reviews: Reviews, data: DataConfig) -> np.ndarray:
+    """The model's probability of "positive" for every review, in the reviews' order."""
+    batches = Batches(reviews, INFERENCE_BATCH_SIZE, data, masked=masks_padding(model))
+    order = np.concatenate(batches.indices())
+    probabilities = np.empty(len(reviews), dtype=np.float32)
+    probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
+    return probabilities
+
+
+def masks_padding(model) -> bool:
+    """Whether `model` was built for masked, bucketed batches (its embedding masks index 0)."""
+    return bool(model.get_layer("embedding").mask_zero)

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from rnn_cli.batches import Batches, masks_padding, predict_probabilities
+from rnn_cli.config import DataConfig, LayerConfig, ModelConfig
+from rnn_cli.data import PAD, Reviews
+from rnn_cli.model import build_model
+
+MAXLEN, WIDTH = 50, 8
+
+
+def reviews(n=300, seed=0) -> Reviews:
+    """Reviews of skewed lengths (many short, a few longer than MAXLEN), ids 1..19, no padding id."""
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(rng.geometric(1 / 15, size=n), 80)
+    return Reviews.from_lists([rng.integers(1, 20, size=k).tolist() for k in lengths], rng.integers(0, 2, size=n))
+
+
+def data(**fields) -> DataConfig:
+    return DataConfig(maxlen=MAXLEN, bucket_width=WIDTH, **fields)
+
+
+def all_batches(batches: Batches, epoch=0):
+    return [(index, *batches.batch(index)) for index in batches.indices(epoch)]
+
+
+def test_every_review_once_per_epoch_in_a_new_order_each_epoch():
+    batches = Batches(reviews(), 16, data(), masked=True, seed=3)
+    epochs = [np.concatenate(batches.indices(epoch)) for epoch in range(3)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(300))
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    # The same (seed, epoch) gives the same batches: a resumed run continues the same schedule.
+    again = Batches(reviews(), 16, data(), masked=True, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(batches.indices(1), again.indices(1)))
+    assert len(batches.indices(0)) == len(batches) == 19
+
+
+def test_bucketed_batches_are_right_padded_to_a_few_fixed_lengths():
+    source = reviews()
+    batches = Batches(source, 16, data(), masked=True, seed=3)
+    lengths = np.minimum(source.lengths, MAXLEN)
+    for index, x, y in all_batches(batches):
+        assert x.dtype == np.int32 and y.dtype == np.float32 and x.shape[0] == len(index)
+        assert x.shape[1] == MAXLEN or x.shape[1] % WIDTH == 0
+        assert x.shape[1] >= lengths[index].max()
+        # Right padding, as cuDNN needs under a mask: no word after the first pad of a row.
+        is_pad = x == PAD
+        assert np.all(is_pad[:, 1:] >= is_pad[:, :-1])
+        assert np.array_equal((~is_pad).sum(axis=1), lengths[index])
+        np.testing.assert_array_equal(y, source.labels[index])
+    steps = sum(x.size for _, x, _ in all_batches(batches))
+    assert steps < 0.6 * len(source) * MAXLEN  # far fewer steps than padding all to maxlen
+
+
+def test_long_reviews_keep_their_ending_when_truncated():
+    source = Reviews.from_lists([list(range(1, 61)), [5, 6]], [1, 0])
+    x, _ = Batches(source, 2, data(), masked=True).batch(np.array([0]))
+    assert x.shape == (1, MAXLEN) and x[0, 0] == 11 and x[0, -1] == 60
+
+
+def test_unbucketed_batches_are_the_book_recipe():
+    source = reviews()
+    for padding in ("pre", "post"):
+        batches = Batches(source, 16, data(padding=padding), masked=False, seed=3)
+        for index, x, _ in all_batches(batches):
+            np.testing.assert_array_equal(x, source.take(index).padded(MAXLEN, padding, "pre"))
+
+
+@pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru"])
+def test_bucketed_predictions_equal_padding_everything_to_maxlen(layer):
+    """The mask makes bucketing invisible: same outputs as pre-padding to maxlen with a mask."""
+    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type=layer, units=5),)),
+                        num_words=20, mask_zero=True)
+    source = reviews(n=120, seed=1)
+    assert masks_padding(model)
+    ours = predict_probabilities(model, source, data())
+    full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
+    np.testing.assert_allclose(ours, full, atol=1e-5)
+
+
+def test_unmasked_model_gets_the_configured_padding():
+    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="simple_rnn", units=5),)),
+                        num_words=20)
+    source = reviews(n=40)
+    assert not masks_padding(model)
+    ours = predict_probabilities(model, source, data(padding="pre"))
+    full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
+    np.testing.assert_allclose(ours, full, atol=1e-6)
+
+
+def test_dataset_feeds_keras_one_epoch_per_pass():
+    batches = Batches(reviews(n=50), 16, data(), masked=True, seed=0)
+    dataset = batches.dataset()
+    first = [x.shape for x, _ in dataset]
+    second = [x.shape for x, _ in dataset]
+    assert len(first) == len(second) == 4 == int(dataset.cardinality())
+    assert [tuple(s) for s in first] == [batches.batch(i)[0].shape for i in batches.indices(0)]
+    assert [tuple(s) for s in second] == [batches.batch(i)[0].shape for i in batches.indices(1)]

@@ -1,0 +1,65 @@
+"""The training path's decisions: fast path on by default, the book recipe on request, GPU choices."""
+
+import json
+
+import keras
+from tensorflow.python.framework import config as tf_config
+
+from rnn_cli import runs
+from rnn_cli.config import load_config
+from rnn_cli.train import train
+
+
+def tiny(tiny_config, imdb_archive, *overrides):
+    return load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", *overrides])
+
+
+def history_without_time(run_dir):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(run_dir)]
+
+
+def test_fast_path_is_the_default(trained_run):
+    record = json.loads((trained_run / "run.json").read_text())
+    assert record["fast_path"] == {"bucketing": True, "jit_compile": True, "determinism": "xla"}
+    assert record["cudnn"] is None  # a CPU run
+    model = keras.saving.load_model(trained_run / "model.keras")
+    assert model.get_layer("embedding").mask_zero
+
+
+def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny_config, imdb_archive):
+    config = tiny(tiny_config, imdb_archive, "data.bucketing=false", "train.jit_compile=false")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        train(config, tmp_path / name, device="cpu", echo=lambda line: None)
+    assert history_without_time(tmp_path / "a") == history_without_time(tmp_path / "b")
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA).
+    assert record["fast_path"] == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism"}
+    assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
+
+
+def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_config, imdb_archive):
+    (tmp_path / "recipe").mkdir()
+    train(tiny(tiny_config, imdb_archive, "train.jit_compile=false", "train.epochs=1"), tmp_path / "recipe",
+          device="cpu", echo=lambda line: None)
+    (tmp_path / "fast").mkdir()
+    train(tiny(tiny_config, imdb_archive, "train.epochs=1"), tmp_path / "fast", device="cpu",
+          echo=lambda line: None)
+    record = json.loads((tmp_path / "fast" / "run.json").read_text())
+    assert record["fast_path"]["jit_compile"] is True
+    assert not tf_config.is_op_determinism_enabled()
+
+
+def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny_config, imdb_archive,
+                                                                      monkeypatch):
+    """The GPU decisions, taken on CPU: the device is only a name to them."""
+    monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted: "gpu:0 (simulated)")
+    config = tiny(tiny_config, imdb_archive, "train.epochs=1", "model.layers.0.type=lstm",
+                  "model.layers.0.recurrent_dropout=0.2")
+    warnings = []
+    (tmp_path / "run").mkdir()
+    train(config, tmp_path / "run", device="gpu", echo=lambda line: None, warn=warnings.append)
+    assert len(warnings) == 1 and "lstm_0 will not use cuDNN" in warnings[0]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["cudnn"] == {"lstm_0": {"eligible": False, "reason": "recurrent_dropout is 0.2; cuDNN needs 0"}}
+    assert record["fast_path"]["determinism"] is None  # op determinism would refuse cuDNN
