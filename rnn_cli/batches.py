@@ -98,7 +98,12 @@ class Batches:
 
 
 def predict_probabilities(model, reviews: Reviews, data: DataConfig) -> np.ndarray:
-    """The model's probability of "positive" for every review, in the reviews' order."""
+    """The model's probability of "positive" for every review, in the reviews' order.
+
+    Switches the model's XLA off: prediction runs few, large batches, where compiling every bucket
+    shape would cost more time and memory than it saves.
+    """
+    model.jit_compile = False
     batches = Batches(reviews, INFERENCE_BATCH_SIZE, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
     probabilities = np.empty(len(reviews), dtype=np.float32)

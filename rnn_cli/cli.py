@@ -62,23 +62,27 @@ def data_overrides(data: Path | None, limit: int | None) -> list[str]:
               help="auto takes a GPU when one is visible.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --run-dir (default: the newest) from its last finished epoch.")
+@click.option("--seeds", type=click.IntRange(min=1),
+              help="Train N runs with seeds train.seed, +1, ...: one folder each, in one group folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
-def train(config_path, data, epochs, limit, sets, run_dir, device, resume, quiet):
+def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds, quiet):
     """Train a model; every finished epoch is saved in the run folder.
 
     \b
     rnn train --config configs/simple_rnn.yaml --data aclImdb_v1.tar.gz
     rnn train --config configs/lstm.yaml --epochs 3 --set train.batch_size=64
+    rnn train --config configs/lstm.yaml --seeds 3     # mean and spread over 3 seeds
     rnn train --resume --run-dir runs/lstm-20260101-120000
     """
     from rnn_cli import runs
     from rnn_cli.train import train as run_training
+    from rnn_cli.train import train_seeds
 
     epochs_override = [f"train.epochs={epochs}"] if epochs else []
     if resume:
-        if config_path or data or limit or sets:
+        if config_path or data or limit or sets or seeds:
             raise click.UsageError("--resume continues a run with its own config; only --epochs "
-                                   "may change (drop --config, --data, --limit, --set)")
+                                   "may change (drop --config, --data, --limit, --set, --seeds)")
         run_dir = run_dir or runs.newest_run(needs=runs.CHECKPOINT)
         config = load_config(run_dir / runs.CONFIG, epochs_override)
         if not (run_dir / runs.CHECKPOINT).exists():
@@ -92,21 +96,32 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, quiet
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")
     try:
-        result = run_training(config, run_dir, device=device, resume=resume, echo=echo,
-                              progress=False if quiet else None)
+        if seeds:
+            results = train_seeds(config, run_dir, seeds, device=device, echo=echo, progress=False if quiet else None)
+        else:
+            results = [run_training(config, run_dir, device=device, resume=resume, echo=echo,
+                                    progress=False if quiet else None)]
     except KeyboardInterrupt:
-        done = len(runs.read_history(run_dir))
-        click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {run_dir}; continue with "
-                   f"`rnn train --resume --run-dir {run_dir}`", err=True)
+        # With --seeds, the run that was interrupted is the newest one in the group.
+        stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if seeds else run_dir
+        done = len(runs.read_history(stopped))
+        click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
+                   f"`rnn train --resume --run-dir {stopped}`", err=True)
         sys.exit(130)
     except UserError:
-        if not resume and not runs.read_history(run_dir):
+        if not resume and not any(run_dir.rglob(runs.HISTORY_JSON)):
             remove_run(run_dir)  # bad input before any epoch: leave no empty run behind
         raise
-    m = result.metrics
-    click.echo(f"test accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
-               f"(best epoch {result.best_epoch}, {len(result.history)} epoch(s), {result.device})  "
-               f"run: {run_dir}")
+    for result in results:
+        m = result.metrics
+        click.echo(f"test accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
+                   f"(best epoch {result.best_epoch}, {len(result.history)} epoch(s), {result.device})  "
+                   f"run: {result.run_dir}")
+    if seeds:
+        summary = runs.read_json(run_dir / runs.SEEDS_SUMMARY)
+        click.echo(f"{seeds} seeds: test accuracy {summary['test_accuracy']:.4f} ± {summary['test_accuracy_std']:.4f}, "
+                   f"best val acc {summary['best_val_accuracy']:.4f} ± {summary['best_val_accuracy_std']:.4f}  "
+                   f"group: {run_dir}")
 
 
 def remove_run(run_dir: Path) -> None:
@@ -185,6 +200,59 @@ def predict(texts, run_dir, text_file, as_json):
         preview = result["text"] if len(result["text"]) <= 60 else result["text"][:57] + "..."
         note = f"  ({result['note']})" if result["note"] else ""
         click.echo(f"{score:<17} {preview}{note}")
+
+
+@main.command()
+@click.option("--run", "run_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder or seed group (repeatable; default: the newest run).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG to write (default: curves.png in the run folder; runs/compare.png for several).")
+def plot(run_dirs, out):
+    """Draw learning curves (loss and accuracy, training and validation) as a PNG.
+
+    \b
+    rnn plot                                   # the newest run: runs/<run>/curves.png
+    rnn plot --run runs/a --run runs/b         # both on one figure: runs/compare.png
+    """
+    from rnn_cli import runs
+    from rnn_cli.plots import plot_curves
+
+    run_dirs = list(run_dirs) or [runs.newest_run(needs=runs.HISTORY_JSON)]
+    members = [p for d in run_dirs for p in (runs.find_runs(d) if (d / runs.SEEDS_SUMMARY).exists() else [d])]
+    curves = [(curve_label(d, len(members)), runs.read_history(d)) for d in members]
+    if empty := [str(d) for d, (_, history) in zip(members, curves) if not history]:
+        raise UserError(f"{empty[0]}: no finished epoch to plot (no {runs.HISTORY_JSON})")
+    if out is None:
+        out = run_dirs[0] / runs.CURVES if len(run_dirs) == 1 else runs.RUNS_ROOT / "compare.png"
+    click.echo(f"written: {plot_curves(curves, out)}")
+
+
+def curve_label(run_dir: Path, count: int) -> str:
+    """A run's name in a legend: its config name and, among several, its folder."""
+    from rnn_cli.compare import config_name
+
+    name = config_name(run_dir)
+    return f"{name} ({run_dir.name})" if count > 1 and run_dir.name != name else name
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
+def compare(run_dirs, as_markdown, as_json):
+    """Compare runs in one table; a seed group is one row with mean ± std.
+
+    \b
+    rnn compare                               # every run and seed group under runs/
+    rnn compare runs/lstm-20261122-101500 runs/simple_rnn-20261122-093000 --markdown
+    """
+    from rnn_cli.compare import compare as compare_runs
+    from rnn_cli.compare import json_text, markdown_table, text_table
+
+    if as_markdown and as_json:
+        raise click.UsageError("give --markdown or --json, not both")
+    rows = compare_runs(list(run_dirs))
+    click.echo(json_text(rows) if as_json else markdown_table(rows) if as_markdown else text_table(rows))
 
 
 @main.command()

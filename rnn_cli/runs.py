@@ -27,6 +27,8 @@ SUMMARY = "summary.txt"
 RUN_RECORD = "run.json"
 METRICS = "metrics.json"
 EVAL = "eval.json"
+CURVES = "curves.png"  # learning curves (rnn plot, and rnn train at the end)
+SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -75,6 +77,20 @@ def read_history(run_dir: Path) -> list[dict]:
     return read_json(path) if path.exists() else []
 
 
+def best_row(history: list[dict]) -> dict | None:
+    """The epoch with the best val_accuracy; ties keep the earlier one, as Keras' EarlyStopping does."""
+    if not history:
+        return None
+    return max(history, key=lambda row: row["val_accuracy"])  # max keeps the first of equals
+
+
+def find_runs(root: Path = RUNS_ROOT, needs: str = RUN_RECORD) -> list[Path]:
+    """Run folders under `root` that have the file `needs`, the runs of seed groups included, oldest first."""
+    # Two levels: runs/<run>/ and runs/<group>/seed-N/ (glob follows linked folders, rglob does not).
+    found = [p for pattern in ("*/", "*/*/") for p in root.glob(pattern) if (p / needs).exists()]
+    return sorted(found, key=lambda p: ((p / CONFIG).stat().st_mtime if (p / CONFIG).exists() else 0, str(p)))
+
+
 def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
     """A fresh `root/<name>-<timestamp>` folder; a suffix keeps it from reusing one that exists."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -99,8 +115,8 @@ def claim_run_dir(path: Path) -> Path:
 
 
 def newest_run(root: Path = RUNS_ROOT, needs: str = CONFIG) -> Path:
-    """The most recently started run under `root` that has the file `needs`."""
-    runs = [p for p in root.glob("*/") if (p / needs).exists()] if root.is_dir() else []
+    """The most recently started run under `root` (seed groups included) that has the file `needs`."""
+    runs = find_runs(root, needs)
     if not runs:
         raise UserError(f"no run with {needs} under {root}/; train one with `rnn train`, "
                         f"or name one with --run DIR")

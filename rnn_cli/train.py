@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -17,12 +18,14 @@ from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import __version__, runs
 from rnn_cli.batches import INFERENCE_BATCH_SIZE, Batches, masks_padding
+from rnn_cli.compare import group_row, run_row
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
 from rnn_cli.evaluate import evaluate_model
 from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings,
                            parameters_before_head, summary_text)
+from rnn_cli.plots import plot_curves
 from rnn_cli.progress import Progress, epoch_line
 
 
@@ -73,10 +76,44 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
                   cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
                   versions=versions(), started=record.fields.get("started", timestamp()),
                   timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
+    echo(feed_line(config, bool(model.jit_compile)))
     recorder = RunRecorder(run_dir, config.train, history, echo)
     train_seconds = fit(model, splits, config, recorder, record, progress, callbacks)
     metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds)
     return TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+
+
+def feed_line(config: Config, jit_compile: bool) -> str:
+    """One line saying how batches are made and compiled, so a slow first epoch is no surprise."""
+    data = config.data
+    batches = (f"length buckets of {data.bucket_width} tokens (up to {data.maxlen}), padding masked"
+               if data.bucketing else f"every review padded to {data.maxlen} ({data.padding}), no mask")
+    xla = "XLA on: the first epoch includes compiling" if jit_compile else "XLA off"
+    return f"batches: {batches}; {xla}"
+
+
+def train_seeds(config: Config, group_dir: Path, seeds: int, *, echo: Callable[[str], None] = print,
+                **options) -> list[TrainResult]:
+    """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
+
+    The runs share the data split (data.seed); only initialisation, batch order and dropout
+    change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them) and one
+    figure of every run's curves. Other options are passed to `train`.
+    """
+    chosen = list(range(config.train.seed, config.train.seed + seeds))
+    runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"name": config.name, "seeds": chosen, "status": "running"})
+    results = []
+    for i, seed in enumerate(chosen, start=1):
+        run_dir = group_dir / f"seed-{seed}"
+        run_dir.mkdir()
+        echo(f"seed {seed} ({i}/{seeds}): {run_dir}")
+        seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+        results.append(train(seeded, run_dir, echo=echo, **options))
+    summary = group_row([run_row(result.run_dir) for result in results], group_dir)
+    runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"seeds": chosen, **summary, "status": "finished"})
+    plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
+                group_dir / runs.CURVES, title=f"{config.name}: {seeds} seeds")
+    return results
 
 
 def set_determinism(config: TrainConfig, device: str) -> str | None:
@@ -140,6 +177,7 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     started = time.perf_counter()
     metrics = evaluate_model(model, splits.test, config.data)
     runs.write_json(run_dir / runs.METRICS, metrics)
+    plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})
     record.update(status="finished", finished=timestamp(), epochs_done=len(recorder.history),
                   best_epoch=recorder.best_epoch(), stopped_early=recorder.stopped_early,
@@ -189,10 +227,8 @@ class RunRecorder(keras.callbacks.Callback):
         self.epoch_started = 0.0
 
     def best_epoch(self) -> int | None:
-        if not self.history:
-            return None
-        best = max(range(len(self.history)), key=lambda i: (self.history[i]["val_accuracy"], -i))
-        return self.history[best]["epoch"]
+        best = runs.best_row(self.history)
+        return best["epoch"] if best else None
 
     def patience_exhausted(self) -> bool:
         patience = self.config.early_stopping.patience

@@ -14,7 +14,7 @@ from rnn_cli.cli import main
 from rnn_cli.config import load_config
 from rnn_cli.train import RunRecorder, train
 
-RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras",
+RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras", "curves.png",
              "vocab.json", "summary.txt", "run.json", "metrics.json"}
 
 
@@ -67,6 +67,7 @@ def test_output_is_one_line_per_epoch_without_a_terminal(tmp_path, tiny_config, 
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
+    assert "batches: length buckets of 64 tokens (up to 40), padding masked; XLA on" in result.output
     assert lines[-1].startswith("test accuracy ")
     assert "\r" not in result.output  # no progress-bar redraws in a log
 
@@ -269,3 +270,47 @@ def test_summary_prints_the_book_parameter_count():
     result = invoke("summary", "--config", "configs/simple_rnn.yaml")
     assert result.exit_code == 0, result.output
     assert "Parameters before the Dense head: 322,080" in result.output
+
+
+def test_seeds_trains_one_folder_per_seed_and_summarizes(tmp_path, tiny_config, imdb_archive):
+    group = tmp_path / "group"
+    result = tiny_train(group, tiny_config, imdb_archive, "--seeds", "2", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in group.iterdir()) == ["curves.png", "seed-42", "seed-43", "seeds.json"]
+    histories = [runs.read_history(group / name) for name in ("seed-42", "seed-43")]
+    assert all(len(h) == 1 for h in histories) and histories[0] != histories[1]
+    assert [load_config(group / n / "config.yaml").train.seed for n in ("seed-42", "seed-43")] == [42, 43]
+    summary = json.loads((group / "seeds.json").read_text())
+    tests = [json.loads((group / n / "metrics.json").read_text())["accuracy"] for n in ("seed-42", "seed-43")]
+    assert summary["runs"] == 2 and summary["seeds"] == [42, 43]
+    assert summary["test_accuracy"] == pytest.approx(sum(tests) / 2)
+    assert "2 seeds: test accuracy" in result.output.splitlines()[-1]
+
+    table = invoke("compare", group, "--markdown")
+    assert table.exit_code == 0, table.output
+    assert "| tiny | 2 |" in table.output and " ± " in table.output
+
+
+def test_plot_writes_curves_into_the_run_and_compares_runs(trained_run, tmp_path):
+    (trained_run / "curves.png").unlink()  # rnn train wrote one; plot writes it again
+    result = invoke("plot", "--run", trained_run)
+    assert result.exit_code == 0, result.output
+    assert (trained_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    out = tmp_path / "both.png"
+    result = invoke("plot", "--run", trained_run, "--run", trained_run, "--out", out)
+    assert result.exit_code == 0 and out.exists()
+
+
+def test_plot_without_history_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("plot", "--run", tmp_path / "empty")
+    assert result.exit_code == 2 and "no finished epoch to plot" in result.output
+
+
+def test_compare_prints_a_table_of_runs(trained_run):
+    result = invoke("compare", trained_run)
+    assert result.exit_code == 0, result.output
+    header, row = result.output.strip().splitlines()
+    assert header.split()[:3] == ["config", "runs", "parameters"] and row.startswith("tiny ")
+    rows = json.loads(invoke("compare", trained_run, "--json").output)
+    assert rows[0]["epochs"] == 3 and rows[0]["test_accuracy"] >= 0.75

@@ -1,0 +1,133 @@
+"""Runs side by side: one row per run, or per seed group with mean and standard deviation."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import yaml
+
+from rnn_cli import runs
+from rnn_cli.errors import UserError
+
+COLUMNS = {  # key: heading
+    "name": "config", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
+    "best_val_accuracy": "best val acc", "best_epoch": "best epoch", "test_accuracy": "test acc",
+    "seconds_per_epoch": "s/epoch", "train_minutes": "train min", "device": "device", "path": "run",
+}
+
+
+def run_row(run_dir: Path) -> dict:
+    """What one run folder says about itself: config name, size, best epoch, test accuracy, speed."""
+    record = runs.read_json(run_dir / runs.RUN_RECORD)
+    history = runs.read_history(run_dir)
+    best = runs.best_row(history)
+    metrics = runs.read_json(run_dir / runs.METRICS) if (run_dir / runs.METRICS).exists() else {}
+    seconds = [row["seconds"] for row in history]
+    return {
+        "name": config_name(run_dir), "runs": 1, "parameters": record.get("parameters"),
+        "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else None,
+        "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
+        # The median skips the first epoch's compilation and any one-off stall.
+        "seconds_per_epoch": statistics.median(seconds) if seconds else None,
+        "train_minutes": record.get("timings", {}).get("train_seconds", 0.0) / 60,
+        "device": record.get("device"), "status": record.get("status"), "path": str(run_dir),
+    }
+
+
+def group_row(members: list[dict], path: Path) -> dict:
+    """Seed runs of one config as one row: means, with the standard deviation beside each."""
+    def mean(key):
+        values = [m[key] for m in members if m[key] is not None]
+        return statistics.mean(values) if values else None
+
+    def spread(key):
+        values = [m[key] for m in members if m[key] is not None]
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    first = members[0]
+    return {
+        "name": first["name"], "runs": len(members), "parameters": first["parameters"],
+        "epochs": mean("epochs"), "best_val_accuracy": mean("best_val_accuracy"),
+        "best_val_accuracy_std": spread("best_val_accuracy"), "best_epoch": mean("best_epoch"),
+        "test_accuracy": mean("test_accuracy"), "test_accuracy_std": spread("test_accuracy"),
+        "seconds_per_epoch": mean("seconds_per_epoch"), "train_minutes": mean("train_minutes"),
+        "device": ", ".join(sorted({str(m["device"]) for m in members})),
+        "status": ", ".join(sorted({str(m["status"]) for m in members})), "path": str(path),
+        "members": members,
+    }
+
+
+def compare(paths: list[Path]) -> list[dict]:
+    """Rows for the given run or seed-group folders; none given: everything under runs/.
+
+    A seed group (the folder `rnn train --seeds N` makes) is one row with mean and spread.
+    """
+    if not paths:
+        paths = top_level_runs(runs.RUNS_ROOT)
+        if not paths:
+            raise UserError(f"no runs under {runs.RUNS_ROOT}/; train one with `rnn train`, or name run folders")
+    rows = []
+    for path in paths:
+        if (path / runs.SEEDS_SUMMARY).exists():
+            members = [run_row(p) for p in runs.find_runs(path)]
+            if members:
+                rows.append(group_row(members, path))
+        elif (path / runs.RUN_RECORD).exists():
+            rows.append(run_row(path))
+        else:
+            raise UserError(f"{path}: not a run folder (no {runs.RUN_RECORD}) nor a seed group (no {runs.SEEDS_SUMMARY})")
+    return rows
+
+
+def top_level_runs(root: Path) -> list[Path]:
+    """Run folders and seed groups directly under `root`, oldest first."""
+    found = {root / p.relative_to(root).parts[0] for p in runs.find_runs(root)}
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def config_name(run_dir: Path) -> str:
+    try:
+        return yaml.safe_load((run_dir / runs.CONFIG).read_text(encoding="utf-8")).get("name", run_dir.name)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return run_dir.name
+
+
+def cells(row: dict) -> dict[str, str]:
+    """The row as display strings; groups show mean ± std."""
+    def accuracy(key):
+        if row[key] is None:
+            return "-"
+        return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["runs"] > 1 else f"{row[key]:.4f}"
+
+    def number(value, fmt):
+        return "-" if value is None else format(value, fmt)
+
+    return {
+        "name": row["name"], "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
+        "epochs": number(row["epochs"], ".3g"), "best_val_accuracy": accuracy("best_val_accuracy"),
+        "best_epoch": number(row["best_epoch"], ".3g"), "test_accuracy": accuracy("test_accuracy"),
+        "seconds_per_epoch": number(row["seconds_per_epoch"], ".1f"),
+        "train_minutes": number(row["train_minutes"], ".1f"), "device": str(row["device"]), "path": row["path"],
+    }
+
+
+def text_table(rows: list[dict]) -> str:
+    """Aligned columns for a terminal."""
+    table = [list(COLUMNS.values())] + [list(cells(row).values()) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip()
+                     for line in table)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A Markdown table for a README; run paths are left out, they mean nothing elsewhere."""
+    keys = [key for key in COLUMNS if key != "path"]
+    lines = ["| " + " | ".join(COLUMNS[key] for key in keys) + " |", "|" + " --- |" * len(keys)]
+    lines += ["| " + " | ".join(cells(row)[key] for key in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def json_text(rows: list[dict]) -> str:
+    return json.dumps(rows, indent=2)

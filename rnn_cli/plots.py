@@ -1,0 +1,67 @@
+"""Learning curves as PNG: loss and accuracy per epoch, training and validation, best epoch marked."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none opened
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rnn_cli.runs import best_row, publish  # noqa: E402
+
+FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
+DPI = 100  # so the PNG is 1200 x 450 pixels
+
+
+def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = "") -> Path:
+    """Draw every (label, history) pair on one figure and write it to `out`.
+
+    Solid lines are validation, dashed lines training; a star marks each run's best validation
+    accuracy, and a dot the validation loss of that epoch.
+    """
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
+    for i, (label, history) in enumerate(curves):
+        color = f"C{i % 10}"
+        prefix = f"{label} " if len(curves) > 1 else ""
+        epochs = [row["epoch"] for row in history]
+        for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+            axis.plot(epochs, [row[key] for row in history], color=color, linestyle="--", marker=".",
+                      label=f"{prefix}training")
+            axis.plot(epochs, [row[f"val_{key}"] for row in history], color=color, marker=".",
+                      label=f"{prefix}validation")
+        best = best_row(history)
+        if best:
+            accuracy_axis.scatter([best["epoch"]], [best["val_accuracy"]], marker="*", s=220, color=color,
+                                  edgecolor="black", zorder=3,
+                                  label=f"{prefix}best: {best['val_accuracy']:.4f} (epoch {best['epoch']})")
+            loss_axis.scatter([best["epoch"]], [best["val_loss"]], s=60, color=color, edgecolor="black", zorder=3)
+    for axis, name in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name)
+        axis.grid(alpha=0.3)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, Path(out))
+    plt.close(figure)
+    return Path(out)
+
+
+def save_figure(figure, out: Path) -> None:
+    """savefig through a temporary name and a rename, like every other run file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
+    os.close(handle)
+    try:
+        figure.savefig(tmp, format="png", dpi=DPI)
+        publish(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise

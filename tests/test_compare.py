@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from rnn_cli import runs
+from rnn_cli.compare import compare, markdown_table, text_table
+from rnn_cli.errors import UserError
+
+
+def fake_run(folder, name, accuracies, test_accuracy, seconds=2.0, parameters=1234):
+    folder.mkdir(parents=True)
+    (folder / runs.CONFIG).write_text(f"name: {name}\n")
+    history = [{"epoch": e, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.5, "val_accuracy": a,
+                "learning_rate": 0.001, "seconds": seconds + e} for e, a in enumerate(accuracies, start=1)]
+    runs.write_history(folder, history)
+    runs.write_json(folder / runs.RUN_RECORD, {"status": "finished", "device": "cpu", "parameters": parameters,
+                                               "timings": {"train_seconds": 60.0 * len(accuracies)}})
+    runs.write_json(folder / runs.METRICS, {"accuracy": test_accuracy})
+    return folder
+
+
+def test_one_row_per_run_with_best_epoch_and_median_seconds(tmp_path):
+    a = fake_run(tmp_path / "a", "lstm", [0.80, 0.86, 0.84], 0.85)
+    (row,) = compare([a])
+    assert row["name"] == "lstm" and row["epochs"] == 3 and row["parameters"] == 1234
+    assert (row["best_val_accuracy"], row["best_epoch"], row["test_accuracy"]) == (0.86, 2, 0.85)
+    assert row["seconds_per_epoch"] == 4.0 and row["train_minutes"] == 3.0
+
+
+def test_seed_group_is_one_row_with_mean_and_spread(tmp_path):
+    group = tmp_path / "g"
+    for seed, (best, test) in zip((42, 43, 44), [(0.80, 0.79), (0.84, 0.81), (0.82, 0.80)]):
+        fake_run(group / f"seed-{seed}", "simple_rnn", [0.5, best], test)
+    runs.write_json(group / runs.SEEDS_SUMMARY, {"seeds": [42, 43, 44]})
+    (row,) = compare([group])
+    assert row["runs"] == 3
+    assert row["best_val_accuracy"] == pytest.approx(0.82) and row["best_val_accuracy_std"] == pytest.approx(0.02)
+    assert row["test_accuracy"] == pytest.approx(0.80) and row["test_accuracy_std"] == pytest.approx(0.01)
+    assert "0.8200 ± 0.0200" in markdown_table([row]) and "0.8000 ± 0.0100" in text_table([row])
+
+
+def test_default_is_every_run_and_group_under_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path / "runs" / "x", "x", [0.7], 0.7)
+    fake_run(tmp_path / "runs" / "g" / "seed-1", "y", [0.6], 0.6)
+    runs.write_json(tmp_path / "runs" / "g" / runs.SEEDS_SUMMARY, {"seeds": [1]})
+    rows = compare([])
+    assert sorted(row["name"] for row in rows) == ["x", "y"]
+    table = markdown_table(rows).splitlines()
+    assert table[0].startswith("| config | runs | parameters |") and len(table) == 4
+    json.dumps(rows)  # --json prints these rows as they are
+
+
+def test_not_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="not a run folder"):
+        compare([tmp_path])
