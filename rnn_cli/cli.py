@@ -214,25 +214,9 @@ def plot(run_dirs, out):
     rnn plot                                   # the newest run: runs/<run>/curves.png
     rnn plot --run runs/a --run runs/b         # both on one figure: runs/compare.png
     """
-    from rnn_cli import runs
-    from rnn_cli.plots import plot_curves
+    from rnn_cli.plots import plot_runs
 
-    run_dirs = list(run_dirs) or [runs.newest_run(needs=runs.HISTORY_JSON)]
-    members = [p for d in run_dirs for p in (runs.find_runs(d) if (d / runs.SEEDS_SUMMARY).exists() else [d])]
-    curves = [(curve_label(d, len(members)), runs.read_history(d)) for d in members]
-    if empty := [str(d) for d, (_, history) in zip(members, curves) if not history]:
-        raise UserError(f"{empty[0]}: no finished epoch to plot (no {runs.HISTORY_JSON})")
-    if out is None:
-        out = run_dirs[0] / runs.CURVES if len(run_dirs) == 1 else runs.RUNS_ROOT / "compare.png"
-    click.echo(f"written: {plot_curves(curves, out)}")
-
-
-def curve_label(run_dir: Path, count: int) -> str:
-    """A run's name in a legend: its config name and, among several, its folder."""
-    from rnn_cli.compare import config_name
-
-    name = config_name(run_dir)
-    return f"{name} ({run_dir.name})" if count > 1 and run_dir.name != name else name
+    click.echo(f"written: {plot_runs(list(run_dirs), out)}")
 
 
 @main.command()

@@ -71,7 +71,7 @@ def compare(paths: list[Path]) -> list[dict]:
     rows = []
     for path in paths:
         if (path / runs.SEEDS_SUMMARY).exists():
-            members = [run_row(p) for p in runs.find_runs(path)]
+            members = [run_row(p) for p in runs.members(path)]
             if members:
                 rows.append(group_row(members, path))
         elif (path / runs.RUN_RECORD).exists():

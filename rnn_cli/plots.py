@@ -12,10 +12,35 @@ matplotlib.use("Agg")  # files only: no display needed, none opened
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rnn_cli import runs  # noqa: E402
+from rnn_cli.errors import UserError  # noqa: E402
 from rnn_cli.runs import best_row, publish  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
 DPI = 100  # so the PNG is 1200 x 450 pixels
+
+
+def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
+    """The curves of runs and seed groups (default: the newest run) on one figure; returns the PNG.
+
+    `out` defaults to curves.png in the one folder given, or runs/compare.png for several.
+    """
+    from rnn_cli.compare import config_name
+
+    run_dirs = run_dirs or [runs.newest_run(needs=runs.HISTORY_JSON)]
+    folders = [member for path in run_dirs for member in runs.members(path)]
+    curves = []
+    for folder in folders:
+        history = runs.read_history(folder)
+        if not history:
+            raise UserError(f"{folder}: no finished epoch to plot (no {runs.HISTORY_JSON})")
+        name = config_name(folder)
+        # Among several runs the folder tells them apart (unless it says no more than the name).
+        label = f"{name} ({folder.name})" if len(folders) > 1 and folder.name != name else name
+        curves.append((label, history))
+    if out is None:
+        out = run_dirs[0] / runs.CURVES if len(run_dirs) == 1 else runs.RUNS_ROOT / "compare.png"
+    return plot_curves(curves, out)
 
 
 def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = "") -> Path:

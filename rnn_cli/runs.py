@@ -91,6 +91,11 @@ def find_runs(root: Path = RUNS_ROOT, needs: str = RUN_RECORD) -> list[Path]:
     return sorted(found, key=lambda p: ((p / CONFIG).stat().st_mtime if (p / CONFIG).exists() else 0, str(p)))
 
 
+def members(path: Path) -> list[Path]:
+    """The runs of a seed group (a folder with seeds.json), or [path] for a single run."""
+    return find_runs(path) if (path / SEEDS_SUMMARY).exists() else [path]
+
+
 def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
     """A fresh `root/<name>-<timestamp>` folder; a suffix keeps it from reusing one that exists."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
