@@ -240,6 +240,53 @@ def compare(run_dirs, as_markdown, as_json):
 
 
 @main.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder (default: the newest under runs/).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many of the words that moved the score most to list.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG of the score over the review (default: explain.png in the run folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the words and scores as JSON.")
+def explain(text, run_dir, top, out, as_json):
+    """Show how a review's score moves word by word, and which words moved it most.
+
+    The scores come from rnn_cli/reference.py, the model's layers written as NumPy loops.
+
+    \b
+    rnn explain "The plot was thin but the acting was wonderful."
+    """
+    from rnn_cli import runs
+    from rnn_cli.explain import explain_review, explanation_lines
+    from rnn_cli.plots import plot_explanation
+
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    explanation = explain_review(run_dir, " ".join(text))
+    figure = plot_explanation(explanation, out or run_dir / runs.EXPLAIN, top)
+    if as_json:
+        click.echo(json.dumps({**explanation.as_dict(top), "figure": str(figure)}, ensure_ascii=False))
+        return
+    for line in explanation_lines(explanation, top):
+        click.echo(line)
+    click.echo(f"written: {figure}")
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder (default: the newest under runs/).")
+def inspect(run_dir):
+    """Print each layer's weights, parameter count and update equation.
+
+    The equations are the ones rnn_cli/reference.py runs in NumPy (and checks against Keras).
+    """
+    from rnn_cli import runs
+    from rnn_cli.explain import describe_layers
+
+    for line in describe_layers(run_dir or runs.newest_run(needs=runs.MODEL)):
+        click.echo(line)
+
+
+@main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="YAML config.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed, none opened
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from rnn_cli import runs  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
@@ -90,3 +91,31 @@ def save_figure(figure, out: Path) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def plot_explanation(explanation, out: Path, top: int = 5) -> Path:
+    """The score after every word as a curve over a colour strip; the biggest movers labelled."""
+    e = explanation
+    positions = list(range(len(e.words)))
+    figure, (curve, strip) = plt.subplots(2, 1, figsize=FIGSIZE, dpi=DPI, sharex=True,
+                                          gridspec_kw={"height_ratios": [5, 1]})
+    curve.plot(positions, e.scores, color="C0", marker="." if len(positions) <= 120 else None)
+    curve.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    for i in e.movers(top):
+        curve.annotate(e.words[i], (i, e.scores[i]), textcoords="offset points", xytext=(0, 8),
+                       ha="center", fontsize="small", color="C2" if e.changes[i] > 0 else "C3")
+    curve.set_ylim(-0.02, 1.08)
+    curve.set_ylabel('P("positive")')
+    curve.set_title(f"score after each word (final {e.probability:.4f})", fontsize="medium")
+    curve.grid(alpha=0.3)
+    strip.imshow(np.asarray(e.scores)[None, :], aspect="auto", cmap="RdYlGn", vmin=0.0, vmax=1.0,
+                 extent=(-0.5, len(positions) - 0.5, 0, 1))
+    strip.set_yticks([])
+    if len(positions) <= 60:  # short enough to name every word under the strip
+        strip.set_xticks(positions, e.words, rotation=60, ha="right", fontsize="small")
+    else:
+        strip.set_xlabel("word position (0: start token)")
+    figure.tight_layout()
+    save_figure(figure, Path(out))
+    plt.close(figure)
+    return Path(out)

@@ -28,6 +28,7 @@ RUN_RECORD = "run.json"
 METRICS = "metrics.json"
 EVAL = "eval.json"
 CURVES = "curves.png"  # learning curves (rnn plot, and rnn train at the end)
+EXPLAIN = "explain.png"  # the score word by word of the last `rnn explain`
 SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
 
 

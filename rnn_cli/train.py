@@ -23,7 +23,7 @@ from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
 from rnn_cli.evaluate import evaluate_model
-from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings,
+from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings, lean_xla,
                            parameters_before_head, summary_text)
 from rnn_cli.plots import plot_curves
 from rnn_cli.progress import Progress, epoch_line
@@ -64,6 +64,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     # A different seed per resumed start, so a continued run does not replay epoch 1's dropout.
     keras.utils.set_random_seed(config.train.seed + len(history))
     determinism = set_determinism(config.train, used_device)
+    lean_xla()
     splits, model = prepare(config, run_dir, resume)
     if used_device.startswith("gpu"):
         for line in cudnn_warnings(config.model):

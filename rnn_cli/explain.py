@@ -1,0 +1,172 @@
+"""Look inside a trained run: how the score moves word by word (`rnn explain`), and what each layer
+computes (`rnn inspect`). Both read the model through the NumPy reference, not through Keras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from rnn_cli import runs
+from rnn_cli.config import DataConfig, load_config
+from rnn_cli.data import OOV, Reviews, Vocabulary, tokenize
+from rnn_cli.errors import UserError
+from rnn_cli.predict import load_trained
+from rnn_cli.reference import EQUATIONS, GATES, apply_head, forward
+
+START_WORD = "<start>"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The probability of "positive" after each word the model reads."""
+
+    words: list[str]  # as read: START_WORD first, unless maxlen truncation cut it
+    known: list[bool]  # False: not in the vocabulary, read as the unknown-word token
+    scores: np.ndarray  # probability after each of `words`
+    baseline: float  # the score before any word: the head on the zero state
+    probability: float  # the model's prediction for the whole review (what `rnn predict` says)
+    dropped: int  # words maxlen cut off (the start token counts as one)
+    maxlen: int
+    truncating: str  # "pre": maxlen kept the review's last words; "post": its first
+    shown: str  # what the scores are, in a sentence
+
+    @property
+    def changes(self) -> np.ndarray:
+        """How much each word moved the score."""
+        return np.diff(self.scores, prepend=self.baseline)
+
+    def movers(self, top: int) -> list[int]:
+        """Positions of the `top` words that moved the score most, largest first."""
+        return [int(i) for i in np.argsort(-np.abs(self.changes), kind="stable")[:top]]
+
+    def as_dict(self, top: int) -> dict:
+        return {"probability": self.probability, "shown": self.shown, "dropped": self.dropped,
+                "tokens": [{"word": w, "known": k, "score": float(s), "change": float(c)}
+                           for w, k, s, c in zip(self.words, self.known, self.scores, self.changes)],
+                "movers": self.movers(top)}
+
+
+def explain_review(run_dir: Path, text: str) -> Explanation:
+    """The score of `text` after every word, from the run's model through the NumPy reference.
+
+    For a model that reads left to right, the score after a word is the Dense head applied to the
+    last recurrent layer's running state there. A bidirectional layer has no such state (its
+    backward half has read the review from the end), so there the score after a word is the
+    model's prediction for the review cut off after that word.
+    """
+    config = load_config(run_dir / runs.CONFIG)
+    vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
+    model = load_trained(run_dir)
+    ids, known_count = vocabulary.encode(text)
+    if known_count == 0:
+        what = "is empty" if len(ids) == 1 else "has no word in the model's vocabulary"
+        raise UserError(f"the review {what}: nothing to explain")
+    words = [START_WORD, *tokenize(text)]
+    data = config.data
+    kept = slice(-data.maxlen, None) if data.truncating == "pre" else slice(0, data.maxlen)
+    dropped = max(len(ids) - data.maxlen, 0)
+    ids, words = ids[kept], words[kept]
+    recurrent = [layer for layer in model.layers if layer.weights][1:-1]
+    bidirectional = [layer.name for layer in recurrent if type(layer).__name__ == "Bidirectional"]
+    if bidirectional:
+        # Every prefix, the empty one first, scored in one batch.
+        prefixes = Reviews.from_lists([ids[:k] for k in range(len(ids) + 1)], np.zeros(len(ids) + 1))
+        scores = forward(model, model_input(prefixes, data, model)).probabilities
+        baseline, scores, probability = float(scores[0]), scores[1:], float(scores[-1])
+        shown = (f"{bidirectional[0]} also reads the review backwards, so no state sums up 'the review so far'; "
+                 "each score is the model's prediction for the review cut off after that word")
+    else:
+        x = model_input(Reviews.from_lists([ids], [0]), data, model)
+        trace = forward(model, x)
+        # Unmasked and pre-padded, the review's words are the last steps, after the padding.
+        start = x.shape[1] - len(ids) if data.padding == "pre" and not masks(model) else 0
+        states = trace.sequences[recurrent[-1].name][0]
+        head = model.get_layer("head")
+        scores = apply_head(head, states[start:start + len(ids)])
+        baseline = float(apply_head(head, states[start - 1] if start else np.zeros(states.shape[1])))
+        probability = float(trace.probabilities[0])
+        shown = (f"each score is the Dense head applied to {recurrent[-1].name}'s running state "
+                 "after reading the review up to that word")
+        if not masks(model) and data.padding == "post":
+            shown += "; the model then reads padding up to maxlen, which the probability includes"
+    return Explanation(words=words, known=[bool(i != OOV) for i in ids], scores=scores, baseline=baseline,
+                       probability=probability, dropped=dropped, maxlen=data.maxlen,
+                       truncating=data.truncating, shown=shown)
+
+
+def masks(model: keras.Model) -> bool:
+    return bool(model.get_layer("embedding").mask_zero)
+
+
+def model_input(reviews: Reviews, data: DataConfig, model: keras.Model) -> np.ndarray:
+    """Token ids as the model was trained on them: right-padded and masked, or padded to maxlen."""
+    if masks(model):
+        return reviews.padded(int(reviews.lengths.max()), "post")
+    return reviews.padded(data.maxlen, data.padding, data.truncating)
+
+
+def explanation_lines(explanation: Explanation, top: int) -> list[str]:
+    """The review word by word with its running score, then the words that moved it most."""
+    e = explanation
+    label = "positive" if e.probability >= 0.5 else "negative"
+    lines = [f"probability {e.probability:.4f} {label}", f"shown: {e.shown}"]
+    if e.dropped:
+        side = "last" if e.truncating == "pre" else "first"
+        lines.append(f"the review is longer than maxlen {e.maxlen}: the model reads its {side} {e.maxlen} tokens, "
+                     f"{e.dropped} are cut")
+    lines.append(f"{'#':>4}  {'word':<20} {'score':>6}  {'change':>7}")
+    lines.append(f"{'':>4}  {'(before any word)':<20} {e.baseline:6.4f}")
+    for i, (word, known, score, change) in enumerate(zip(e.words, e.known, e.scores, e.changes)):
+        note = "  (unknown word)" if not known else ""
+        lines.append(f"{i:>4}  {word:<20} {score:6.4f}  {change:+7.4f}{note}")
+    lines.append("moved the score most:")
+    lines += [f"  {e.changes[i]:+.4f}  {e.words[i]} (#{i})" for i in e.movers(top)]
+    return lines
+
+
+def describe_layers(run_dir: Path) -> list[str]:
+    """Layer by layer: weight shapes, parameter counts and the update equation."""
+    model = load_trained(run_dir)
+    lines = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        lines.append(f"{layer.name}: {kind(layer)}, {layer.count_params():,} parameters")
+        cell_layer = layer.forward_layer if type(layer).__name__ == "Bidirectional" else layer
+        for weight in cell_layer.weights:
+            lines.append(f"  {weight.name:<17} {str(tuple(weight.shape)):<12} {meaning(weight, cell_layer)}")
+        if cell_layer is not layer:
+            lines.append(f"  (and the same again for the backward copy; outputs merged by {layer.merge_mode})")
+        lines += [f"  {line}" for line in EQUATIONS[type(cell_layer).__name__]]
+        if getattr(layer, "mask_zero", False):
+            lines.append("  token 0 is padding: masked, the recurrent layers skip it and keep their state")
+    trained = sum(layer.count_params() for layer in model.layers)
+    lines.append(f"total: {trained:,} parameters")
+    return lines
+
+
+def kind(layer) -> str:
+    """`LSTM(32)`, `Bidirectional(GRU(64))`, `Embedding(10000, 32)`, `Dense(1, sigmoid)`."""
+    name = type(layer).__name__
+    if name == "Bidirectional":
+        return f"Bidirectional({kind(layer.forward_layer)})"
+    if name == "Embedding":
+        return f"Embedding({layer.input_dim}, {layer.output_dim})"
+    if name == "Dense":
+        return f"Dense({layer.units}, {layer.activation.__name__})"
+    return f"{name}({layer.units})"
+
+
+def meaning(weight, layer) -> str:
+    """What a weight array is in the equations."""
+    short = weight.name
+    gates = GATES.get(type(layer).__name__, "")
+    blocks = f", blocks {gates} side by side" if gates else ""
+    return {"embeddings": "E: one row per token id",
+            "kernel": ("w" if type(layer).__name__ == "Dense" else f"W = kernel.T{blocks}"),
+            "recurrent_kernel": f"U = recurrent_kernel.T{blocks}",
+            "bias": ("b: row 0 with W, row 1 (b') with U" if len(weight.shape) == 2 else f"b{blocks}")}.get(short, "")
+

@@ -1,0 +1,107 @@
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from matplotlib.image import imread
+
+from rnn_cli import runs
+from rnn_cli.cli import main
+from rnn_cli.config import LayerConfig, ModelConfig
+from rnn_cli.data import Vocabulary
+from rnn_cli.explain import START_WORD, explain_review
+from rnn_cli.model import build_model
+
+REVIEW = "the acting was wonderful and the plot brilliant"
+
+
+def model_probability(run_dir, ids) -> float:
+    model = keras.saving.load_model(run_dir / runs.MODEL)
+    return float(model.predict(np.asarray([ids]), verbose=0)[0, 0])
+
+
+def test_running_score_is_the_models_score_of_every_prefix(trained_run):
+    explanation = explain_review(trained_run, REVIEW)
+    ids, _ = Vocabulary.load(trained_run / runs.VOCABULARY).encode(REVIEW)
+    assert explanation.words == [START_WORD, *REVIEW.split()]
+    for k in (1, 4, len(ids)):
+        assert explanation.scores[k - 1] == pytest.approx(model_probability(trained_run, ids[:k]), abs=1e-5)
+    assert explanation.probability == pytest.approx(explanation.scores[-1], abs=1e-9)
+    assert np.sum(explanation.changes) == pytest.approx(explanation.probability - explanation.baseline)
+
+
+def test_explain_prints_words_scores_movers_and_writes_a_png(trained_run):
+    result = CliRunner().invoke(main, ["explain", "--run", str(trained_run), "--top", "2",
+                                       "the", "zorblax", "was", "wonderful"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("probability ")
+    assert any(line.split()[1:2] == ["zorblax"] and line.endswith("(unknown word)") for line in lines)
+    movers = lines[lines.index("moved the score most:") + 1:-1]
+    assert len(movers) == 2
+    assert imread(trained_run / runs.EXPLAIN).shape[:2] == (450, 1200)
+
+
+def test_explain_json_and_truncation(trained_run, tmp_path):
+    long_review = " ".join(["wonderful", "boring"] * 30)  # 60 words; the tiny config's maxlen is 40
+    out = tmp_path / "strip.png"
+    result = CliRunner().invoke(main, ["explain", "--run", str(trained_run), "--json", "--out", str(out), long_review])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert len(payload["tokens"]) == 40 and payload["dropped"] == 21  # start token + 20 words cut
+    assert payload["tokens"][0]["word"] == "wonderful"  # truncating: pre keeps the ending
+    assert out.exists()
+
+
+@pytest.mark.parametrize("text, message", [("", "is empty"), ("zorblax quux", "no word in the model's vocabulary")])
+def test_explain_refuses_what_it_cannot_score(trained_run, text, message):
+    result = CliRunner().invoke(main, ["explain", "--run", str(trained_run), text])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def fake_run(trained_run, tmp_path, layers, bucketing=True):
+    """A run folder holding a random model of another shape, with the tiny run's vocabulary."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(trained_run / runs.VOCABULARY, run_dir)
+    config = yaml.safe_load((trained_run / runs.CONFIG).read_text())
+    config["data"]["bucketing"] = bucketing
+    (run_dir / runs.CONFIG).write_text(yaml.safe_dump(config))
+    model = build_model(ModelConfig(embedding_dim=8, layers=layers), 40, mask_zero=bucketing)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
+    model.save(run_dir / runs.MODEL)
+    return run_dir
+
+
+def test_bidirectional_scores_each_prefix_and_says_so(trained_run, tmp_path):
+    run_dir = fake_run(trained_run, tmp_path, (LayerConfig(type="gru", units=4, bidirectional=True),))
+    explanation = explain_review(run_dir, REVIEW)
+    ids, _ = Vocabulary.load(run_dir / runs.VOCABULARY).encode(REVIEW)
+    assert "cut off after that word" in explanation.shown
+    for k in (2, len(ids)):
+        assert explanation.scores[k - 1] == pytest.approx(model_probability(run_dir, ids[:k]), abs=1e-5)
+
+
+def test_unmasked_pre_padded_model_reads_its_padding_first(trained_run, tmp_path):
+    run_dir = fake_run(trained_run, tmp_path, (LayerConfig(type="lstm", units=4),), bucketing=False)
+    explanation = explain_review(run_dir, REVIEW)
+    ids, _ = Vocabulary.load(run_dir / runs.VOCABULARY).encode(REVIEW)
+    padded = np.concatenate([np.zeros(40 - len(ids), dtype=np.int32), ids])
+    assert explanation.probability == pytest.approx(model_probability(run_dir, padded), abs=1e-5)
+    assert explanation.scores[-1] == pytest.approx(explanation.probability, abs=1e-9)
+
+
+def test_inspect_lists_shapes_parameters_and_equations(trained_run):
+    result = CliRunner().invoke(main, ["inspect", "--run", str(trained_run)])
+    assert result.exit_code == 0, result.output
+    model = keras.saving.load_model(trained_run / runs.MODEL)
+    assert f"total: {model.count_params():,} parameters" in result.output
+    assert "simple_rnn_0: SimpleRNN(8), 136 parameters" in result.output  # 8*8 + 8*8 + 8
+    assert "recurrent_kernel  (8, 8)" in result.output
+    assert "h_t = tanh(W @ x_t + U @ h_(t-1) + b)" in result.output
+    assert "head: Dense(1, sigmoid), 9 parameters" in result.output

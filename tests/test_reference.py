@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+
+from rnn_cli import reference, runs
+from rnn_cli.config import LayerConfig, ModelConfig
+from rnn_cli.model import build_model
+from rnn_cli.reference import forward, lstm_step
+
+TOLERANCE = 1e-5
+VOCABULARY = 50
+
+
+def random_model(layers: list[LayerConfig], masked: bool, seed: int = 0) -> keras.Model:
+    """A model with weights large enough that a wrong gate or bias moves the output visibly."""
+    model = build_model(ModelConfig(embedding_dim=6, layers=tuple(layers)), VOCABULARY, mask_zero=masked)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, 0.6, w.shape) for w in model.get_weights()])
+    return model
+
+
+def token_batch(padding: str, seed: int = 1, steps: int = 14, vocabulary: int = VOCABULARY) -> np.ndarray:
+    """Eight reviews of 3..steps tokens below `vocabulary`, padded with 0 on one side."""
+    rng = np.random.default_rng(seed)
+    batch = np.zeros((8, steps), dtype=np.int32)
+    for row, length in enumerate(rng.integers(3, steps + 1, size=8)):
+        tokens = rng.integers(1, vocabulary, size=length)
+        if padding == "pre":
+            batch[row, steps - length:] = tokens
+        else:
+            batch[row, :length] = tokens
+    return batch
+
+
+def assert_layers_match(model: keras.Model, tokens: np.ndarray) -> None:
+    """Every recurrent layer's outputs and the probabilities, reference against Keras."""
+    trace = forward(model, tokens)
+    for name, outputs in trace.sequences.items():
+        layer = model.get_layer(name)
+        keras_out = keras.Model(model.inputs[0], layer.output)(tokens, training=False)
+        expected = outputs if len(keras_out.shape) == 3 else trace.last
+        np.testing.assert_allclose(expected, np.asarray(keras_out), atol=TOLERANCE, err_msg=name)
+    keras_probabilities = model.predict(tokens, verbose=0).reshape(-1)
+    np.testing.assert_allclose(trace.probabilities, keras_probabilities, atol=TOLERANCE)
+    first = next(iter(trace.sequences.values()))
+    assert np.ptp(first) > 0.5  # the weights make states differ widely: the comparison has teeth
+
+
+def layer(kind, bidirectional=False):
+    return LayerConfig(type=kind, units=5, bidirectional=bidirectional)
+
+
+STACKS = {
+    "simple_rnn": [layer("simple_rnn")],
+    "lstm": [layer("lstm")],
+    "gru": [layer("gru")],
+    "stacked": [layer("lstm"), layer("simple_rnn"), layer("gru")],
+    "bidirectional": [layer("lstm", bidirectional=True)],
+    "stacked_bidirectional": [layer("gru", bidirectional=True), layer("simple_rnn", bidirectional=True)],
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_reference_matches_keras_on_random_weights(stack, masked, padding):
+    assert_layers_match(random_model(STACKS[stack], masked), token_batch(padding))
+
+
+def test_reference_matches_a_trained_model(trained_run):
+    model = keras.saving.load_model(trained_run / runs.MODEL)
+    tokens = token_batch("post", steps=20, vocabulary=40)  # the tiny config's num_words
+    trace = forward(model, tokens)
+    np.testing.assert_allclose(trace.probabilities, model.predict(tokens, verbose=0).reshape(-1), atol=TOLERANCE)
+
+
+def test_a_swapped_gate_order_is_caught(monkeypatch):
+    """The parity check can fail: LSTM with its forget and input gates swapped differs from Keras."""
+    def swapped(x_t, state, kernel, recurrent_kernel, bias):
+        blocks = lambda a: np.concatenate([np.split(a, 4, axis=-1)[i] for i in (1, 0, 2, 3)], axis=-1)  # noqa: E731
+        return lstm_step(x_t, state, blocks(kernel), blocks(recurrent_kernel), blocks(bias))
+
+    monkeypatch.setitem(reference.STEPS, "LSTM", (swapped, 2))
+    with pytest.raises(AssertionError):
+        assert_layers_match(random_model([layer("lstm")], masked=True), token_batch("post"))
