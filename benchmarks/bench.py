@@ -12,6 +12,10 @@ median of the later ones. Speed (the default, 3 epochs):
 Accuracy over full trainings, several seeds (best validation accuracy, mean and spread):
 
     python benchmarks/bench.py --epochs 10 --seeds 3
+
+A variant of `rnn train`'s path against the same recipe (the overrides of `rnn train --set`):
+
+    python benchmarks/bench.py --set train.jit_compile=false
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds[-1] += time.perf_counter()
 
 
-def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed: int) -> None:
+def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed: int, sets: list[str]) -> None:
     """One measurement in this process; prints its JSON line."""
     from rnn_cli.config import load_config
 
@@ -102,6 +106,8 @@ def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed
                  f"train.seed={seed}"]
     if limit:
         overrides.append(f"data.limit={limit}")
+    if path == "rnn":
+        overrides += sets
     config = load_config(MODELS[model], overrides)
     measure = {"recipe": measure_recipe, "rnn": measure_rnn}[path]
     with tempfile.TemporaryDirectory() as run_dir:
@@ -115,6 +121,8 @@ def run_child(path: str, model: str, args, seed: int) -> dict:
                "--epochs", str(args.epochs), "--seed", str(seed)]
     if args.limit:
         command += ["--limit", str(args.limit)]
+    for item in args.sets:
+        command += ["--set", item]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"{path}/{model} failed:\n{done.stderr[-3000:]}")
@@ -165,6 +173,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per training; the first is not timed")
     parser.add_argument("--seeds", type=int, default=1, help="trainings per path and model (seeds 1..N)")
     parser.add_argument("--limit", type=int, help="N train and N test reviews (quick check, not a result)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the rnn path only, as in rnn train (repeatable), "
+                             "e.g. --set train.jit_compile=false")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
@@ -172,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     args.data = str(Path(args.data).resolve())
     if args.child:
-        return child(args.child, args.model, args.data, args.limit, args.epochs, args.seed)
+        return child(args.child, args.model, args.data, args.limit, args.epochs, args.seed, args.sets)
     if not Path(args.data).exists():
         sys.exit(f"{args.data}: no such file; pass --data PATH to an aclImdb folder or aclImdb_v1.tar.gz")
     rows = []
@@ -189,7 +200,7 @@ def main() -> None:
         row["ratio"] = row["rnn"]["seconds"] / row["recipe"]["seconds"] if timed else None
         rows.append(row)
     print(table(rows))
-    report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds,
+    report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds, "sets": args.sets,
               "cpu_count": os.cpu_count(), "rows": rows}
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
