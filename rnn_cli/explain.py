@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from rnn_cli import runs
+from rnn_cli.batches import masks_padding
 from rnn_cli.config import DataConfig, load_config
 from rnn_cli.data import OOV, Reviews, Vocabulary, tokenize
 from rnn_cli.errors import UserError
@@ -64,46 +65,50 @@ def explain_review(run_dir: Path, text: str) -> Explanation:
     if known_count == 0:
         what = "is empty" if len(ids) == 1 else "has no word in the model's vocabulary"
         raise UserError(f"the review {what}: nothing to explain")
-    words = [START_WORD, *tokenize(text)]
     data = config.data
+    # What the model reads: maxlen tokens from the end (truncating: pre) or from the start.
     kept = slice(-data.maxlen, None) if data.truncating == "pre" else slice(0, data.maxlen)
-    dropped = max(len(ids) - data.maxlen, 0)
-    ids, words = ids[kept], words[kept]
+    words = [START_WORD, *tokenize(text)][kept]
     recurrent = [layer for layer in model.layers if layer.weights][1:-1]
     bidirectional = [layer.name for layer in recurrent if type(layer).__name__ == "Bidirectional"]
+    score = prefix_scores if bidirectional else running_scores
+    baseline, scores, probability = score(model, ids[kept], data)
     if bidirectional:
-        # Every prefix, the empty one first, scored in one batch.
-        prefixes = Reviews.from_lists([ids[:k] for k in range(len(ids) + 1)], np.zeros(len(ids) + 1))
-        scores = forward(model, model_input(prefixes, data, model)).probabilities
-        baseline, scores, probability = float(scores[0]), scores[1:], float(scores[-1])
         shown = (f"{bidirectional[0]} also reads the review backwards, so no state sums up 'the review so far'; "
                  "each score is the model's prediction for the review cut off after that word")
     else:
-        x = model_input(Reviews.from_lists([ids], [0]), data, model)
-        trace = forward(model, x)
-        # Unmasked and pre-padded, the review's words are the last steps, after the padding.
-        start = x.shape[1] - len(ids) if data.padding == "pre" and not masks(model) else 0
-        states = trace.sequences[recurrent[-1].name][0]
-        head = model.get_layer("head")
-        scores = apply_head(head, states[start:start + len(ids)])
-        baseline = float(apply_head(head, states[start - 1] if start else np.zeros(states.shape[1])))
-        probability = float(trace.probabilities[0])
         shown = (f"each score is the Dense head applied to {recurrent[-1].name}'s running state "
                  "after reading the review up to that word")
-        if not masks(model) and data.padding == "post":
+        if not masks_padding(model) and data.padding == "post":
             shown += "; the model then reads padding up to maxlen, which the probability includes"
-    return Explanation(words=words, known=[bool(i != OOV) for i in ids], scores=scores, baseline=baseline,
-                       probability=probability, dropped=dropped, maxlen=data.maxlen,
+    return Explanation(words=words, known=[bool(i != OOV) for i in ids[kept]], scores=scores, baseline=baseline,
+                       probability=probability, dropped=max(len(ids) - data.maxlen, 0), maxlen=data.maxlen,
                        truncating=data.truncating, shown=shown)
 
 
-def masks(model: keras.Model) -> bool:
-    return bool(model.get_layer("embedding").mask_zero)
+def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[float, np.ndarray, float]:
+    """The head on the last layer's state after each token: (before any, after each, the prediction)."""
+    x = model_input(Reviews.from_lists([ids], [0]), data, model)
+    trace = forward(model, x)
+    # Unmasked and pre-padded, the review's words are the last steps, after the padding.
+    start = x.shape[1] - len(ids) if data.padding == "pre" and not masks_padding(model) else 0
+    states = list(trace.sequences.values())[-1][0]
+    head = model.get_layer("head")
+    before = states[start - 1] if start else np.zeros(states.shape[1])
+    return (float(apply_head(head, before)), apply_head(head, states[start:start + len(ids)]),
+            float(trace.probabilities[0]))
+
+
+def prefix_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[float, np.ndarray, float]:
+    """The prediction for every prefix, the empty one first, in one batch."""
+    prefixes = Reviews.from_lists([ids[:k] for k in range(len(ids) + 1)], np.zeros(len(ids) + 1))
+    scores = forward(model, model_input(prefixes, data, model)).probabilities
+    return float(scores[0]), scores[1:], float(scores[-1])
 
 
 def model_input(reviews: Reviews, data: DataConfig, model: keras.Model) -> np.ndarray:
     """Token ids as the model was trained on them: right-padded and masked, or padded to maxlen."""
-    if masks(model):
+    if masks_padding(model):
         return reviews.padded(int(reviews.lengths.max()), "post")
     return reviews.padded(data.maxlen, data.padding, data.truncating)
 
