@@ -67,7 +67,19 @@ def test_reference_matches_keras_on_random_weights(stack, masked, padding):
     assert_layers_match(random_model(STACKS[stack], masked), token_batch(padding))
 
 
-def test_reference_matches_a_trained_model(trained_run):
+@pytest.mark.parametrize("stack", ["lstm", "gru", "stacked_bidirectional"])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_reference_matches_models_after_training(stack, masked):
+    """Weights moved by training (not only drawn at random) read the same way."""
+    model = build_model(ModelConfig(embedding_dim=6, layers=tuple(STACKS[stack])), VOCABULARY, mask_zero=masked)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    tokens = np.concatenate([token_batch("post", seed=s) for s in range(8)])
+    labels = (tokens == 7).any(axis=1).astype("float32")  # positive: the review holds token 7
+    model.fit(tokens, labels, epochs=3, batch_size=16, verbose=0)
+    assert_layers_match(model, token_batch("post", seed=99))
+
+
+def test_reference_matches_the_tiny_run_trained_by_rnn_train(trained_run):
     model = keras.saving.load_model(trained_run / runs.MODEL)
     tokens = token_batch("post", steps=20, vocabulary=40)  # the tiny config's num_words
     trace = forward(model, tokens)
