@@ -96,6 +96,9 @@ class EarlyStoppingConfig:
 class TrainConfig:
     optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
     learning_rate: float = 0.001
+    # constant: learning_rate throughout. cosine: from learning_rate down to 0 along a half cosine
+    # over all the steps of train.epochs (smaller steps late, where validation accuracy swings).
+    schedule: Literal["constant", "cosine"] = "constant"
     batch_size: int = 32
     epochs: int = 10
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()

@@ -140,7 +140,7 @@ def prepare(config: Config, run_dir: Path, resume: bool) -> tuple[Splits, keras.
     splits = load_imdb(config.data, vocabulary)
     if not resume:
         splits.vocabulary.save(run_dir / runs.VOCABULARY)
-    model = restore_or_build(config, run_dir, resume)
+    model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size))
     runs.write_atomic(run_dir / runs.SUMMARY, summary_text(model))
     return splits, model
 
@@ -187,13 +187,13 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     return metrics
 
 
-def restore_or_build(config: Config, run_dir: Path, resume: bool) -> keras.Model:
+def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoch: int) -> keras.Model:
     """The checkpoint of the last finished epoch on resume, else a fresh compiled model."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
         return keras.saving.load_model(checkpoint)
     model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing)
-    compile_model(model, config.train)
+    compile_model(model, config.train, steps_per_epoch)
     return model
 
 

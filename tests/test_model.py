@@ -84,3 +84,12 @@ def test_lean_xla_adds_its_flag_once_and_keeps_the_users_own(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
     lean_xla()
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
+
+
+def test_cosine_schedule_decays_over_all_the_epochs():
+    model = build_model(ModelConfig(embedding_dim=4, layers=layers("lstm")), num_words=50)
+    compile_model(model, TrainConfig(learning_rate=0.004, schedule="cosine", epochs=2), steps_per_epoch=10)
+    model.optimizer.iterations.assign(10)  # halfway through 2 epochs of 10 steps
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
+    model.optimizer.iterations.assign(20)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)

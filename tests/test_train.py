@@ -63,3 +63,25 @@ def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, t
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["cudnn"] == {"lstm_0": {"eligible": False, "reason": "recurrent_dropout is 0.2; cuDNN needs 0"}}
     assert record["fast_path"]["determinism"] is None  # op determinism would refuse cuDNN
+
+
+def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path, tiny_config, imdb_archive):
+    config = tiny(tiny_config, imdb_archive, "train.schedule=cosine", "train.epochs=3")
+    quiet = {"device": "cpu", "echo": lambda line: None, "progress": False}
+    (tmp_path / "full").mkdir()
+    (tmp_path / "resumed").mkdir()
+    train(config, tmp_path / "full", **quiet)
+    rates = [row["learning_rate"] for row in runs.read_history(tmp_path / "full")]
+    assert rates[0] < 0.01 and rates[0] > rates[1] > rates[2] >= 0  # 0.01 is the tiny config's rate
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    try:
+        train(config, tmp_path / "resumed", callbacks=(StopAfterTwo(),), **quiet)
+    except KeyboardInterrupt:
+        pass
+    train(config, tmp_path / "resumed", resume=True, **quiet)
+    assert [row["learning_rate"] for row in runs.read_history(tmp_path / "resumed")] == rates
