@@ -16,8 +16,21 @@ def write(tmp_path, text, name="exp.yaml"):
     return path
 
 
+def test_every_shipped_config_loads_and_builds():
+    from rnn_cli.model import build_model
+
+    shipped = sorted(CONFIGS.glob("*.yaml"))
+    assert [p.stem for p in shipped] == ["best", "lstm", "simple_rnn", "stacked_simple_rnn"]
+    for path in shipped:
+        config = load_config(path)
+        assert config.name == path.stem
+        build_model(config.model, config.data.num_words)
+    best = load_config(CONFIGS / "best.yaml")
+    assert best.model.layers[0].bidirectional and best.train.schedule == "cosine"
+
+
 @pytest.mark.parametrize("name", ["simple_rnn", "stacked_simple_rnn", "lstm"])
-def test_shipped_configs_load(name):
+def test_book_configs_load(name):
     config = load_config(CONFIGS / f"{name}.yaml")
     assert config.name == name
     assert config.data.num_words == 10000 and config.data.maxlen == 500
