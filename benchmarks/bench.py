@@ -199,6 +199,8 @@ def main() -> None:
         timed = row["recipe"]["seconds"] and row["rnn"]["seconds"]
         row["ratio"] = row["rnn"]["seconds"] / row["recipe"]["seconds"] if timed else None
         rows.append(row)
+    if args.sets:
+        print("rnn path with " + " ".join(f"--set {item}" for item in args.sets))
     print(table(rows))
     report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds, "sets": args.sets,
               "cpu_count": os.cpu_count(), "rows": rows}
