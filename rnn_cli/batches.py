@@ -100,14 +100,17 @@ class Batches:
 def predict_probabilities(model, reviews: Reviews, data: DataConfig) -> np.ndarray:
     """The model's probability of "positive" for every review, in the reviews' order.
 
-    Switches the model's XLA off: prediction runs few, large batches, where compiling every bucket
-    shape would cost more time and memory than it saves.
+    Predicts without XLA: prediction runs few, large batches, where compiling every bucket shape
+    would cost more time and memory than it saves. The model's own setting is put back after.
     """
-    model.jit_compile = False
     batches = Batches(reviews, INFERENCE_BATCH_SIZE, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
     probabilities = np.empty(len(reviews), dtype=np.float32)
-    probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
+    jit_compile, model.jit_compile = model.jit_compile, False
+    try:
+        probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
+    finally:
+        model.jit_compile = jit_compile
     return probabilities
 
 

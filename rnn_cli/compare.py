@@ -50,7 +50,8 @@ def group_row(members: list[dict], path: Path) -> dict:
     return {
         "name": first["name"], "runs": len(members), "parameters": first["parameters"],
         "epochs": mean("epochs"), "best_val_accuracy": mean("best_val_accuracy"),
-        "best_val_accuracy_std": spread("best_val_accuracy"), "best_epoch": mean("best_epoch"),
+        # Each seed's own best epoch: their mean would name an epoch no run had.
+        "best_val_accuracy_std": spread("best_val_accuracy"), "best_epoch": [m["best_epoch"] for m in members],
         "test_accuracy": mean("test_accuracy"), "test_accuracy_std": spread("test_accuracy"),
         "seconds_per_epoch": mean("seconds_per_epoch"), "train_minutes": mean("train_minutes"),
         "device": ", ".join(sorted({str(m["device"]) for m in members})),
@@ -102,6 +103,8 @@ def cells(row: dict) -> dict[str, str]:
         return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["runs"] > 1 else f"{row[key]:.4f}"
 
     def number(value, fmt):
+        if isinstance(value, list):
+            return ", ".join(number(item, fmt) for item in value)
         return "-" if value is None else format(value, fmt)
 
     return {

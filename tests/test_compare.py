@@ -37,6 +37,7 @@ def test_seed_group_is_one_row_with_mean_and_spread(tmp_path):
     assert row["best_val_accuracy"] == pytest.approx(0.82) and row["best_val_accuracy_std"] == pytest.approx(0.02)
     assert row["test_accuracy"] == pytest.approx(0.80) and row["test_accuracy_std"] == pytest.approx(0.01)
     assert "0.8200 ± 0.0200" in markdown_table([row]) and "0.8000 ± 0.0100" in text_table([row])
+    assert row["best_epoch"] == [2, 2, 2] and "| 2, 2, 2 |" in markdown_table([row])
 
 
 def test_default_is_every_run_and_group_under_runs(tmp_path, monkeypatch):
