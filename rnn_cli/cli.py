@@ -61,7 +61,8 @@ def data_overrides(data: Path | None, limit: int | None) -> list[str]:
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto takes a GPU when one is visible.")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --run-dir (default: the newest) from its last finished epoch.")
+              help="Continue the run in --run-dir (default: the newest) from its last finished epoch; "
+                   "a seed group's folder continues the whole group.")
 @click.option("--seeds", type=click.IntRange(min=1),
               help="Train N runs with seeds train.seed, +1, ...: one folder each, in one group folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
@@ -79,14 +80,21 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     from rnn_cli.train import train_seeds
 
     epochs_override = [f"train.epochs={epochs}"] if epochs else []
+    group = False  # resuming a whole seed group
     if resume:
         if config_path or data or limit or sets or seeds:
             raise click.UsageError("--resume continues a run with its own config; only --epochs "
                                    "may change (drop --config, --data, --limit, --set, --seeds)")
         run_dir = run_dir or runs.newest_run(needs=runs.CHECKPOINT)
-        config = load_config(run_dir / runs.CONFIG, epochs_override)
-        if not (run_dir / runs.CHECKPOINT).exists():
-            raise UserError(f"{run_dir}: nothing to resume (no finished epoch yet); start it anew")
+        group = (run_dir / runs.SEEDS_SUMMARY).exists()
+        if group:
+            # A seed group: its members share the config but the seed; the first was started first.
+            first = runs.read_json(run_dir / runs.SEEDS_SUMMARY)["seeds"][0]
+            config = load_config(run_dir / f"seed-{first}" / runs.CONFIG, epochs_override)
+        else:
+            config = load_config(run_dir / runs.CONFIG, epochs_override)
+            if not (run_dir / runs.CHECKPOINT).exists():
+                raise UserError(f"{run_dir}: nothing to resume (no finished epoch yet); start it anew")
     else:
         if config_path is None:
             raise click.UsageError("missing --config PATH (e.g. --config configs/simple_rnn.yaml)")
@@ -96,17 +104,19 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")
     try:
-        if seeds:
-            results = train_seeds(config, run_dir, seeds, device=device, echo=echo, progress=False if quiet else None)
+        if seeds or (resume and group):
+            results = train_seeds(config, run_dir, seeds, resume=resume, device=device, echo=echo,
+                                  progress=False if quiet else None)
         else:
             results = [run_training(config, run_dir, device=device, resume=resume, echo=echo,
                                     progress=False if quiet else None)]
     except KeyboardInterrupt:
-        # With --seeds, the run that was interrupted is the newest one in the group.
-        stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if seeds else run_dir
+        # In a seed group, the run that was interrupted is the newest one; the group resumes as a whole.
+        in_group = (run_dir / runs.SEEDS_SUMMARY).exists()
+        stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if in_group else run_dir
         done = len(runs.read_history(stopped))
         click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
-                   f"`rnn train --resume --run-dir {stopped}`", err=True)
+                   f"`rnn train --resume --run-dir {run_dir}`", err=True)
         sys.exit(130)
     except UserError:
         if not resume and not any(run_dir.rglob(runs.HISTORY_JSON)):
@@ -117,9 +127,9 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
         click.echo(f"test accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
                    f"(best epoch {result.best_epoch}, {len(result.history)} epoch(s), {result.device})  "
                    f"run: {result.run_dir}")
-    if seeds:
+    if len(results) > 1 or (run_dir / runs.SEEDS_SUMMARY).exists():
         summary = runs.read_json(run_dir / runs.SEEDS_SUMMARY)
-        click.echo(f"{seeds} seeds: test accuracy {summary['test_accuracy']:.4f} ± {summary['test_accuracy_std']:.4f}, "
+        click.echo(f"{len(results)} seeds: test accuracy {summary['test_accuracy']:.4f} ± {summary['test_accuracy_std']:.4f}, "
                    f"best val acc {summary['best_val_accuracy']:.4f} ± {summary['best_val_accuracy_std']:.4f}  "
                    f"group: {run_dir}")
 

@@ -93,28 +93,54 @@ def feed_line(config: Config, jit_compile: bool) -> str:
     return f"batches: {batches}; {xla}"
 
 
-def train_seeds(config: Config, group_dir: Path, seeds: int, *, echo: Callable[[str], None] = print,
-                **options) -> list[TrainResult]:
+def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
+                echo: Callable[[str], None] = print, **options) -> list[TrainResult]:
     """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
 
     The runs share the data split (data.seed); only initialisation, batch order and dropout
     change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them) and one
-    figure of every run's curves. Other options are passed to `train`.
+    figure of every run's curves. With `resume`, the group's own seeds are taken from seeds.json:
+    finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
+    options are passed to `train`.
     """
-    chosen = list(range(config.train.seed, config.train.seed + seeds))
-    runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"name": config.name, "seeds": chosen, "status": "running"})
+    if resume:
+        chosen = runs.read_json(group_dir / runs.SEEDS_SUMMARY)["seeds"]
+    else:
+        chosen = list(range(config.train.seed, config.train.seed + seeds))
+        runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"name": config.name, "seeds": chosen, "status": "running"})
     results = []
     for i, seed in enumerate(chosen, start=1):
         run_dir = group_dir / f"seed-{seed}"
-        run_dir.mkdir()
-        echo(f"seed {seed} ({i}/{seeds}): {run_dir}")
         seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-        results.append(train(seeded, run_dir, echo=echo, **options))
+        if resume and finished(run_dir, seeded):
+            echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
+            results.append(finished_result(run_dir))
+            continue
+        run_dir.mkdir(exist_ok=resume)
+        echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
+        results.append(train(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), echo=echo, **options))
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
     runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"seeds": chosen, **summary, "status": "finished"})
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
-                group_dir / runs.CURVES, title=f"{config.name}: {seeds} seeds")
+                group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
     return results
+
+
+def finished(run_dir: Path, config: Config) -> bool:
+    """Whether the run in `run_dir` ended and has nothing left to do under `config` (--epochs may extend it)."""
+    if not (run_dir / runs.RUN_RECORD).exists():
+        return False
+    record = runs.read_json(run_dir / runs.RUN_RECORD)
+    done = record.get("status") == "finished" and (run_dir / runs.METRICS).exists()
+    return done and (record.get("stopped_early") or len(runs.read_history(run_dir)) >= config.train.epochs)
+
+
+def finished_result(run_dir: Path) -> TrainResult:
+    """A finished run's result, read back from its folder."""
+    history = runs.read_history(run_dir)
+    best = runs.best_row(history)
+    return TrainResult(run_dir, history, best["epoch"] if best else None, runs.read_json(run_dir / runs.METRICS),
+                       runs.read_json(run_dir / runs.RUN_RECORD).get("device", "?"))
 
 
 def set_determinism(config: TrainConfig, device: str) -> str | None:

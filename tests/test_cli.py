@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from rnn_cli import runs
 from rnn_cli.cli import main
 from rnn_cli.config import load_config
-from rnn_cli.train import RunRecorder, train
+from rnn_cli.train import RunRecorder, train, train_seeds
 
 RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras", "curves.png",
              "vocab.json", "summary.txt", "run.json", "metrics.json"}
@@ -289,6 +289,43 @@ def test_seeds_trains_one_folder_per_seed_and_summarizes(tmp_path, tiny_config, 
     table = invoke("compare", group, "--markdown")
     assert table.exit_code == 0, table.output
     assert "| tiny | 2 |" in table.output and " ± " in table.output
+
+
+class InterruptSecondRun(InterruptInEpoch):
+    """Ctrl-C in epoch 2 of the second training the callback sees (a seed group's second seed)."""
+
+    def __init__(self):
+        super().__init__(epoch=1)
+        self.trainings = 0
+
+    def on_train_begin(self, logs=None):
+        self.trainings += 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.trainings == 2:
+            super().on_train_batch_end(batch, logs)
+
+
+def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_archive):
+    group = tmp_path / "group"
+    group.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}"])
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(config, group, 3, device="cpu", echo=lambda line: None, callbacks=(InterruptSecondRun(),))
+    first = runs.read_history(group / "seed-42")
+    assert len(first) == 2 and len(runs.read_history(group / "seed-43")) == 1
+    assert not (group / "seed-44").exists()
+    assert json.loads((group / "seeds.json").read_text())["status"] == "running"
+
+    result = invoke("train", "--resume", "--run-dir", group, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "seed 42 (1/3): finished, kept" in result.output and "epoch 2/2" in result.output
+    assert runs.read_history(group / "seed-42") == first  # the finished seed is not trained again
+    assert [len(runs.read_history(group / f"seed-{s}")) for s in (43, 44)] == [2, 2]
+    assert load_config(group / "seed-44" / "config.yaml").train.seed == 44
+    summary = json.loads((group / "seeds.json").read_text())
+    assert summary["status"] == "finished" and summary["runs"] == 3
+    assert "3 seeds: test accuracy" in result.output.splitlines()[-1]
 
 
 def test_plot_writes_curves_into_the_run_and_compares_runs(trained_run, tmp_path):
