@@ -80,7 +80,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     from rnn_cli.train import train_seeds
 
     epochs_override = [f"train.epochs={epochs}"] if epochs else []
-    group = False  # resuming a whole seed group
+    group = seeds is not None  # a seed group: trained, resumed and reported as a whole
     if resume:
         if config_path or data or limit or sets or seeds:
             raise click.UsageError("--resume continues a run with its own config; only --epochs "
@@ -104,7 +104,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")
     try:
-        if seeds or (resume and group):
+        if group:
             results = train_seeds(config, run_dir, seeds, resume=resume, device=device, echo=echo,
                                   progress=False if quiet else None)
         else:
@@ -112,8 +112,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
                                     progress=False if quiet else None)]
     except KeyboardInterrupt:
         # In a seed group, the run that was interrupted is the newest one; the group resumes as a whole.
-        in_group = (run_dir / runs.SEEDS_SUMMARY).exists()
-        stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if in_group else run_dir
+        stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if group else run_dir
         done = len(runs.read_history(stopped))
         click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
                    f"`rnn train --resume --run-dir {run_dir}`", err=True)
@@ -127,7 +126,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
         click.echo(f"test accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
                    f"(best epoch {result.best_epoch}, {len(result.history)} epoch(s), {result.device})  "
                    f"run: {result.run_dir}")
-    if len(results) > 1 or (run_dir / runs.SEEDS_SUMMARY).exists():
+    if group:
         summary = runs.read_json(run_dir / runs.SEEDS_SUMMARY)
         click.echo(f"{len(results)} seeds: test accuracy {summary['test_accuracy']:.4f} ± {summary['test_accuracy_std']:.4f}, "
                    f"best val acc {summary['best_val_accuracy']:.4f} ± {summary['best_val_accuracy_std']:.4f}  "

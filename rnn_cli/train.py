@@ -112,9 +112,10 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     for i, seed in enumerate(chosen, start=1):
         run_dir = group_dir / f"seed-{seed}"
         seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-        if resume and finished(run_dir, seeded):
+        kept = finished_result(run_dir, seeded) if resume else None
+        if kept:
             echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
-            results.append(finished_result(run_dir))
+            results.append(kept)
             continue
         run_dir.mkdir(exist_ok=resume)
         echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
@@ -126,21 +127,18 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     return results
 
 
-def finished(run_dir: Path, config: Config) -> bool:
-    """Whether the run in `run_dir` ended and has nothing left to do under `config` (--epochs may extend it)."""
-    if not (run_dir / runs.RUN_RECORD).exists():
-        return False
+def finished_result(run_dir: Path, config: Config) -> TrainResult | None:
+    """The result of the run in `run_dir`, read back, if it ended with nothing left to do under
+    `config` (--epochs may extend it); else None."""
+    if not (run_dir / runs.RUN_RECORD).exists() or not (run_dir / runs.METRICS).exists():
+        return None
     record = runs.read_json(run_dir / runs.RUN_RECORD)
-    done = record.get("status") == "finished" and (run_dir / runs.METRICS).exists()
-    return done and (record.get("stopped_early") or len(runs.read_history(run_dir)) >= config.train.epochs)
-
-
-def finished_result(run_dir: Path) -> TrainResult:
-    """A finished run's result, read back from its folder."""
     history = runs.read_history(run_dir)
+    if record.get("status") != "finished" or not (record.get("stopped_early") or len(history) >= config.train.epochs):
+        return None
     best = runs.best_row(history)
     return TrainResult(run_dir, history, best["epoch"] if best else None, runs.read_json(run_dir / runs.METRICS),
-                       runs.read_json(run_dir / runs.RUN_RECORD).get("device", "?"))
+                       record.get("device", "?"))
 
 
 def set_determinism(config: TrainConfig, device: str) -> str | None:

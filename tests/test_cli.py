@@ -312,8 +312,8 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
     config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}"])
     with pytest.raises(KeyboardInterrupt):
         train_seeds(config, group, 3, device="cpu", echo=lambda line: None, callbacks=(InterruptSecondRun(),))
-    first = runs.read_history(group / "seed-42")
-    assert len(first) == 2 and len(runs.read_history(group / "seed-43")) == 1
+    first, second = runs.read_history(group / "seed-42"), runs.read_history(group / "seed-43")
+    assert len(first) == 2 and len(second) == 1
     assert not (group / "seed-44").exists()
     assert json.loads((group / "seeds.json").read_text())["status"] == "running"
 
@@ -322,6 +322,7 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
     assert "seed 42 (1/3): finished, kept" in result.output and "epoch 2/2" in result.output
     assert runs.read_history(group / "seed-42") == first  # the finished seed is not trained again
     assert [len(runs.read_history(group / f"seed-{s}")) for s in (43, 44)] == [2, 2]
+    assert runs.read_history(group / "seed-43")[0] == second[0]  # resumed, not started again
     assert load_config(group / "seed-44" / "config.yaml").train.seed == 44
     summary = json.loads((group / "seeds.json").read_text())
     assert summary["status"] == "finished" and summary["runs"] == 3
