@@ -128,7 +128,8 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
                    f"run: {result.run_dir}")
     if group:
         summary = runs.read_json(run_dir / runs.SEEDS_SUMMARY)
-        click.echo(f"{len(results)} seeds: test accuracy {summary['test_accuracy']:.4f} ± {summary['test_accuracy_std']:.4f}, "
+        click.echo(f"{len(results)} seeds: test accuracy {summary['test_accuracy']:.4f} "
+                   f"± {summary['test_accuracy_std']:.4f}, "
                    f"best val acc {summary['best_val_accuracy']:.4f} ± {summary['best_val_accuracy_std']:.4f}  "
                    f"group: {run_dir}")
 
