@@ -61,6 +61,16 @@ def write_archive(folder: Path, archive: Path) -> Path:
     return archive
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Session fixtures (a shared trained run) load data before any test's own cache is set:
+    they get a cache of their own too, never the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RNN_CLI_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own encoded-data cache."""
