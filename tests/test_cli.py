@@ -329,6 +329,20 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
     assert "3 seeds: test accuracy" in result.output.splitlines()[-1]
 
 
+def test_ctrl_c_in_a_seed_group_names_the_stopped_seed_and_the_group(tmp_path, tiny_config, imdb_archive,
+                                                                     monkeypatch):
+    import rnn_cli.train
+
+    seeds = rnn_cli.train.train_seeds
+    monkeypatch.setattr(rnn_cli.train, "train_seeds",
+                        lambda *args, **kwargs: seeds(*args, callbacks=(InterruptSecondRun(),), **kwargs))
+    group = tmp_path / "group"
+    result = tiny_train(group, tiny_config, imdb_archive, "--seeds", "2")
+    assert result.exit_code == 130
+    assert f"interrupted: 1 finished epoch(s) kept in {group / 'seed-43'}" in result.output
+    assert f"`rnn train --resume --run-dir {group}`" in result.output  # the group, not the seed
+
+
 def test_plot_writes_curves_into_the_run_and_compares_runs(trained_run, tmp_path):
     (trained_run / "curves.png").unlink()  # rnn train wrote one; plot writes it again
     result = invoke("plot", "--run", trained_run)
