@@ -78,7 +78,8 @@ def compare(paths: list[Path]) -> list[dict]:
         elif (path / runs.RUN_RECORD).exists():
             rows.append(run_row(path))
         else:
-            raise UserError(f"{path}: not a run folder (no {runs.RUN_RECORD}) nor a seed group (no {runs.SEEDS_SUMMARY})")
+            raise UserError(f"{path}: not a run folder (no {runs.RUN_RECORD}) "
+                            f"nor a seed group (no {runs.SEEDS_SUMMARY})")
     return rows
 
 

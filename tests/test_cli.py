@@ -54,7 +54,8 @@ def test_train_writes_every_run_file(trained_run, imdb_archive):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["reviews"] == 50 and 0 <= metrics["accuracy"] <= 1
     assert "Parameters before the Dense head" in (trained_run / "summary.txt").read_text()
-    assert len(json.loads((trained_run / "vocab.json").read_text())["words"]) == 22  # every word of the tiny data fits under num_words 40
+    # Every word of the tiny data fits under num_words 40.
+    assert len(json.loads((trained_run / "vocab.json").read_text())["words"]) == 22
 
 
 def test_tiny_model_learns_the_signal(trained_run):
