@@ -2,11 +2,11 @@
 
 Each measurement runs in its own process (so peak memory is its own), after the data cache is
 filled (so none pays for encoding the archive), on the same data: the aclImdb archive read by
-rnn_cli's loader, the same train/validation split, the book's model and
-optimizer. The recipe is the book's code (everything padded to maxlen, no mask, Keras' defaults);
-`rnn train`'s path is the library function the command calls, with the shipped config as it is.
-The first epoch warms up (tracing, XLA compilation) and is not timed; seconds per epoch is the
-median of the later ones. Speed (the default, 3 epochs):
+rnn_cli's loader, the same train/validation split, the book's model and optimizer. The recipe is
+the book's code (everything padded to maxlen, no mask, Keras' defaults); `rnn train`'s path is the
+library function the command calls, with the shipped config as it is. The first epoch warms up
+(tracing, XLA compilation) and is not timed; seconds per epoch is the median of the later ones.
+Speed (the default, 3 epochs):
 
     python benchmarks/bench.py --data ../shared/data/aclImdb_v1_labeled.tar.gz [--json OUT]
 
