@@ -107,12 +107,10 @@ class EpochTimer(keras.callbacks.Callback):
 
 def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed: int, sets: list[str]) -> None:
     """One measurement in this process; prints its JSON line."""
+    from rnn_cli.cli import data_overrides
     from rnn_cli.config import load_config
 
-    overrides = ["data.source=aclimdb", f"data.path={json.dumps(data)}", f"train.epochs={epochs}",
-                 f"train.seed={seed}"]
-    if limit:
-        overrides.append(f"data.limit={limit}")
+    overrides = [*data_overrides(Path(data), limit), f"train.epochs={epochs}", f"train.seed={seed}"]
     if path == "rnn":
         overrides += sets
     config = load_config(MODELS[model], overrides)
@@ -126,10 +124,11 @@ def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed
 def warm_cache(data: str) -> None:
     """Encode the data into rnn_cli's cache before measuring: no measured process pays for it
     (building the cache takes more memory than any training here)."""
+    from rnn_cli.cli import data_overrides
     from rnn_cli.config import load_config
     from rnn_cli.data import load_imdb
 
-    load_imdb(load_config(MODELS["simple_rnn"], ["data.source=aclimdb", f"data.path={json.dumps(data)}"]).data)
+    load_imdb(load_config(MODELS["simple_rnn"], data_overrides(Path(data), None)).data)
 
 
 def run_child(path: str, model: str, args, seed: int) -> dict:
