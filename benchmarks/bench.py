@@ -187,6 +187,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: simple_rnn,lstm")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per training; the first is not timed")
     parser.add_argument("--seeds", type=int, default=1, help="trainings per path and model (seeds 1..N)")
+    parser.add_argument("--first-seed", type=int, default=1,
+                        help="number seeds from here (add seeds to an earlier run: --seeds 3 --first-seed 4)")
     parser.add_argument("--limit", type=int, help="N train and N test reviews (quick check, not a result)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the rnn path only, as in rnn train (repeatable), "
@@ -207,7 +209,7 @@ def main() -> None:
         row = {"model": model}
         for path in PATHS:
             runs = []
-            for seed in range(1, args.seeds + 1):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 runs.append(run_child(path, model, args, seed))
                 print(f"{model}/{path}/seed {seed}: " + ", ".join(
                     f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
@@ -218,7 +220,8 @@ def main() -> None:
     if args.sets:
         print("rnn path with " + " ".join(f"--set {item}" for item in args.sets))
     print(table(rows))
-    report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds, "sets": args.sets,
+    report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds,
+              "first_seed": args.first_seed, "sets": args.sets,
               "cpu_count": os.cpu_count(), "rows": rows}
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")

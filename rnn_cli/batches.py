@@ -97,20 +97,22 @@ class Batches:
         return index[np.argsort(self.lengths[index], kind="stable")]
 
 
-def predict_probabilities(model, reviews: Reviews, data: DataConfig) -> np.ndarray:
+def predict_probabilities(model, reviews: Reviews, data: DataConfig, jit_compile: bool = False) -> np.ndarray:
     """The model's probability of "positive" for every review, in the reviews' order.
 
-    Predicts without XLA: prediction runs few, large batches, where compiling every bucket shape
-    would cost more time and memory than it saves. The model's own setting is put back after.
+    Without XLA by default: `rnn eval` and `rnn predict` run a few large batches, and compiling each
+    bucket shape would cost them more time, and the compiler's memory, than it saves. After an XLA
+    training the compiler is loaded already, and the compiled forward pass takes less memory than
+    the graph-mode one (`jit_compile=True`). The model's own setting is put back after.
     """
     batches = Batches(reviews, INFERENCE_BATCH_SIZE, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
     probabilities = np.empty(len(reviews), dtype=np.float32)
-    jit_compile, model.jit_compile = model.jit_compile, False
+    own, model.jit_compile = model.jit_compile, jit_compile
     try:
         probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
     finally:
-        model.jit_compile = jit_compile
+        model.jit_compile = own
     return probabilities
 
 

@@ -9,11 +9,14 @@ import numpy as np
 THRESHOLD = 0.5  # probability at or above which a review is called positive
 
 
-def evaluate_model(model, reviews, data) -> dict:
-    """Predict every review, batched as the model was trained, and score with `classification_metrics`."""
+def evaluate_model(model, reviews, data, jit_compile: bool = False) -> dict:
+    """Predict every review, batched as the model was trained, and score with `classification_metrics`.
+
+    `jit_compile`: predict with XLA (see `predict_probabilities`).
+    """
     from rnn_cli.batches import predict_probabilities
 
-    return classification_metrics(reviews.labels, predict_probabilities(model, reviews, data))
+    return classification_metrics(reviews.labels, predict_probabilities(model, reviews, data, jit_compile))
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict:

@@ -68,15 +68,16 @@ def test_unbucketed_batches_are_the_book_recipe():
 
 
 @pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru"])
-def test_bucketed_predictions_equal_padding_everything_to_maxlen(layer):
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_bucketed_predictions_equal_padding_everything_to_maxlen(layer, jit_compile):
     """The mask makes bucketing invisible: same outputs as pre-padding to maxlen with a mask."""
     model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type=layer, units=5),)),
                         num_words=20, mask_zero=True)
-    model.compile(loss="binary_crossentropy", jit_compile=True)
+    model.compile(loss="binary_crossentropy", jit_compile=not jit_compile)
     source = reviews(n=120, seed=1)
     assert masks_padding(model)
-    ours = predict_probabilities(model, source, data())
-    assert model.jit_compile is True  # predicted without XLA, the model's own setting kept
+    ours = predict_probabilities(model, source, data(), jit_compile=jit_compile)
+    assert model.jit_compile is (not jit_compile)  # the model's own setting kept
     full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
     np.testing.assert_allclose(ours, full, atol=1e-5)
 
