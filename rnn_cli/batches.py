@@ -108,11 +108,12 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig, jit_compile
     batches = Batches(reviews, INFERENCE_BATCH_SIZE, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
     probabilities = np.empty(len(reviews), dtype=np.float32)
-    own, model.jit_compile = model.jit_compile, jit_compile
+    # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.
+    own, model.jit_compile, model.predict_function = model.jit_compile, jit_compile, None
     try:
         probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
     finally:
-        model.jit_compile = own
+        model.jit_compile, model.predict_function = own, None
     return probabilities
 
 

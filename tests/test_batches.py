@@ -82,6 +82,28 @@ def test_bucketed_predictions_equal_padding_everything_to_maxlen(layer, jit_comp
     np.testing.assert_allclose(ours, full, atol=1e-5)
 
 
+def test_prediction_compiles_as_asked_every_call():
+    """Keras caches its predict function; each call must build one with the XLA setting it asks for."""
+    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="simple_rnn", units=5),)),
+                        num_words=20, mask_zero=True)
+    model.compile(loss="binary_crossentropy", jit_compile=False)
+    built = []
+    make = model.make_predict_function
+
+    def spy(force=False):
+        if model.predict_function is None or force:
+            built.append(model.jit_compile)
+        return make(force)
+
+    model.make_predict_function = spy
+    source = reviews(n=40, seed=2)
+    first = predict_probabilities(model, source, data(), jit_compile=True)
+    second = predict_probabilities(model, source, data(), jit_compile=False)
+    assert built == [True, False]
+    assert model.jit_compile is False
+    np.testing.assert_allclose(first, second, atol=1e-5)
+
+
 def test_unmasked_model_gets_the_configured_padding():
     model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="simple_rnn", units=5),)),
                         num_words=20)

@@ -6,6 +6,7 @@ import keras
 from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import runs
+from rnn_cli import train as train_module
 from rnn_cli.config import load_config
 from rnn_cli.train import train
 
@@ -38,7 +39,11 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny_config, i
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
 
-def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_config, imdb_archive):
+def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_config, imdb_archive, monkeypatch):
+    evaluated_with_xla = []  # the test evaluation compiles as the training did
+    evaluate = train_module.evaluate_model
+    monkeypatch.setattr(train_module, "evaluate_model", lambda *args, jit_compile=False: (
+        evaluated_with_xla.append(jit_compile) or evaluate(*args, jit_compile=jit_compile)))
     (tmp_path / "recipe").mkdir()
     train(tiny(tiny_config, imdb_archive, "train.jit_compile=false", "train.epochs=1"), tmp_path / "recipe",
           device="cpu", echo=lambda line: None)
@@ -48,6 +53,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     record = json.loads((tmp_path / "fast" / "run.json").read_text())
     assert record["fast_path"]["jit_compile"] is True
     assert not tf_config.is_op_determinism_enabled()
+    assert evaluated_with_xla == [False, True]
 
 
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny_config, imdb_archive,
