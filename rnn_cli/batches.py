@@ -23,7 +23,7 @@ from rnn_cli.config import DataConfig
 from rnn_cli.data import Reviews
 
 POOL = 50  # batches sorted together: enough to group similar lengths, few enough to vary batches
-INFERENCE_BATCH_SIZE = 256  # evaluation and prediction: no gradients, larger batches are cheaper
+INFERENCE_BATCH_SIZE = 256  # rnn eval and predict: no gradients, larger batches are cheaper
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ class Batches:
         return index[np.argsort(self.lengths[index], kind="stable")]
 
 
-def predict_probabilities(model, reviews: Reviews, data: DataConfig, jit_compile: bool = False) -> np.ndarray:
+def predict_probabilities(model, reviews: Reviews, data: DataConfig, jit_compile: bool = False,
+                          batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """The model's probability of "positive" for every review, in the reviews' order.
 
     Without XLA by default: `rnn eval` and `rnn predict` run a few large batches, and compiling each
@@ -105,7 +106,7 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig, jit_compile
     training the compiler is loaded already, and the compiled forward pass takes less memory than
     the graph-mode one (`jit_compile=True`). The model's own setting is put back after.
     """
-    batches = Batches(reviews, INFERENCE_BATCH_SIZE, data, masked=masks_padding(model))
+    batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
     probabilities = np.empty(len(reviews), dtype=np.float32)
     # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.

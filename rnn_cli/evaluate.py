@@ -9,14 +9,15 @@ import numpy as np
 THRESHOLD = 0.5  # probability at or above which a review is called positive
 
 
-def evaluate_model(model, reviews, data, jit_compile: bool = False) -> dict:
+def evaluate_model(model, reviews, data, jit_compile: bool = False, batch_size: int | None = None) -> dict:
     """Predict every review, batched as the model was trained, and score with `classification_metrics`.
 
-    `jit_compile`: predict with XLA (see `predict_probabilities`).
+    `jit_compile` and `batch_size` (default: the inference batch size) as in `predict_probabilities`.
     """
-    from rnn_cli.batches import predict_probabilities
+    from rnn_cli.batches import INFERENCE_BATCH_SIZE, predict_probabilities
 
-    return classification_metrics(reviews.labels, predict_probabilities(model, reviews, data, jit_compile))
+    probabilities = predict_probabilities(model, reviews, data, jit_compile, batch_size or INFERENCE_BATCH_SIZE)
+    return classification_metrics(reviews.labels, probabilities)
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict:

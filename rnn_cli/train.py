@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import __version__, runs
-from rnn_cli.batches import INFERENCE_BATCH_SIZE, Batches, masks_padding
+from rnn_cli.batches import Batches, masks_padding
 from rnn_cli.compare import group_row, run_row
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
@@ -175,7 +175,9 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     history = recorder.history
     masked = masks_padding(model)
     train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed)
-    val_batches = Batches(splits.val, INFERENCE_BATCH_SIZE, config.data, masked)
+    # Validation at the training batch size, as Keras' fit does by default: it reuses the buffers
+    # the training step freed instead of raising the peak memory with larger ones.
+    val_batches = Batches(splits.val, config.train.batch_size, config.data, masked)
     wanted = Progress.wanted() if progress is None else progress
     bars = [Progress(len(train_batches), config.train.epochs)] if wanted else []
     started = time.perf_counter()
@@ -200,8 +202,10 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
         model.load_weights(run_dir / runs.BEST_WEIGHTS)
     save_model(model, run_dir / runs.MODEL)
     started = time.perf_counter()
-    # With XLA when trained with it: the compiler is loaded, and its forward pass takes less memory.
-    metrics = evaluate_model(model, splits.test, config.data, jit_compile=bool(model.jit_compile))
+    # As validation ran: the training batch size, and XLA when trained with it (the compiler is
+    # loaded by now, and its forward pass takes less memory than the uncompiled one).
+    metrics = evaluate_model(model, splits.test, config.data, jit_compile=bool(model.jit_compile),
+                             batch_size=config.train.batch_size)
     runs.write_json(run_dir / runs.METRICS, metrics)
     plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})

@@ -69,6 +69,16 @@ def test_pre_padding_keeps_review_end_at_the_right():
     np.testing.assert_array_equal(reviews.padded(2, truncating="post"), [[1, 5]])
 
 
+def test_mapped_reviews_keep_16_bits_when_the_ids_fit():
+    reviews = Reviews.from_lists([[1, 2], [3]], [0, 1])
+    small = reviews.mapped(np.array([0, 1, 7, 65535], dtype=np.int32))
+    assert small.tokens.dtype == np.uint16 and small.tokens.tolist() == [1, 7, 65535]
+    large = reviews.mapped(np.array([0, 1, 7, 65536], dtype=np.int32))
+    assert large.tokens.dtype == np.int32 and large.tokens.tolist() == [1, 7, 65536]
+    # Batches are int32 either way.
+    assert small.padded(3).dtype == np.int32 and small.padded(3).tolist() == [[0, 1, 7], [0, 0, 65535]]
+
+
 def test_take_reorders_reviews():
     reviews = Reviews.from_lists([[1, 2], [3], [4, 5, 6]], [0, 1, 0])
     picked = reviews.take(np.array([2, 0]))

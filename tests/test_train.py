@@ -40,10 +40,19 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny_config, i
 
 
 def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_config, imdb_archive, monkeypatch):
-    evaluated_with_xla = []  # the test evaluation compiles as the training did
+    evaluated = []  # the test evaluation compiles as the training did, at the training batch size
     evaluate = train_module.evaluate_model
-    monkeypatch.setattr(train_module, "evaluate_model", lambda *args, jit_compile=False: (
-        evaluated_with_xla.append(jit_compile) or evaluate(*args, jit_compile=jit_compile)))
+    monkeypatch.setattr(train_module, "evaluate_model", lambda *args, **options: (
+        evaluated.append(options) or evaluate(*args, **options)))
+    validation_sizes = []  # batches without a shuffling seed: validation
+    real_batches = train_module.Batches
+
+    def batches(reviews, batch_size, *args, seed=None):
+        if seed is None:
+            validation_sizes.append(batch_size)
+        return real_batches(reviews, batch_size, *args, seed=seed)
+
+    monkeypatch.setattr(train_module, "Batches", batches)
     (tmp_path / "recipe").mkdir()
     train(tiny(tiny_config, imdb_archive, "train.jit_compile=false", "train.epochs=1"), tmp_path / "recipe",
           device="cpu", echo=lambda line: None)
@@ -53,7 +62,8 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     record = json.loads((tmp_path / "fast" / "run.json").read_text())
     assert record["fast_path"]["jit_compile"] is True
     assert not tf_config.is_op_determinism_enabled()
-    assert evaluated_with_xla == [False, True]
+    assert evaluated == [{"jit_compile": False, "batch_size": 8}, {"jit_compile": True, "batch_size": 8}]
+    assert validation_sizes == [8, 8]  # validation too: no larger buffers than training's
 
 
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny_config, imdb_archive,
