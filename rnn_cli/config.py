@@ -99,6 +99,10 @@ class TrainConfig:
     # constant: learning_rate throughout. cosine: from learning_rate down to 0 along a half cosine
     # over all the steps of train.epochs (smaller steps late, where validation accuracy swings).
     schedule: Literal["constant", "cosine"] = "constant"
+    # Keep an exponential moving average of the weights, updated every step (Keras' use_ema):
+    # validation, the best epoch and the saved model use the average, training goes on from the
+    # weights themselves. 0.99 averages over about the last 100 steps; null: off.
+    ema_momentum: float | None = None
     batch_size: int = 32
     epochs: int = 10
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
@@ -110,6 +114,8 @@ class TrainConfig:
 
     def check(self, where: str) -> None:
         _require(self.learning_rate > 0, f"{where}.learning_rate", self.learning_rate, "a number > 0")
+        _require(self.ema_momentum is None or 0 < self.ema_momentum < 1, f"{where}.ema_momentum",
+                 self.ema_momentum, "a number between 0 and 1 (e.g. 0.99), or null to turn averaging off")
         _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
         _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
         self.early_stopping.check(f"{where}.early_stopping")
@@ -281,7 +287,10 @@ def _convert(hint, value, where: str):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, where)
+        try:
+            return _convert(inner, value, where)
+        except ConfigError as err:  # "expected a number, got ..." -> "expected a number or null, got ..."
+            raise ConfigError(str(err).replace(", got ", " or null, got ", 1)) from None
     if origin is Literal:
         if value not in args:
             if where.endswith(".type"):

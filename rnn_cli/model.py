@@ -49,11 +49,12 @@ def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str) -> k
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int = 1) -> None:
-    """Binary cross-entropy with the configured optimizer and schedule; accuracy as the metric."""
+    """Binary cross-entropy with the configured optimizer, schedule and weight averaging; accuracy."""
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * config.epochs)
-    optimizer = OPTIMIZERS[config.optimizer](learning_rate=learning_rate)
+    averaging = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    optimizer = OPTIMIZERS[config.optimizer](learning_rate=learning_rate, **averaging)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=config.jit_compile)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -180,12 +181,14 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     val_batches = Batches(splits.val, config.train.batch_size, config.data, masked)
     wanted = Progress.wanted() if progress is None else progress
     bars = [Progress(len(train_batches), config.train.epochs)] if wanted else []
+    # With train.ema_momentum, validation scores the averaged weights.
+    averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
     try:
         if len(history) < config.train.epochs and not recorder.patience_exhausted():
             model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
                       epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
-                      callbacks=[*bars, recorder, *callbacks])
+                      callbacks=[*bars, *averaging, recorder, *callbacks])
     except KeyboardInterrupt:
         record.update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
         raise
@@ -200,6 +203,9 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     """Keep the best epoch's weights when asked, save model.keras, score the test split."""
     if config.train.early_stopping.restore_best and (run_dir / runs.BEST_WEIGHTS).exists():
         model.load_weights(run_dir / runs.BEST_WEIGHTS)
+    else:
+        # The last epoch's averaged weights, when kept (fit does this too, unless it had no epoch left).
+        model.optimizer.finalize_variable_values(model.trainable_variables)
     save_model(model, run_dir / runs.MODEL)
     started = time.perf_counter()
     # As validation ran: the training batch size, and XLA when trained with it (the compiler is
@@ -224,6 +230,26 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing)
     compile_model(model, config.train, steps_per_epoch)
     return model
+
+
+def keeps_average(model: keras.Model) -> bool:
+    """Whether the model's optimizer keeps a moving average of the weights (train.ema_momentum)."""
+    return bool(getattr(model.optimizer, "use_ema", False))
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model):
+    """Inside the block the model holds its optimizer's averaged weights, when it keeps them; its
+    own after. The checkpoint keeps the weights themselves, from which training goes on."""
+    if not keeps_average(model):
+        yield
+        return
+    own = model.get_weights()
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        model.set_weights(own)
 
 
 def stderr(line: str) -> None:
@@ -278,7 +304,8 @@ class RunRecorder(keras.callbacks.Callback):
         # Checkpoint before history: the history never claims an epoch the checkpoint lacks.
         save_model(self.model, self.run_dir / runs.CHECKPOINT)
         if self.best_epoch() == row["epoch"]:
-            save_model(self.model, self.run_dir / runs.BEST_WEIGHTS)
+            with averaged_weights(self.model):  # the weights validation scored
+                save_model(self.model, self.run_dir / runs.BEST_WEIGHTS)
         runs.write_history(self.run_dir, self.history)
         self.echo(epoch_line(row, self.config.epochs))
         if self.patience_exhausted():

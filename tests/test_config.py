@@ -88,6 +88,8 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("model: {layers: []}\n", [], "model.layers"),
     ("model: {layers: [{type: lstm, dropout: 1.0}]}\n", [], "model.layers[0].dropout: 1.0 is out of range"),
     ("data: {source: aclimdb}\n", [], "data.path: None is out of range"),
+    ("train: {ema_momentum: 1}\n", [], "train.ema_momentum: 1.0 is out of range; expected a number between 0 and 1"),
+    ("{}\n", ["train.ema_momentum=fast"], "train.ema_momentum: expected a number or null, got str 'fast'"),
     ("{}\n", ["train.batch_size=big"], "train.batch_size: expected an integer, got str 'big'"),
     ("{}\n", ["train.bogus=1"], "unknown key 'train.bogus'"),
     ("{}\n", ["epochs"], "expected KEY=VALUE"),

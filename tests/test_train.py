@@ -3,11 +3,16 @@
 import json
 
 import keras
+import numpy as np
+import pytest
 from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import runs
 from rnn_cli import train as train_module
+from rnn_cli.batches import predict_probabilities
 from rnn_cli.config import load_config
+from rnn_cli.data import load_imdb
+from rnn_cli.evaluate import classification_metrics
 from rnn_cli.train import train
 
 
@@ -101,3 +106,42 @@ def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path,
         pass
     train(config, tmp_path / "resumed", resume=True, **quiet)
     assert [row["learning_rate"] for row in runs.read_history(tmp_path / "resumed")] == rates
+
+
+def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, tiny_config, imdb_archive):
+    config = tiny(tiny_config, imdb_archive, "train.ema_momentum=0.9", "train.epochs=3",
+                  "train.early_stopping.restore_best=false")
+    quiet = {"device": "cpu", "echo": lambda line: None, "progress": False}
+    (tmp_path / "full").mkdir()
+    (tmp_path / "resumed").mkdir()
+    train(config, tmp_path / "full", **quiet)
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    try:
+        train(config, tmp_path / "resumed", callbacks=(StopAfterTwo(),), **quiet)
+    except KeyboardInterrupt:
+        pass
+    train(config, tmp_path / "resumed", resume=True, **quiet)
+
+    val = load_imdb(config.data).val
+    for run_dir in (tmp_path / "full", tmp_path / "resumed"):
+        saved = keras.saving.load_model(run_dir / "model.keras")
+        checkpoint = keras.saving.load_model(run_dir / "checkpoint.keras")
+        raw = checkpoint.get_weights()  # training goes on from the weights themselves
+        checkpoint.optimizer.finalize_variable_values(checkpoint.trainable_variables)
+        for averaged, own, kept in zip(checkpoint.get_weights(), raw, saved.get_weights()):
+            np.testing.assert_array_equal(kept, averaged)  # the saved model is the average...
+        assert any(not np.allclose(a, b) for a, b in zip(raw, saved.get_weights()))  # ...not the last step
+        # Validation scored the averaged weights: those saved for the last epoch and the best one.
+        history = runs.read_history(run_dir)
+        best = keras.saving.load_model(run_dir / "model.keras")
+        best.load_weights(run_dir / "best.weights.h5")
+        for model, row in ((saved, history[-1]), (best, runs.best_row(history))):
+            loss = classification_metrics(val.labels, predict_probabilities(model, val, config.data))["loss"]
+            assert loss == pytest.approx(row["val_loss"], abs=2e-6)
+    # The average went on from the checkpoint: a resumed run ends where an uninterrupted one does.
+    assert history_without_time(tmp_path / "resumed") == history_without_time(tmp_path / "full")
