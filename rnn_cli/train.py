@@ -135,7 +135,7 @@ def finished_result(run_dir: Path, config: Config) -> TrainResult | None:
         return None
     record = runs.read_json(run_dir / runs.RUN_RECORD)
     history = runs.read_history(run_dir)
-    if record.get("status") != "finished" or not (record.get("stopped_early") or len(history) >= config.train.epochs):
+    if record.get("status") != "finished" or epochs_left(history, config.train):
         return None
     best = runs.best_row(history)
     return TrainResult(run_dir, history, best["epoch"] if best else None, runs.read_json(run_dir / runs.METRICS),
@@ -185,7 +185,7 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
     try:
-        if len(history) < config.train.epochs and not recorder.patience_exhausted():
+        if epochs_left(history, config.train):
             model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
                       epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
                       callbacks=[*bars, *averaging, recorder, *callbacks])
@@ -230,6 +230,18 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing)
     compile_model(model, config.train, steps_per_epoch)
     return model
+
+
+def epochs_left(history: list[dict], config: TrainConfig) -> bool:
+    """Whether a run with `history` trains on: epochs to go and early stopping's patience not spent."""
+    return len(history) < config.epochs and not patience_exhausted(history, config)
+
+
+def patience_exhausted(history: list[dict], config: TrainConfig) -> bool:
+    """Whether `history` has gone early_stopping.patience epochs without a better val_accuracy."""
+    patience = config.early_stopping.patience
+    best = runs.best_row(history)
+    return patience is not None and best is not None and len(history) - best["epoch"] >= patience
 
 
 def keeps_average(model: keras.Model) -> bool:
@@ -287,9 +299,7 @@ class RunRecorder(keras.callbacks.Callback):
         return best["epoch"] if best else None
 
     def patience_exhausted(self) -> bool:
-        patience = self.config.early_stopping.patience
-        best = self.best_epoch()
-        return patience is not None and best is not None and len(self.history) - best >= patience
+        return patience_exhausted(self.history, self.config)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
