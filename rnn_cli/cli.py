@@ -76,8 +76,6 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     rnn train --resume --run-dir runs/lstm-20260101-120000
     """
     from rnn_cli import runs
-    from rnn_cli.train import train as run_training
-    from rnn_cli.train import train_seeds
 
     epochs_override = [f"train.epochs={epochs}"] if epochs else []
     group = seeds is not None  # a seed group: trained, resumed and reported as a whole
@@ -100,6 +98,10 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
             raise click.UsageError("missing --config PATH (e.g. --config configs/simple_rnn.yaml)")
         config = load_config(config_path, [*sets, *data_overrides(data, limit), *epochs_override])
         run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
+
+    # TensorFlow only now: a bad config or option is reported at once, without its start-up lines.
+    from rnn_cli.train import train as run_training
+    from rnn_cli.train import train_seeds
 
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")

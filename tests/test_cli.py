@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -190,6 +192,16 @@ def test_bad_data_is_one_line_exit_2_and_leaves_no_run(tmp_path, tiny_config):
     assert "junk.tar.gz: not a readable aclImdb archive" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_config_is_reported_before_tensorflow_loads(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("train: {epochs: 0}\n")
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom rnn_cli.cli import main\n"
+            f"result = CliRunner().invoke(main, ['train', '--config', {str(config)!r}])\n"
+            "print(result.exit_code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["2", "False"]
 
 
 def test_gpu_without_a_gpu_is_a_clear_error(tmp_path, tiny_config, imdb_archive):
