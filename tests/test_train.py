@@ -20,6 +20,24 @@ def tiny(tiny_config, imdb_archive, *overrides):
     return load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", *overrides])
 
 
+def train_whole_and_resumed(config, parent):
+    """Train `config` into parent/full in one go, and into parent/resumed stopped after epoch 2
+    (as by Ctrl-C) and resumed."""
+    quiet = {"device": "cpu", "echo": lambda line: None, "progress": False}
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    (parent / "full").mkdir()
+    train(config, parent / "full", **quiet)
+    (parent / "resumed").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        train(config, parent / "resumed", callbacks=(StopAfterTwo(),), **quiet)
+    train(config, parent / "resumed", resume=True, **quiet)
+
+
 def history_without_time(run_dir):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(run_dir)]
 
@@ -88,52 +106,23 @@ def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, t
 
 def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path, tiny_config, imdb_archive):
     config = tiny(tiny_config, imdb_archive, "train.schedule=cosine", "train.epochs=3")
-    quiet = {"device": "cpu", "echo": lambda line: None, "progress": False}
-    (tmp_path / "full").mkdir()
-    (tmp_path / "resumed").mkdir()
-    train(config, tmp_path / "full", **quiet)
+    train_whole_and_resumed(config, tmp_path)
     rates = [row["learning_rate"] for row in runs.read_history(tmp_path / "full")]
     assert rates[0] < 0.01 and rates[0] > rates[1] > rates[2] >= 0  # 0.01 is the tiny config's rate
-
-    class StopAfterTwo(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-    try:
-        train(config, tmp_path / "resumed", callbacks=(StopAfterTwo(),), **quiet)
-    except KeyboardInterrupt:
-        pass
-    train(config, tmp_path / "resumed", resume=True, **quiet)
     assert [row["learning_rate"] for row in runs.read_history(tmp_path / "resumed")] == rates
 
 
 def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, tiny_config, imdb_archive):
     config = tiny(tiny_config, imdb_archive, "train.ema_momentum=0.9", "train.epochs=3",
                   "train.early_stopping.restore_best=false")
-    quiet = {"device": "cpu", "echo": lambda line: None, "progress": False}
-    (tmp_path / "full").mkdir()
-    (tmp_path / "resumed").mkdir()
-    train(config, tmp_path / "full", **quiet)
-
-    class StopAfterTwo(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-    try:
-        train(config, tmp_path / "resumed", callbacks=(StopAfterTwo(),), **quiet)
-    except KeyboardInterrupt:
-        pass
-    train(config, tmp_path / "resumed", resume=True, **quiet)
-
+    train_whole_and_resumed(config, tmp_path)
     val = load_imdb(config.data).val
     for run_dir in (tmp_path / "full", tmp_path / "resumed"):
         saved = keras.saving.load_model(run_dir / "model.keras")
         checkpoint = keras.saving.load_model(run_dir / "checkpoint.keras")
         raw = checkpoint.get_weights()  # training goes on from the weights themselves
         checkpoint.optimizer.finalize_variable_values(checkpoint.trainable_variables)
-        for averaged, own, kept in zip(checkpoint.get_weights(), raw, saved.get_weights()):
+        for averaged, kept in zip(checkpoint.get_weights(), saved.get_weights()):
             np.testing.assert_array_equal(kept, averaged)  # the saved model is the average...
         assert any(not np.allclose(a, b) for a, b in zip(raw, saved.get_weights()))  # ...not the last step
         # Validation scored the averaged weights: those saved for the last epoch and the best one.
