@@ -100,8 +100,10 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
         run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
 
     # TensorFlow only now: a bad config or option is reported at once, without its start-up lines.
-    from rnn_cli.train import train as run_training
-    from rnn_cli.train import train_seeds
+    # A seed group trains each seed in a process of its own; this one never loads TensorFlow.
+    from rnn_cli.seeds import train_seeds
+    if not group:
+        from rnn_cli.train import train as run_training
 
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")

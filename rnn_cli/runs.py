@@ -8,9 +8,14 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnn_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from rnn_cli.config import TrainConfig
 
 RUNS_ROOT = Path("runs")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -83,6 +88,35 @@ def best_row(history: list[dict]) -> dict | None:
     if not history:
         return None
     return max(history, key=lambda row: row["val_accuracy"])  # max keeps the first of equals
+
+
+def epochs_left(history: list[dict], config: TrainConfig) -> bool:
+    """Whether a run with `history` trains on: epochs to go and early stopping's patience not spent."""
+    return len(history) < config.epochs and not patience_exhausted(history, config)
+
+
+def patience_exhausted(history: list[dict], config: TrainConfig) -> bool:
+    """Whether `history` has gone early_stopping.patience epochs without a better val_accuracy."""
+    patience = config.early_stopping.patience
+    best = best_row(history)
+    return patience is not None and best is not None and len(history) - best["epoch"] >= patience
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    history: list[dict]
+    best_epoch: int | None  # 1-based epoch with the best val_accuracy
+    metrics: dict  # test-set metrics of the saved model
+    device: str
+
+
+def read_result(run_dir: Path) -> TrainResult:
+    """A finished run's result, read back from its folder."""
+    history = read_history(run_dir)
+    best = best_row(history)
+    return TrainResult(run_dir, history, best["epoch"] if best else None, read_json(run_dir / METRICS),
+                       read_json(run_dir / RUN_RECORD).get("device", "?"))
 
 
 def find_runs(root: Path = RUNS_ROOT, needs: str = RUN_RECORD) -> list[Path]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +17,6 @@ from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import __version__, runs
 from rnn_cli.batches import Batches, masks_padding
-from rnn_cli.compare import group_row, run_row
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
@@ -30,18 +27,9 @@ from rnn_cli.plots import plot_curves
 from rnn_cli.progress import Progress, epoch_line
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    history: list[dict]
-    best_epoch: int | None  # 1-based epoch with the best val_accuracy
-    metrics: dict  # test-set metrics of the saved model
-    device: str
-
-
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
           echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
-          progress: bool | None = None, callbacks: tuple = ()) -> TrainResult:
+          progress: bool | None = None, callbacks: tuple = ()) -> runs.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
     Args:
@@ -80,9 +68,16 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
                   timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
     echo(feed_line(config, bool(model.jit_compile)))
     recorder = RunRecorder(run_dir, config.train, history, echo)
-    train_seconds = fit(model, splits, config, recorder, record, progress, callbacks)
-    metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds)
-    return TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+    try:
+        train_seconds = fit(model, splits, config, recorder, progress, callbacks)
+        metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds)
+    except KeyboardInterrupt:
+        record.update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
+        raise
+    except Exception as err:
+        record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
+        raise
+    return runs.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
 
 
 def feed_line(config: Config, jit_compile: bool) -> str:
@@ -92,54 +87,6 @@ def feed_line(config: Config, jit_compile: bool) -> str:
                if data.bucketing else f"every review padded to {data.maxlen} ({data.padding}), no mask")
     xla = "XLA on: the first epoch includes compiling" if jit_compile else "XLA off"
     return f"batches: {batches}; {xla}"
-
-
-def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
-                echo: Callable[[str], None] = print, **options) -> list[TrainResult]:
-    """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
-
-    The runs share the data split (data.seed); only initialisation, batch order and dropout
-    change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them) and one
-    figure of every run's curves. With `resume`, the group's own seeds are taken from seeds.json:
-    finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
-    options are passed to `train`.
-    """
-    if resume:
-        chosen = runs.read_json(group_dir / runs.SEEDS_SUMMARY)["seeds"]
-    else:
-        chosen = list(range(config.train.seed, config.train.seed + seeds))
-        runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"name": config.name, "seeds": chosen, "status": "running"})
-    results = []
-    for i, seed in enumerate(chosen, start=1):
-        run_dir = group_dir / f"seed-{seed}"
-        seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-        kept = finished_result(run_dir, seeded) if resume else None
-        if kept:
-            echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
-            results.append(kept)
-            continue
-        run_dir.mkdir(exist_ok=resume)
-        echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
-        results.append(train(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), echo=echo, **options))
-    summary = group_row([run_row(result.run_dir) for result in results], group_dir)
-    runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"seeds": chosen, **summary, "status": "finished"})
-    plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
-                group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
-    return results
-
-
-def finished_result(run_dir: Path, config: Config) -> TrainResult | None:
-    """The result of the run in `run_dir`, read back, if it ended with nothing left to do under
-    `config` (--epochs may extend it); else None."""
-    if not (run_dir / runs.RUN_RECORD).exists() or not (run_dir / runs.METRICS).exists():
-        return None
-    record = runs.read_json(run_dir / runs.RUN_RECORD)
-    history = runs.read_history(run_dir)
-    if record.get("status") != "finished" or epochs_left(history, config.train):
-        return None
-    best = runs.best_row(history)
-    return TrainResult(run_dir, history, best["epoch"] if best else None, runs.read_json(run_dir / runs.METRICS),
-                       record.get("device", "?"))
 
 
 def set_determinism(config: TrainConfig, device: str) -> str | None:
@@ -171,8 +118,8 @@ def prepare(config: Config, run_dir: Path, resume: bool) -> tuple[Splits, keras.
 
 
 def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorder,
-        record: runs.RunRecord, progress: bool | None, callbacks: tuple) -> float:
-    """model.fit up to config.train.epochs; the run record says how it ended. Returns seconds."""
+        progress: bool | None, callbacks: tuple) -> float:
+    """model.fit up to config.train.epochs, if any epoch is left. Returns seconds."""
     history = recorder.history
     masked = masks_padding(model)
     train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed)
@@ -184,17 +131,10 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     # With train.ema_momentum, validation scores the averaged weights.
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
-    try:
-        if epochs_left(history, config.train):
-            model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
-                      epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
-                      callbacks=[*bars, *averaging, recorder, *callbacks])
-    except KeyboardInterrupt:
-        record.update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
-        raise
-    except Exception as err:
-        record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
-        raise
+    if runs.epochs_left(history, config.train):
+        model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
+                  epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
+                  callbacks=[*bars, *averaging, recorder, *callbacks])
     return time.perf_counter() - started
 
 
@@ -230,18 +170,6 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing)
     compile_model(model, config.train, steps_per_epoch)
     return model
-
-
-def epochs_left(history: list[dict], config: TrainConfig) -> bool:
-    """Whether a run with `history` trains on: epochs to go and early stopping's patience not spent."""
-    return len(history) < config.epochs and not patience_exhausted(history, config)
-
-
-def patience_exhausted(history: list[dict], config: TrainConfig) -> bool:
-    """Whether `history` has gone early_stopping.patience epochs without a better val_accuracy."""
-    patience = config.early_stopping.patience
-    best = runs.best_row(history)
-    return patience is not None and best is not None and len(history) - best["epoch"] >= patience
 
 
 def keeps_average(model: keras.Model) -> bool:
@@ -299,7 +227,7 @@ class RunRecorder(keras.callbacks.Callback):
         return best["epoch"] if best else None
 
     def patience_exhausted(self) -> bool:
-        return patience_exhausted(self.history, self.config)
+        return runs.patience_exhausted(self.history, self.config)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()

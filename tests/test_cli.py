@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 from rnn_cli import runs
 from rnn_cli.cli import main
 from rnn_cli.config import load_config
-from rnn_cli.train import RunRecorder, train, train_seeds
+from rnn_cli.seeds import train_seeds
+from rnn_cli.train import RunRecorder, train
 
 RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras", "curves.png",
              "vocab.json", "summary.txt", "run.json", "metrics.json"}
@@ -137,6 +139,30 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny_config, imd
     assert load_config(run_dir / "config.yaml").train.epochs == 5
 
 
+def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny_config, imdb_archive, monkeypatch):
+    import rnn_cli.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}"])
+    with monkeypatch.context() as patch:
+        patch.setattr(rnn_cli.train, "evaluate_model", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, run_dir, device="cpu", echo=lambda line: None)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists()
+
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    # Every epoch was done: only the evaluation is left.
+    assert not any(line.startswith("epoch ") for line in result.output.splitlines())
+    assert len(runs.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
 def test_early_stopping_counts_patience_from_the_history(tmp_path):
     from rnn_cli.config import TrainConfig, EarlyStoppingConfig
 
@@ -184,11 +210,13 @@ def test_default_run_folder_is_named_after_the_config(tmp_path, tiny_config, imd
     assert len(folders) == 2 and all(name.startswith("tiny-") for name in folders)
 
 
-def test_bad_data_is_one_line_exit_2_and_leaves_no_run(tmp_path, tiny_config):
+@pytest.mark.parametrize("seeds", [[], ["--seeds", "2"]], ids=["run", "seed group"])
+def test_bad_data_is_one_line_exit_2_and_leaves_no_run(tmp_path, tiny_config, seeds):
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not an archive")
-    result = tiny_train(tmp_path / "run", tiny_config, junk)
+    result = tiny_train(tmp_path / "run", tiny_config, junk, *seeds)
     assert result.exit_code == 2
+    # A seed group meets it in its first seed's own process, and reports it the same way.
     assert "junk.tar.gz: not a readable aclImdb archive" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
@@ -305,14 +333,21 @@ def test_seeds_trains_one_folder_per_seed_and_summarizes(tmp_path, tiny_config, 
 
 
 class InterruptSecondRun(InterruptInEpoch):
-    """Ctrl-C in epoch 2 of the second training the callback sees (a seed group's second seed)."""
+    """Ctrl-C in epoch 2 of the second training started (a seed group's second seed).
 
-    def __init__(self):
+    Each seed trains in a process of its own, with its own copy of this callback: the trainings
+    are counted in `log`, one line per training with the id of the process that ran it.
+    """
+
+    def __init__(self, log):
         super().__init__(epoch=1)
+        self.log = log
         self.trainings = 0
 
     def on_train_begin(self, logs=None):
-        self.trainings += 1
+        with open(self.log, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        self.trainings = len(self.log.read_text().splitlines())
 
     def on_train_batch_end(self, batch, logs=None):
         if self.trainings == 2:
@@ -323,8 +358,14 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
     group = tmp_path / "group"
     group.mkdir()
     config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}"])
+    log = tmp_path / "trainings.log"
+    lines = []
     with pytest.raises(KeyboardInterrupt):
-        train_seeds(config, group, 3, device="cpu", echo=lambda line: None, callbacks=(InterruptSecondRun(),))
+        train_seeds(config, group, 3, device="cpu", echo=lines.append, callbacks=(InterruptSecondRun(log),))
+    processes = log.read_text().split()
+    assert len(processes) == 2 and len(set(processes)) == 2 and str(os.getpid()) not in processes
+    # The children's lines come to this process' echo: seed 43's first epoch is the last one.
+    assert lines[0] == f"seed 42 (1/3): {group / 'seed-42'}" and lines[-1].startswith("epoch 1/2 ")
     first, second = runs.read_history(group / "seed-42"), runs.read_history(group / "seed-43")
     assert len(first) == 2 and len(second) == 1
     assert not (group / "seed-44").exists()
@@ -342,13 +383,38 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
     assert "3 seeds: test accuracy" in result.output.splitlines()[-1]
 
 
+class InterruptTheParent(keras.callbacks.Callback):
+    """SIGINT to the parent process alone, in epoch 2, as `kill -INT` would send it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getppid(), signal.SIGINT)
+
+
+def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny_config, imdb_archive):
+    group = tmp_path / "group"
+    group.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=50"])
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(config, group, 2, device="cpu", echo=lines.append, callbacks=(InterruptTheParent(),))
+    history = runs.read_history(group / "seed-42")
+    assert 1 <= len(history) < 50  # passed on: the seed stopped, and recorded where
+    assert json.loads((group / "seed-42" / "run.json").read_text())["status"] == "interrupted"
+    # Every finished epoch's line reached this process, those after the interrupt too.
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == [f"{i}/50" for i in
+                                                                             range(1, len(history) + 1)]
+    assert not (group / "seed-43").exists()
+
+
 def test_ctrl_c_in_a_seed_group_names_the_stopped_seed_and_the_group(tmp_path, tiny_config, imdb_archive,
                                                                      monkeypatch):
-    import rnn_cli.train
+    import rnn_cli.seeds
 
-    seeds = rnn_cli.train.train_seeds
-    monkeypatch.setattr(rnn_cli.train, "train_seeds",
-                        lambda *args, **kwargs: seeds(*args, callbacks=(InterruptSecondRun(),), **kwargs))
+    seeds = rnn_cli.seeds.train_seeds
+    log = tmp_path / "trainings.log"
+    monkeypatch.setattr(rnn_cli.seeds, "train_seeds",
+                        lambda *args, **kwargs: seeds(*args, callbacks=(InterruptSecondRun(log),), **kwargs))
     group = tmp_path / "group"
     result = tiny_train(group, tiny_config, imdb_archive, "--seeds", "2")
     assert result.exit_code == 130

@@ -1,0 +1,158 @@
+"""`rnn train --seeds N`: one config trained with N seeds, each run in a process of its own.
+
+Why a process per seed: TensorFlow keeps every XLA-compiled program until the process ends (its
+compilation cache has no eviction, tensorflow/tensorflow#64170), and each new model compiles its
+own, so seeds trained one after another in one process grew by about 100 MiB each. A fresh process
+per seed gives every run the memory of a single `rnn train`. This module does not import
+TensorFlow: the process that waits for the seeds stays small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import multiprocessing.reduction
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from rnn_cli import runs
+from rnn_cli.compare import group_row, run_row
+from rnn_cli.config import Config
+from rnn_cli.errors import UserError
+from rnn_cli.plots import plot_curves
+
+def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
+                echo: Callable[[str], None] = print, **options) -> list[runs.TrainResult]:
+    """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
+
+    The runs share the data split (data.seed); only initialisation, batch order and dropout
+    change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them) and one
+    figure of every run's curves. With `resume`, the group's own seeds are taken from seeds.json:
+    finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
+    options are passed to `rnn_cli.train.train`, which runs in a child process (`train_isolated`).
+    """
+    if resume:
+        chosen = runs.read_json(group_dir / runs.SEEDS_SUMMARY)["seeds"]
+    else:
+        chosen = list(range(config.train.seed, config.train.seed + seeds))
+        runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"name": config.name, "seeds": chosen, "status": "running"})
+    results = []
+    for i, seed in enumerate(chosen, start=1):
+        run_dir = group_dir / f"seed-{seed}"
+        seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+        kept = finished_result(run_dir, seeded) if resume else None
+        if kept:
+            echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
+            results.append(kept)
+            continue
+        run_dir.mkdir(exist_ok=resume)
+        echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
+        results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), echo=echo,
+                                      **options))
+    summary = group_row([run_row(result.run_dir) for result in results], group_dir)
+    runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"seeds": chosen, **summary, "status": "finished"})
+    plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
+                group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
+    return results
+
+
+def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:
+    """The result of the run in `run_dir`, read back, if it ended with nothing left to do under
+    `config` (--epochs may extend it); else None."""
+    if not (run_dir / runs.RUN_RECORD).exists() or not (run_dir / runs.METRICS).exists():
+        return None
+    if runs.read_json(run_dir / runs.RUN_RECORD).get("status") != "finished":
+        return None
+    result = runs.read_result(run_dir)
+    return None if runs.epochs_left(result.history, config.train) else result
+
+
+def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None] = print,
+                   **options) -> runs.TrainResult:
+    """`rnn_cli.train.train(config, run_dir, **options)` in a fresh process; its result read back.
+
+    The child's lines come to `echo` here; its errors, Ctrl-C included, are raised here as they were
+    raised there. Options must pickle (Keras callbacks defined at module level do). Progress bars
+    are decided here, where the user's terminal is: the child writes to the same standard error.
+    """
+    if options.get("progress") is None:
+        options["progress"] = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    context = multiprocessing.get_context("spawn")  # fork would copy this process' threads and state
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_train_child, args=(sender, config, run_dir, options),
+                            name=f"rnn train {run_dir.name}")
+    child.start()
+    sender.close()  # the child holds the only sending end now: its exit ends the relay
+    interrupted = False
+    try:
+        error = _relay(receiver, echo)
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reaches the child too, another SIGINT only this process: pass it on
+        # (the child acts on the first it gets), then relay its last lines until it has recorded
+        # where it stopped and ended.
+        interrupted = True
+        os.kill(child.pid, signal.SIGINT)
+        error = _relay(receiver, echo)
+    finally:
+        receiver.close()
+    child.join()
+    if interrupted or isinstance(error, KeyboardInterrupt):
+        raise KeyboardInterrupt
+    if error is not None:
+        raise error
+    if child.exitcode != 0:
+        raise RuntimeError(f"{run_dir}: the training process ended with exit code {child.exitcode} "
+                           "(a negative code is the signal that stopped it, e.g. -9 when out of memory)")
+    return runs.read_result(run_dir)
+
+
+def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:
+    """Pass the child's lines to `echo` until it ends; returns the error it sent, if any."""
+    error = None
+    while True:
+        try:
+            kind, payload = receiver.recv()
+        except EOFError:
+            return error
+        if kind == "echo":
+            echo(payload)
+        else:
+            error = payload
+
+
+def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
+    """The child process: train, send each echoed line, send the error if one ends the training."""
+    signal.signal(signal.SIGINT, _interrupt_once)
+    try:
+        from rnn_cli.train import train
+
+        train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
+    except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
+        sender.send(("error", _portable(err)))
+    finally:
+        sender.close()
+
+
+def _interrupt_once(signum, frame):
+    """SIGINT in the child: KeyboardInterrupt once, so that the training records where it stopped;
+    the same Ctrl-C passed on by the parent must not interrupt that."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _portable(err: BaseException) -> BaseException:
+    """`err` as the parent can raise it: a user's error as it is, anything else with the child's
+    traceback attached (or, if it does not pickle, a RuntimeError that holds it)."""
+    if isinstance(err, (UserError, KeyboardInterrupt)):
+        return err
+    trace = "".join(traceback.format_exception(err)).rstrip()
+    try:
+        err.add_note(f"in the training process:\n{trace}")
+        multiprocessing.reduction.ForkingPickler.dumps(err)
+        return err
+    except Exception:  # noqa: BLE001 - an error that cannot travel: send its text
+        return RuntimeError(f"in the training process:\n{trace}")
