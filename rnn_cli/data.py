@@ -232,7 +232,7 @@ def load_aclimdb(path: str | Path) -> Corpus:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or "
                         f"aclImdb_v1.tar.gz")
-    cache_file = cache_dir() / f"aclimdb-{_fingerprint(path)}.npz"
+    cache_file = cache_dir() / _cache_name(path)
     if cache_file.exists():
         try:
             return _read_cache(cache_file, path)
@@ -241,6 +241,9 @@ def load_aclimdb(path: str | Path) -> Corpus:
     texts, skipped = _read_reviews(path)
     corpus = build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped)
     _write_cache(cache_file, corpus)
+    for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 1)[0]}-*.npz"):
+        if stale != cache_file:
+            stale.unlink(missing_ok=True)  # the same source before it changed (or an older tokeniser)
     return corpus
 
 
@@ -316,8 +319,9 @@ def cache_dir() -> Path:
     return Path(base) / "rnn-cli"
 
 
-def _fingerprint(path: Path) -> str:
-    """A key that changes when the source or the tokeniser does."""
+def _cache_name(path: Path) -> str:
+    """aclimdb-<source>-<version>.npz: one entry per source path; the version changes when the source
+    or the tokeniser does, and a new version replaces the old one."""
     path = path.resolve()
     if path.is_dir():
         files = sorted(path.rglob("*.txt"))
@@ -325,8 +329,12 @@ def _fingerprint(path: Path) -> str:
     else:
         stat = path.stat()
         parts = [f"{stat.st_size}:{stat.st_mtime_ns}"]
-    text = "\n".join([str(path), f"tokenizer={TOKENIZER_VERSION}", *parts])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    version = "\n".join([f"tokenizer={TOKENIZER_VERSION}", *parts])
+    return f"aclimdb-{_digest(str(path))}-{_digest(version)}.npz"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _write_cache(file: Path, corpus: Corpus) -> None:

@@ -1,4 +1,5 @@
 import io
+import os
 import tarfile
 
 import keras
@@ -121,6 +122,20 @@ def test_second_load_uses_the_cache(imdb_archive, monkeypatch):
     second = load_imdb(acl(imdb_archive))
     assert second.vocabulary == first.vocabulary
     np.testing.assert_array_equal(second.train.padded(30), first.train.padded(30))
+
+
+def test_a_changed_source_replaces_its_cache_entry(imdb_folder, tmp_path):
+    archive = write_archive(imdb_folder, tmp_path / "aclImdb_v1.tar.gz")
+    other = write_archive(imdb_folder, tmp_path / "other.tar.gz")
+    load_imdb(acl(archive))
+    load_imdb(acl(other))
+    first = {p.name for p in data.cache_dir().glob("*.npz")}
+    assert len(first) == 2  # one entry per source
+
+    os.utime(archive, ns=(0, 10**18))  # the same path, a new copy (another modification time)
+    load_imdb(acl(archive))
+    entries = {p.name for p in data.cache_dir().glob("*.npz")}
+    assert len(entries) == 2 and len(entries & first) == 1  # the old entry went, the other source's stayed
 
 
 def test_a_run_vocabulary_re_encodes_the_corpus(imdb_archive):
