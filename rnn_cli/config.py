@@ -111,6 +111,9 @@ class TrainConfig:
     # On GPU Keras turns it off itself for LSTM/GRU layers that run on cuDNN.
     jit_compile: bool = True
     deterministic: bool = True  # CPU: same seed, same history (XLA, else TF op determinism); GPU: ignored
+    # Keras' dtype policy: mixed_float16 computes in 16 bits with float32 weights and loss scaling
+    # (GPUs; also the cuDNN kernels), mixed_bfloat16 needs no loss scaling. The head stays float32.
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
 
     def check(self, where: str) -> None:
         _require(self.learning_rate > 0, f"{where}.learning_rate", self.learning_rate, "a number > 0")
@@ -118,6 +121,9 @@ class TrainConfig:
                  self.ema_momentum, "a number between 0 and 1 (e.g. 0.99), or null to turn averaging off")
         _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
         _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
+        # Keras' loss-scale wrapper hides the average from the callback that validates it.
+        _require(self.ema_momentum is None or self.precision != "mixed_float16", f"{where}.ema_momentum",
+                 self.ema_momentum, "null when train.precision is mixed_float16 (use mixed_bfloat16 to average)")
         self.early_stopping.check(f"{where}.early_stopping")
 
 

@@ -16,21 +16,24 @@ OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam
               "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 
 
-def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False) -> keras.Model:
+def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
+                precision: str = "float32") -> keras.Model:
     """The classifier; inputs are (batch, time) token ids of any length.
 
     Args:
         config: the model section.
         num_words: rows of the embedding (the vocabulary cap, reserved indices included).
         mask_zero: let padding (index 0) be skipped by the recurrent layers.
+        precision: the dtype policy of every layer but the head, which computes in float32 so
+            the probabilities and the loss keep their precision (as Keras' guide advises).
     """
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero,
-                               name="embedding")(inputs)
+                               name="embedding", dtype=precision)(inputs)
     last = len(config.layers) - 1
     for i, layer in enumerate(config.layers):
-        x = recurrent_layer(layer, return_sequences=i < last, name=layer_name(layer, i))(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+        x = recurrent_layer(layer, return_sequences=i < last, name=layer_name(layer, i), dtype=precision)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
 
 
@@ -38,23 +41,29 @@ def layer_name(layer: LayerConfig, i: int) -> str:
     return f"{layer.type}_{i}"
 
 
-def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str) -> keras.layers.Layer:
+def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str,
+                    dtype: str = "float32") -> keras.layers.Layer:
     """One recurrent layer, wrapped in Bidirectional when asked."""
     layer = RECURRENT[config.type](
         config.units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
-        return_sequences=return_sequences, name=name)
+        return_sequences=return_sequences, name=name, dtype=dtype)
     if config.bidirectional:
-        return keras.layers.Bidirectional(layer, name=f"bidirectional_{name}")
+        return keras.layers.Bidirectional(layer, name=f"bidirectional_{name}", dtype=dtype)
     return layer
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int = 1) -> None:
-    """Binary cross-entropy with the configured optimizer, schedule and weight averaging; accuracy."""
+    """Binary cross-entropy with the configured optimizer, schedule, weight averaging and loss scaling
+    (mixed_float16); accuracy."""
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * config.epochs)
     averaging = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
     optimizer = OPTIMIZERS[config.optimizer](learning_rate=learning_rate, **averaging)
+    if config.precision == "mixed_float16":
+        # Scales the loss up so that float16 gradients do not underflow (Keras does this itself only
+        # when the model's own policy is mixed; here every layer but the head has it).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=config.jit_compile)
 

@@ -62,7 +62,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
                   data={"source": splits.source, "sizes": splits.sizes()},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
-                             "determinism": determinism},
+                             "determinism": determinism, "precision": config.train.precision},
                   cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
                   versions=versions(), started=record.fields.get("started", timestamp()),
                   timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
@@ -167,7 +167,8 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
         return keras.saving.load_model(checkpoint)
-    model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing)
+    model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing,
+                        precision=config.train.precision)
     compile_model(model, config.train, steps_per_epoch)
     return model
 

@@ -93,3 +93,18 @@ def test_cosine_schedule_decays_over_all_the_epochs():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
     model.optimizer.iterations.assign(20)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_computes_in_16_bits_keeps_float32_weights_and_head(precision):
+    stack = (LayerConfig(type="lstm", units=4, bidirectional=True), LayerConfig(type="gru", units=4))
+    model = build_model(ModelConfig(embedding_dim=4, layers=stack), num_words=50, precision=precision)
+    compute = precision.removeprefix("mixed_")
+    for layer in model.layers[1:-1]:  # embedding and recurrent layers; [0] is the input
+        assert (layer.compute_dtype, layer.variable_dtype) == (compute, "float32"), layer.name
+    assert all(v.dtype == "float32" for v in model.weights)
+    assert model.get_layer("head").compute_dtype == "float32"
+    assert model.predict(np.ones((2, 9), dtype="int32"), verbose=0).dtype == np.float32
+    compile_model(model, TrainConfig(precision=precision))
+    # float16 needs its loss scaled up so that small gradients do not vanish; bfloat16 does not.
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")

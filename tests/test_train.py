@@ -44,7 +44,8 @@ def history_without_time(run_dir):
 
 def test_fast_path_is_the_default(trained_run):
     record = json.loads((trained_run / "run.json").read_text())
-    assert record["fast_path"] == {"bucketing": True, "jit_compile": True, "determinism": "xla"}
+    assert record["fast_path"] == {"bucketing": True, "jit_compile": True, "determinism": "xla",
+                                   "precision": "float32"}
     assert record["cudnn"] is None  # a CPU run
     model = keras.saving.load_model(trained_run / "model.keras")
     assert model.get_layer("embedding").mask_zero
@@ -58,7 +59,8 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny_config, i
     assert history_without_time(tmp_path / "a") == history_without_time(tmp_path / "b")
     record = json.loads((tmp_path / "a" / "run.json").read_text())
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA).
-    assert record["fast_path"] == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism"}
+    assert record["fast_path"] == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism",
+                                   "precision": "float32"}
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
 
@@ -133,4 +135,20 @@ def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, 
             loss = classification_metrics(val.labels, predict_probabilities(model, val, config.data))["loss"]
             assert loss == pytest.approx(row["val_loss"], abs=2e-6)
     # The average went on from the checkpoint: a resumed run ends where an uninterrupted one does.
+    assert history_without_time(tmp_path / "resumed") == history_without_time(tmp_path / "full")
+
+
+def test_mixed_precision_trains_saves_and_resumes(tmp_path, tiny_config, imdb_archive):
+    config = tiny(tiny_config, imdb_archive, "train.precision=mixed_float16", "train.epochs=3",
+                  "model.layers.0.type=lstm")
+    train_whole_and_resumed(config, tmp_path)
+    record = json.loads((tmp_path / "full" / "run.json").read_text())
+    assert record["fast_path"]["precision"] == "mixed_float16"
+    history = runs.read_history(tmp_path / "full")
+    assert history[-1]["accuracy"] > 0.6  # it learns in 16 bits (the tiny data is easy)
+    for name in ("model.keras", "checkpoint.keras"):
+        model = keras.saving.load_model(tmp_path / "full" / name)
+        assert model.get_layer("lstm_0").compute_dtype == "float16"  # the policy is saved with the model
+    # The loss scale is optimizer state, kept by the checkpoint: a resumed run ends where a whole one does.
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert history_without_time(tmp_path / "resumed") == history_without_time(tmp_path / "full")
