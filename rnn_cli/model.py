@@ -105,6 +105,15 @@ def cudnn_warnings(config: ModelConfig) -> list[str]:
             if not entry["eligible"] and layer.type != "simple_rnn"]
 
 
+def precision_warnings(config: TrainConfig, device: str) -> list[str]:
+    """A warning for mixed precision on a CPU: measured here (benchmarks/bench.py, 2-core CPU, XLA),
+    mixed_float16 was no faster than float32 and mixed_bfloat16 14-31 times slower."""
+    if config.precision == "float32" or device.startswith("gpu"):
+        return []
+    return [f"warning: train.precision is {config.precision}, which is slower on a CPU, not faster "
+            "(mixed precision pays on GPUs); float32 is the CPU's choice"]
+
+
 def parameters_before_head(model: keras.Model) -> int:
     """Parameters of everything but the Dense head: the figure the book quotes."""
     return model.count_params() - model.get_layer("head").count_params()

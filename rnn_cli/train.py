@@ -22,7 +22,7 @@ from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
 from rnn_cli.evaluate import evaluate_model
 from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings, lean_xla,
-                           parameters_before_head, summary_text)
+                           parameters_before_head, precision_warnings, summary_text)
 from rnn_cli.plots import plot_curves
 from rnn_cli.progress import Progress, epoch_line
 
@@ -55,9 +55,9 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     determinism = set_determinism(config.train, used_device)
     lean_xla()
     splits, model = prepare(config, run_dir, resume)
-    if used_device.startswith("gpu"):
-        for line in cudnn_warnings(config.model):
-            (warn or stderr)(line)
+    gpu_warnings = cudnn_warnings(config.model) if used_device.startswith("gpu") else []
+    for line in [*gpu_warnings, *precision_warnings(config.train, used_device)]:
+        (warn or stderr)(line)
     record.update(status="running", device=used_device, seed=config.train.seed,
                   data={"source": splits.source, "sizes": splits.sizes()},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),

@@ -6,7 +6,7 @@ import pytest
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.model import (LEAN_XLA_CPU_FLAG, build_model, compile_model, cudnn_eligibility, cudnn_warnings,
-                           lean_xla, parameters_before_head, summary_text)
+                           lean_xla, parameters_before_head, precision_warnings, summary_text)
 
 
 def layers(*types, **fields):
@@ -108,3 +108,10 @@ def test_mixed_precision_computes_in_16_bits_keeps_float32_weights_and_head(prec
     compile_model(model, TrainConfig(precision=precision))
     # float16 needs its loss scaled up so that small gradients do not vanish; bfloat16 does not.
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+
+
+def test_mixed_precision_on_a_cpu_is_warned_about():
+    (warning,) = precision_warnings(TrainConfig(precision="mixed_bfloat16"), "cpu")
+    assert "train.precision is mixed_bfloat16" in warning and "slower on a CPU" in warning
+    assert precision_warnings(TrainConfig(precision="mixed_float16"), "gpu:0") == []
+    assert precision_warnings(TrainConfig(), "cpu") == []
