@@ -407,6 +407,27 @@ def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny
     assert not (group / "seed-43").exists()
 
 
+class FailInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise ValueError("broken callback")
+
+
+def test_an_error_in_a_seed_process_is_raised_in_the_group_with_its_traceback(tmp_path, tiny_config,
+                                                                               imdb_archive):
+    group = tmp_path / "group"
+    group.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}"])
+    with pytest.raises(ValueError, match="broken callback") as err:
+        train_seeds(config, group, 2, device="cpu", echo=lambda line: None, callbacks=(FailInEpoch2(),))
+    (note,) = err.value.__notes__
+    assert note.startswith("in the training process:")
+    assert 'raise ValueError("broken callback")' in note  # the child's traceback, down to the line
+    record = json.loads((group / "seed-42" / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "ValueError: broken callback"
+    assert len(runs.read_history(group / "seed-42")) == 1  # the finished epoch is kept
+
+
 def test_ctrl_c_in_a_seed_group_names_the_stopped_seed_and_the_group(tmp_path, tiny_config, imdb_archive,
                                                                      monkeypatch):
     import rnn_cli.seeds
