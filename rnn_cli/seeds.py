@@ -15,6 +15,7 @@ import multiprocessing.reduction
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -87,17 +88,21 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
                             name=f"rnn train {run_dir.name}")
     child.start()
     sender.close()  # the child holds the only sending end now: its exit ends the relay
-    interrupted = False
+    interrupted = []
+
+    def pass_on(signum, frame):
+        # Ctrl-C: a terminal's reaches the child too, another SIGINT only this process. Pass it on
+        # (the child acts on the first it gets) and keep relaying until the child has recorded
+        # where it stopped; a second Ctrl-C here stops waiting.
+        interrupted.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.kill(child.pid, signal.SIGINT)
+
+    previous = _handle_sigint(pass_on)
     try:
         error = _relay(receiver, echo)
-    except KeyboardInterrupt:
-        # A terminal's Ctrl-C reaches the child too, another SIGINT only this process: pass it on
-        # (the child acts on the first it gets), then relay its last lines until it has recorded
-        # where it stopped and ended.
-        interrupted = True
-        os.kill(child.pid, signal.SIGINT)
-        error = _relay(receiver, echo)
     finally:
+        _handle_sigint(previous)
         receiver.close()
     child.join()
     if interrupted or isinstance(error, KeyboardInterrupt):
@@ -108,6 +113,14 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
         raise RuntimeError(f"{run_dir}: the training process ended with exit code {child.exitcode} "
                            "(a negative code is the signal that stopped it, e.g. -9 when out of memory)")
     return runs.read_result(run_dir)
+
+
+def _handle_sigint(handler):
+    """Install `handler` for SIGINT and return the one it replaces; None (nothing done) outside the
+    main thread, where Python cannot set signal handlers."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, handler)
 
 
 def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:
@@ -128,8 +141,21 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     """The child process: train, send each echoed line, send the error if one ends the training."""
     signal.signal(signal.SIGINT, _interrupt_once)
     try:
+        import keras
+
         from rnn_cli.train import train
 
+        class StopWhenInterrupted(keras.callbacks.Callback):
+            """Raises a Ctrl-C again that TensorFlow swallowed: the KeyboardInterrupt can land in
+            Python code that TensorFlow's C++ calls (seen in a tensor shape's __len__), which drops it."""
+
+            def on_train_batch_end(self, batch, logs=None):
+                if _INTERRUPTED.is_set():
+                    raise KeyboardInterrupt
+
+            on_test_batch_end = on_train_batch_end
+
+        options = {**options, "callbacks": (*options.get("callbacks", ()), StopWhenInterrupted())}
         train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
         sender.send(("error", _portable(err)))
@@ -137,10 +163,16 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
         sender.close()
 
 
+_INTERRUPTED = threading.Event()  # in the child: SIGINT came
+
+
 def _interrupt_once(signum, frame):
     """SIGINT in the child: KeyboardInterrupt once, so that the training records where it stopped;
-    the same Ctrl-C passed on by the parent must not interrupt that."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    the same Ctrl-C passed on by the parent must not interrupt that. Should TensorFlow swallow the
+    exception, StopWhenInterrupted raises it again at the next batch."""
+    if _INTERRUPTED.is_set():
+        return
+    _INTERRUPTED.set()
     raise KeyboardInterrupt
 
 

@@ -66,7 +66,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
                   cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
                   versions=versions(), started=record.fields.get("started", timestamp()),
                   timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
-    echo(feed_line(config, bool(model.jit_compile)))
+    if runs.epochs_left(history, config.train):
+        echo(feed_line(config, bool(model.jit_compile)))
     recorder = RunRecorder(run_dir, config.train, history, echo)
     try:
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)

@@ -157,8 +157,8 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny_co
 
     result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    # Every epoch was done: only the evaluation is left.
-    assert not any(line.startswith("epoch ") for line in result.output.splitlines())
+    # Every epoch was done: only the evaluation is left (no epoch lines, nor the line about compiling).
+    assert not any(line.startswith(("epoch ", "batches: ")) for line in result.output.splitlines())
     assert len(runs.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
@@ -405,6 +405,26 @@ def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == [f"{i}/50" for i in
                                                                              range(1, len(history) + 1)]
     assert not (group / "seed-43").exists()
+
+
+class SwallowedInterrupt(keras.callbacks.Callback):
+    """A Ctrl-C whose KeyboardInterrupt TensorFlow swallowed: the signal came, the exception did not."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import rnn_cli.seeds
+
+        if epoch == 1:
+            rnn_cli.seeds._INTERRUPTED.set()
+
+
+def test_a_swallowed_interrupt_still_stops_the_seed_at_its_next_batch(tmp_path, tiny_config, imdb_archive):
+    group = tmp_path / "group"
+    group.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=5"])
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(config, group, 2, device="cpu", echo=lambda line: None, callbacks=(SwallowedInterrupt(),))
+    assert len(runs.read_history(group / "seed-42")) == 1
+    assert json.loads((group / "seed-42" / "run.json").read_text())["status"] == "interrupted"
 
 
 class FailInEpoch2(keras.callbacks.Callback):
