@@ -66,8 +66,6 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
                   cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
                   versions=versions(), started=record.fields.get("started", timestamp()),
                   timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
-    if runs.epochs_left(history, config.train):
-        echo(feed_line(config, bool(model.jit_compile)))
     recorder = RunRecorder(run_dir, config.train, history, echo)
     try:
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)
@@ -120,7 +118,8 @@ def prepare(config: Config, run_dir: Path, resume: bool) -> tuple[Splits, keras.
 
 def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorder,
         progress: bool | None, callbacks: tuple) -> float:
-    """model.fit up to config.train.epochs, if any epoch is left. Returns seconds."""
+    """model.fit up to config.train.epochs, if any epoch is left, after a line saying how batches are
+    made and compiled. Returns seconds."""
     history = recorder.history
     masked = masks_padding(model)
     train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed)
@@ -133,6 +132,7 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
     if runs.epochs_left(history, config.train):
+        recorder.echo(feed_line(config, bool(model.jit_compile)))
         model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
                   epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
                   callbacks=[*bars, *averaging, recorder, *callbacks])
