@@ -53,7 +53,11 @@ class Batches:
         pool = POOL * self.batch_size
         batches = [batch for start in range(0, n, pool)
                    for batch in self._cut(self._by_length(order[start:start + pool]))]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        # The longest full batch first: TensorFlow's allocator pool then grows once, to the largest
+        # buffers, instead of again for each longer shape as it comes (less peak memory).
+        first = max(range(len(batches)), key=lambda i: (len(batches[i]), self.lengths[batches[i]].max()))
+        return [batches[first], *batches[:first], *batches[first + 1:]]
 
     def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (batch, length) and float labels of the reviews at `index`."""
@@ -97,20 +101,20 @@ class Batches:
         return index[np.argsort(self.lengths[index], kind="stable")]
 
 
-def predict_probabilities(model, reviews: Reviews, data: DataConfig, jit_compile: bool = False,
+def predict_probabilities(model, reviews: Reviews, data: DataConfig,
                           batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """The model's probability of "positive" for every review, in the reviews' order.
 
-    Without XLA by default: `rnn eval` and `rnn predict` run a few large batches, and compiling each
-    bucket shape would cost them more time, and the compiler's memory, than it saves. After an XLA
-    training the compiler is loaded already, and the compiled forward pass takes less memory than
-    the graph-mode one (`jit_compile=True`). The model's own setting is put back after.
+    Without XLA, whatever the model was compiled with: compiling the forward pass for each bucket
+    shape costs `rnn eval` and `rnn predict` more time than it saves on a few large batches, and
+    after an XLA training it raised the peak memory more than it saved in time (see `train.finish`).
+    The model's own setting is put back after.
     """
     batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
     probabilities = np.empty(len(reviews), dtype=np.float32)
     # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.
-    own, model.jit_compile, model.predict_function = model.jit_compile, jit_compile, None
+    own, model.jit_compile, model.predict_function = model.jit_compile, False, None
     try:
         probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
     finally:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import keras
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-# XLA's newer CPU fusion emitters keep ~200 MiB more memory while compiling the training step of a
-# recurrent model, for no speed we could measure (benchmarks/bench.py); the classic emitters are used.
-LEAN_XLA_CPU_FLAG = "--xla_cpu_use_fusion_emitters=false"
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
               "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 
@@ -66,16 +61,6 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=config.jit_compile)
-
-
-def lean_xla() -> None:
-    """Ask XLA for its leaner CPU compiler, unless XLA_FLAGS already sets that flag.
-
-    XLA reads XLA_FLAGS once, at the process' first compilation, so this runs before any.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if LEAN_XLA_CPU_FLAG.split("=")[0] not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {LEAN_XLA_CPU_FLAG}".strip()
 
 
 def cudnn_eligibility(config: ModelConfig) -> dict[str, dict]:

@@ -36,6 +36,14 @@ def test_every_review_once_per_epoch_in_a_new_order_each_epoch():
     assert len(batches.indices(0)) == len(batches) == 19
 
 
+def test_each_shuffled_epoch_starts_with_its_longest_full_batch():
+    batches = Batches(reviews(), 16, data(), masked=True, seed=3)
+    for epoch in range(3):
+        shapes = [batches.batch(index)[0].shape for index in batches.indices(epoch)]
+        assert shapes[0] == (16, max(length for size, length in shapes if size == 16))
+        assert shapes[1:] != sorted(shapes[1:])  # the rest stays shuffled
+
+
 def test_bucketed_batches_are_right_padded_to_a_few_fixed_lengths():
     source = reviews()
     batches = Batches(source, 16, data(), masked=True, seed=3)
@@ -70,23 +78,25 @@ def test_unbucketed_batches_are_the_book_recipe():
 @pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru"])
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_bucketed_predictions_equal_padding_everything_to_maxlen(layer, jit_compile):
-    """The mask makes bucketing invisible: same outputs as pre-padding to maxlen with a mask."""
+    """The mask makes bucketing invisible: same outputs as pre-padding to maxlen with a mask, the
+    latter computed as the model was compiled (with XLA or not)."""
     model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type=layer, units=5),)),
                         num_words=20, mask_zero=True)
-    model.compile(loss="binary_crossentropy", jit_compile=not jit_compile)
+    model.compile(loss="binary_crossentropy", jit_compile=jit_compile)
     source = reviews(n=120, seed=1)
     assert masks_padding(model)
-    ours = predict_probabilities(model, source, data(), jit_compile=jit_compile)
-    assert model.jit_compile is (not jit_compile)  # the model's own setting kept
+    ours = predict_probabilities(model, source, data())
+    assert model.jit_compile is jit_compile  # the model's own setting kept
     full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
     np.testing.assert_allclose(ours, full, atol=1e-5)
 
 
-def test_prediction_compiles_as_asked_every_call():
-    """Keras caches its predict function; each call must build one with the XLA setting it asks for."""
+def test_prediction_runs_without_xla_whatever_the_model_was_compiled_with():
+    """Keras caches its predict function; each call must build an uncompiled one, and leave none
+    behind for the model's own XLA setting to find."""
     model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="simple_rnn", units=5),)),
                         num_words=20, mask_zero=True)
-    model.compile(loss="binary_crossentropy", jit_compile=False)
+    model.compile(loss="binary_crossentropy", jit_compile=True)
     built = []
     make = model.make_predict_function
 
@@ -97,11 +107,11 @@ def test_prediction_compiles_as_asked_every_call():
 
     model.make_predict_function = spy
     source = reviews(n=40, seed=2)
-    first = predict_probabilities(model, source, data(), jit_compile=True)
-    second = predict_probabilities(model, source, data(), jit_compile=False)
-    assert built == [True, False]
-    assert model.jit_compile is False
-    np.testing.assert_allclose(first, second, atol=1e-5)
+    first = predict_probabilities(model, source, data())
+    second = predict_probabilities(model, source, data())
+    assert built == [False, False]
+    assert model.jit_compile is True and model.predict_function is None
+    np.testing.assert_array_equal(first, second)
 
 
 def test_unmasked_model_gets_the_configured_padding():

@@ -1,12 +1,10 @@
-import os
-
 import keras
 import numpy as np
 import pytest
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
-from rnn_cli.model import (LEAN_XLA_CPU_FLAG, build_model, compile_model, cudnn_eligibility, cudnn_warnings,
-                           lean_xla, parameters_before_head, precision_warnings, summary_text)
+from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings, parameters_before_head,
+                           precision_warnings, summary_text)
 
 
 def layers(*types, **fields):
@@ -74,16 +72,6 @@ def test_cudnn_eligibility_follows_keras_rules():
     (warning,) = cudnn_warnings(ModelConfig(layers=stack))
     assert warning.startswith("warning: gru_2 will not use cuDNN") and "recurrent_dropout" in warning
     assert cudnn_warnings(ModelConfig(layers=layers("lstm", "simple_rnn"))) == []
-
-
-def test_lean_xla_adds_its_flag_once_and_keeps_the_users_own(monkeypatch):
-    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    lean_xla()
-    lean_xla()
-    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {LEAN_XLA_CPU_FLAG}"
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
-    lean_xla()
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
 
 
 def test_cosine_schedule_decays_over_all_the_epochs():
