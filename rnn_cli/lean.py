@@ -15,15 +15,18 @@ import platform
 LEAN_XLA_CPU_FLAG = "--xla_cpu_use_fusion_emitters=false"
 # glibc gives a thread that finds the other threads' malloc arenas busy an arena of its own (up to 8
 # per core), and each arena keeps the memory freed into it. TensorFlow's threads and XLA's compiler
-# spread over several; one arena lowered the peak by 30-35 MiB in training (SimpleRNN and LSTM,
+# spread over several; one arena lowered the peak by 30-35 MiB in CPU training (SimpleRNN and LSTM,
 # full data, benchmarks/bench.py), epochs no slower on 2 cores.
 MALLOC_ARENAS = 1
 M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 
 
-def lean_process() -> None:
+def lean_process(device: str) -> None:
+    """Both settings for a training on `device` ("cpu" or "gpu:..."). The arena cap only on CPU: on
+    a GPU the host's threads feed the device, and one arena was never measured there."""
     lean_xla()
-    few_malloc_arenas()
+    if device == "cpu":
+        few_malloc_arenas()
 
 
 def lean_xla() -> None:

@@ -54,7 +54,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     # A different seed per resumed start, so a continued run does not replay epoch 1's dropout.
     keras.utils.set_random_seed(config.train.seed + len(history))
     determinism = set_determinism(config.train, used_device)
-    lean_process()
+    lean_process(used_device)
     splits, model = prepare(config, run_dir, resume)
     gpu_warnings = cudnn_warnings(config.model) if used_device.startswith("gpu") else []
     for line in [*gpu_warnings, *precision_warnings(config.train, used_device)]:

@@ -21,3 +21,14 @@ def test_malloc_arenas_are_capped_on_glibc_unless_the_user_set_them(monkeypatch)
     assert few_malloc_arenas() == (platform.libc_ver()[0] == "glibc")  # there mallopt accepted it
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert not few_malloc_arenas()
+
+
+def test_the_arena_cap_is_for_cpu_trainings_only(monkeypatch):
+    import rnn_cli.lean as lean
+
+    capped = []
+    monkeypatch.setattr(lean, "few_malloc_arenas", lambda: capped.append(True))
+    lean.lean_process("gpu:NVIDIA H100")
+    assert capped == []
+    lean.lean_process("cpu")
+    assert capped == [True]
