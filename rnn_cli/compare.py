@@ -24,12 +24,16 @@ def run_row(run_dir: Path) -> dict:
     history = runs.read_history(run_dir)
     best = runs.best_row(history)
     metrics = runs.read_json(run_dir / runs.METRICS) if (run_dir / runs.METRICS).exists() else {}
-    seconds = [row["seconds"] for row in history]
+    # Epochs that began a process (the first, and the first after each resume) include tracing and
+    # compiling: left out when others remain (runs older than that record keep them all).
+    warmup = set(record.get("timings", {}).get("warmup_epochs", []))
+    seconds = ([row["seconds"] for row in history if row["epoch"] not in warmup]
+               or [row["seconds"] for row in history])
     return {
         "name": config_name(run_dir), "runs": 1, "parameters": record.get("parameters"),
         "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else None,
         "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
-        # The median skips the first epoch's compilation and any one-off stall.
+        # The median also skips any one-off stall.
         "seconds_per_epoch": statistics.median(seconds) if seconds else None,
         "train_minutes": record.get("timings", {}).get("train_seconds", 0.0) / 60,
         "device": record.get("device"), "status": record.get("status"), "path": str(run_dir),

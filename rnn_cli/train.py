@@ -66,7 +66,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
                              "determinism": determinism, "precision": config.train.precision},
                   cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
                   versions=versions(), started=record.fields.get("started", timestamp()),
-                  timings={**record.fields.get("timings", {}), "data_seconds": splits.load_seconds})
+                  timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,
+                                        config.train))
     recorder = RunRecorder(run_dir, config.train, history, echo)
     try:
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)
@@ -78,6 +79,16 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
         raise
     return runs.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+
+
+def start_timings(timings: dict, data_seconds: float, history: list[dict], config: TrainConfig) -> dict:
+    """run.json's timings at a (re)start: the data's load time, and the epoch this process starts
+    with among `warmup_epochs`, the epochs that include tracing and compiling (rnn compare leaves
+    them out of seconds per epoch)."""
+    warmup, first = timings.get("warmup_epochs", []), len(history) + 1
+    if runs.epochs_left(history, config) and first not in warmup:
+        warmup = [*warmup, first]
+    return {**timings, "data_seconds": data_seconds, "warmup_epochs": warmup}
 
 
 def feed_line(config: Config, jit_compile: bool) -> str:

@@ -27,6 +27,15 @@ def test_one_row_per_run_with_best_epoch_and_median_seconds(tmp_path):
     assert row["seconds_per_epoch"] == 4.0 and row["train_minutes"] == 3.0
 
 
+def test_seconds_per_epoch_leaves_out_the_epochs_that_compiled(tmp_path):
+    run = fake_run(tmp_path / "a", "lstm", [0.80, 0.86, 0.84, 0.85], 0.85)  # epochs of 3, 4, 5, 6 s
+    record = runs.read_json(run / runs.RUN_RECORD)
+    runs.write_json(run / runs.RUN_RECORD, {**record, "timings": {**record["timings"], "warmup_epochs": [1, 3]}})
+    assert compare([run])[0]["seconds_per_epoch"] == 5.0  # median of epochs 2 and 4
+    runs.write_json(run / runs.RUN_RECORD, {**record, "timings": {**record["timings"], "warmup_epochs": [1, 2, 3, 4]}})
+    assert compare([run])[0]["seconds_per_epoch"] == 4.5  # nothing else left: all of them
+
+
 def test_seed_group_is_one_row_with_mean_and_spread(tmp_path):
     group = tmp_path / "g"
     for seed, (best, test) in zip((42, 43, 44), [(0.80, 0.79), (0.84, 0.81), (0.82, 0.80)]):

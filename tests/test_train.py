@@ -112,6 +112,10 @@ def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path,
     rates = [row["learning_rate"] for row in runs.read_history(tmp_path / "full")]
     assert rates[0] < 0.01 and rates[0] > rates[1] > rates[2] >= 0  # 0.01 is the tiny config's rate
     assert [row["learning_rate"] for row in runs.read_history(tmp_path / "resumed")] == rates
+    # Each process' first epoch traces and compiles: run.json names them for rnn compare.
+    warmups = {name: runs.read_json(tmp_path / name / runs.RUN_RECORD)["timings"]["warmup_epochs"]
+               for name in ("full", "resumed")}
+    assert warmups == {"full": [1], "resumed": [1, 3]}
 
 
 def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, tiny_config, imdb_archive):
