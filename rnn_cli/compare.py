@@ -26,7 +26,8 @@ def run_row(run_dir: Path) -> dict:
     metrics = runs.read_json(run_dir / runs.METRICS) if (run_dir / runs.METRICS).exists() else {}
     # Epochs that began a process (the first, and the first after each resume) include tracing and
     # compiling: left out when others remain (runs older than that record keep them all).
-    warmup = set(record.get("timings", {}).get("warmup_epochs", []))
+    timings = record.get("timings", {})
+    warmup = set(timings.get("warmup_epochs", []))
     seconds = ([row["seconds"] for row in history if row["epoch"] not in warmup]
                or [row["seconds"] for row in history])
     return {
@@ -35,7 +36,7 @@ def run_row(run_dir: Path) -> dict:
         "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
         # The median also skips any one-off stall.
         "seconds_per_epoch": statistics.median(seconds) if seconds else None,
-        "train_minutes": record.get("timings", {}).get("train_seconds", 0.0) / 60,
+        "train_minutes": timings.get("train_seconds", 0.0) / 60,
         "device": record.get("device"), "status": record.get("status"), "path": str(run_dir),
     }
 

@@ -1,5 +1,6 @@
 """Process-wide settings that lower `rnn train`'s peak memory at no speed measured: both must come
-before the first compilation or thread that they concern, so `train` makes them first.
+before what they concern (XLA's first compilation, the malloc arenas of training's threads), so
+`train` makes them before it builds the model.
 
 A user's own setting always wins: XLA_FLAGS naming the flag, MALLOC_ARENA_MAX in the environment.
 """
