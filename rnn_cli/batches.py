@@ -101,6 +101,11 @@ class Batches:
         return index[np.argsort(self.lengths[index], kind="stable")]
 
 
+def bucket_lengths(data: DataConfig) -> list[int]:
+    """Every length a bucketed batch can have: the multiples of bucket_width below maxlen, and maxlen."""
+    return [*range(data.bucket_width, data.maxlen, data.bucket_width), data.maxlen]
+
+
 def predict_probabilities(model, reviews: Reviews, data: DataConfig,
                           batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """The model's probability of "positive" for every review, in the reviews' order.

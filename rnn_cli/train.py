@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import __version__, runs
-from rnn_cli.batches import Batches, masks_padding
+from rnn_cli.batches import Batches, bucket_lengths, masks_padding
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
@@ -94,7 +94,9 @@ def start_timings(timings: dict, data_seconds: float, history: list[dict], confi
 def feed_line(config: Config, jit_compile: bool) -> str:
     """One line saying how batches are made and compiled, so a slow first epoch is no surprise."""
     data = config.data
-    batches = (f"length buckets of {data.bucket_width} tokens (up to {data.maxlen}), padding masked"
+    lengths = [str(length) for length in bucket_lengths(data)]
+    listed = f"{', '.join(lengths[:-1])} and {lengths[-1]}" if len(lengths) > 1 else lengths[0]
+    batches = (f"length buckets of {listed} tokens, padding masked"
                if data.bucketing else f"every review padded to {data.maxlen} ({data.padding}), no mask")
     xla = "XLA on: the first epoch includes compiling" if jit_compile else "XLA off"
     return f"batches: {batches}; {xla}"

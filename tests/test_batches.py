@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnn_cli.batches import Batches, masks_padding, predict_probabilities
+from rnn_cli.batches import Batches, bucket_lengths, masks_padding, predict_probabilities
 from rnn_cli.config import DataConfig, LayerConfig, ModelConfig
 from rnn_cli.data import PAD, Reviews
 from rnn_cli.model import build_model
@@ -50,7 +50,7 @@ def test_bucketed_batches_are_right_padded_to_a_few_fixed_lengths():
     lengths = np.minimum(source.lengths, MAXLEN)
     for index, x, y in all_batches(batches):
         assert x.dtype == np.int32 and y.dtype == np.float32 and x.shape[0] == len(index)
-        assert x.shape[1] == MAXLEN or x.shape[1] % WIDTH == 0
+        assert x.shape[1] in bucket_lengths(batches.data)
         assert x.shape[1] >= lengths[index].max()
         # Right padding, as cuDNN needs under a mask: no word after the first pad of a row.
         is_pad = x == PAD
@@ -65,6 +65,13 @@ def test_long_reviews_keep_their_ending_when_truncated():
     source = Reviews.from_lists([list(range(1, 61)), [5, 6]], [1, 0])
     x, _ = Batches(source, 2, data(), masked=True).batch(np.array([0]))
     assert x.shape == (1, MAXLEN) and x[0, 0] == 11 and x[0, -1] == 60
+
+
+def test_bucket_lengths_are_the_multiples_of_the_width_up_to_maxlen():
+    assert bucket_lengths(DataConfig(maxlen=500, bucket_width=128)) == [128, 256, 384, 500]
+    assert bucket_lengths(DataConfig(maxlen=512, bucket_width=128)) == [128, 256, 384, 512]
+    assert bucket_lengths(DataConfig(maxlen=40, bucket_width=128)) == [40]
+    assert bucket_lengths(DataConfig()) == [128, 256, 384, 500]  # the default: four shapes to compile
 
 
 def test_unbucketed_batches_are_the_book_recipe():
