@@ -12,6 +12,7 @@ side and nothing is masked: the book's recipe.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 from dataclasses import dataclass
@@ -73,8 +74,8 @@ class Batches:
         if self.seed is not None and len(index) < self.batch_size:
             # The one short batch of a shuffled epoch: one shape for it, not a new one every epoch.
             return self.data.maxlen
-        width = self.data.bucket_width
-        return min(self.data.maxlen, -(-int(self.lengths[index].max()) // width) * width)
+        buckets = bucket_lengths(self.data)
+        return buckets[bisect.bisect_left(buckets, int(self.lengths[index].max()))]
 
     @functools.cached_property
     def lengths(self) -> np.ndarray:
