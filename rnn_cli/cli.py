@@ -101,26 +101,27 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
 
     # TensorFlow only now: a bad config or option is reported at once, without its start-up lines.
     # A seed group trains each seed in a process of its own; this one never loads TensorFlow.
-    from rnn_cli.seeds import train_seeds
+    from rnn_cli.seeds import sigterm_as_interrupt, stop_exit_code, train_seeds
     if not group:
         from rnn_cli.train import train as run_training
 
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")
     try:
-        if group:
-            results = train_seeds(config, run_dir, seeds, resume=resume, device=device, echo=echo,
-                                  progress=False if quiet else None)
-        else:
-            results = [run_training(config, run_dir, device=device, resume=resume, echo=echo,
-                                    progress=False if quiet else None)]
+        with sigterm_as_interrupt():  # `kill` or a batch system's time limit: kept as Ctrl-C keeps it
+            if group:
+                results = train_seeds(config, run_dir, seeds, resume=resume, device=device, echo=echo,
+                                      progress=False if quiet else None)
+            else:
+                results = [run_training(config, run_dir, device=device, resume=resume, echo=echo,
+                                        progress=False if quiet else None)]
     except KeyboardInterrupt:
         # In a seed group, the run that was interrupted is the newest one; the group resumes as a whole.
         stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if group else run_dir
         done = len(runs.read_history(stopped))
         click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
                    f"`rnn train --resume --run-dir {run_dir}`", err=True)
-        sys.exit(130)
+        sys.exit(stop_exit_code())
     except UserError:
         if not resume and not any(run_dir.rglob(runs.HISTORY_JSON)):
             remove_run(run_dir)  # bad input before any epoch: leave no empty run behind

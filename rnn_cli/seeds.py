@@ -9,6 +9,8 @@ TensorFlow: the process that waits for the seeds stays small.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import multiprocessing
 import multiprocessing.reduction
@@ -36,29 +38,39 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
     options are passed to `rnn_cli.train.train`, which runs in a child process (`train_isolated`).
     """
+    summary_file = group_dir / runs.SEEDS_SUMMARY
     if resume:
-        chosen = runs.read_json(group_dir / runs.SEEDS_SUMMARY)["seeds"]
+        chosen = runs.read_json(summary_file)["seeds"]
+        _set_status(summary_file, "running")
     else:
         chosen = list(range(config.train.seed, config.train.seed + seeds))
-        runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"name": config.name, "seeds": chosen, "status": "running"})
+        runs.write_json(summary_file, {"name": config.name, "seeds": chosen, "status": "running"})
     results = []
-    for i, seed in enumerate(chosen, start=1):
-        run_dir = group_dir / f"seed-{seed}"
-        seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-        kept = finished_result(run_dir, seeded) if resume else None
-        if kept:
-            echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
-            results.append(kept)
-            continue
-        run_dir.mkdir(exist_ok=resume)
-        echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
-        results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), echo=echo,
-                                      **options))
+    try:
+        for i, seed in enumerate(chosen, start=1):
+            run_dir = group_dir / f"seed-{seed}"
+            seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+            kept = finished_result(run_dir, seeded) if resume else None
+            if kept:
+                echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
+                results.append(kept)
+                continue
+            run_dir.mkdir(exist_ok=resume)
+            echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
+            results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
+                                          echo=echo, **options))
+    except BaseException as err:
+        _set_status(summary_file, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+        raise
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
-    runs.write_json(group_dir / runs.SEEDS_SUMMARY, {"seeds": chosen, **summary, "status": "finished"})
+    runs.write_json(summary_file, {"seeds": chosen, **summary, "status": "finished"})
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
                 group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
     return results
+
+
+def _set_status(summary_file: Path, status: str) -> None:
+    runs.write_json(summary_file, {**runs.read_json(summary_file), "status": status})
 
 
 def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:
@@ -91,18 +103,19 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     interrupted = []
 
     def pass_on(signum, frame):
-        # Ctrl-C: a terminal's reaches the child too, another SIGINT only this process. Pass it on
-        # (the child acts on the first it gets) and keep relaying until the child has recorded
-        # where it stopped; a second Ctrl-C here stops waiting.
+        # Ctrl-C: a terminal's reaches the child too, another SIGINT (or a SIGTERM) only this
+        # process. Pass it on as SIGINT (the child acts on the first it gets) and keep relaying until
+        # the child has recorded where it stopped; a second signal here stops waiting.
         interrupted.append(signum)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _note_signal(signum)
+        _handle_signals(_STOP_AT_ONCE)
         os.kill(child.pid, signal.SIGINT)
 
-    previous = _handle_sigint(pass_on)
+    previous = _handle_signals(dict.fromkeys(STOP_SIGNALS, pass_on))
     try:
         error = _relay(receiver, echo)
     finally:
-        _handle_sigint(previous)
+        _handle_signals(previous)
         receiver.close()
     child.join()
     if interrupted or isinstance(error, KeyboardInterrupt):
@@ -115,12 +128,45 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     return runs.read_result(run_dir)
 
 
-def _handle_sigint(handler):
-    """Install `handler` for SIGINT and return the one it replaces; None (nothing done) outside the
-    main thread, where Python cannot set signal handlers."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; `kill`, `timeout`, a batch system's time limit
+_STOP_AT_ONCE = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+_TERMINATED = threading.Event()  # in the process the user started: a SIGTERM stopped the training
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside the block SIGTERM stops a training as Ctrl-C does (KeyboardInterrupt), so the run
+    records where it stopped and can be resumed; `stop_exit_code` then tells the two apart."""
+    _TERMINATED.clear()
+
+    def interrupt(signum, frame):
+        _note_signal(signum)
+        raise KeyboardInterrupt
+
+    previous = _handle_signals({signal.SIGTERM: interrupt})
+    try:
+        yield
+    finally:
+        _handle_signals(previous)
+
+
+def stop_exit_code() -> int:
+    """The shell's code for the signal that stopped the training: 128 + its number (130 Ctrl-C,
+    143 SIGTERM)."""
+    return 128 + (signal.SIGTERM if _TERMINATED.is_set() else signal.SIGINT)
+
+
+def _note_signal(signum: int) -> None:
+    if signum == signal.SIGTERM:
+        _TERMINATED.set()
+
+
+def _handle_signals(handlers: dict | None) -> dict | None:
+    """Install handlers ({signal: handler}) and return those they replace; None (nothing done)
+    outside the main thread, where Python cannot set signal handlers."""
+    if handlers is None or threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGINT, handler)
+    return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
 
 
 def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:
@@ -139,7 +185,9 @@ def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:
 
 def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     """The child process: train, send each echoed line, send the error if one ends the training."""
-    signal.signal(signal.SIGINT, _interrupt_once)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _interrupt_once)
+    _stop_with_parent()
     try:
         import keras
 
@@ -158,7 +206,8 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
         options = {**options, "callbacks": (*options.get("callbacks", ()), StopWhenInterrupted())}
         train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
-        sender.send(("error", _portable(err)))
+        with contextlib.suppress(OSError):  # the parent is gone (see _stop_with_parent): nobody to tell
+            sender.send(("error", _portable(err)))
     finally:
         sender.close()
 
@@ -166,10 +215,21 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
 _INTERRUPTED = threading.Event()  # in the child: SIGINT came
 
 
+def _stop_with_parent() -> None:
+    """Linux: a SIGINT to this process when the one that started it dies (killed with SIGKILL, say),
+    so the seed records where it stopped instead of training on unwatched."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1  # from linux/prctl.h
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGINT)
+    if os.getppid() != multiprocessing.parent_process().pid:  # it died before prctl
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def _interrupt_once(signum, frame):
-    """SIGINT in the child: KeyboardInterrupt once, so that the training records where it stopped;
-    the same Ctrl-C passed on by the parent must not interrupt that. Should TensorFlow swallow the
-    exception, StopWhenInterrupted raises it again at the next batch."""
+    """SIGINT or SIGTERM in the child: KeyboardInterrupt once, so that the training records where it
+    stopped; the same Ctrl-C passed on by the parent must not interrupt that. Should TensorFlow
+    swallow the exception, StopWhenInterrupted raises it again at the next batch."""
     if _INTERRUPTED.is_set():
         return
     _INTERRUPTED.set()

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import keras
 import pytest
@@ -369,7 +370,7 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
     first, second = runs.read_history(group / "seed-42"), runs.read_history(group / "seed-43")
     assert len(first) == 2 and len(second) == 1
     assert not (group / "seed-44").exists()
-    assert json.loads((group / "seeds.json").read_text())["status"] == "running"
+    assert json.loads((group / "seeds.json").read_text())["status"] == "interrupted"
 
     result = invoke("train", "--resume", "--run-dir", group, "--device", "cpu")
     assert result.exit_code == 0, result.output
@@ -384,20 +385,25 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny_config, imdb_a
 
 
 class InterruptTheParent(keras.callbacks.Callback):
-    """SIGINT to the parent process alone, in epoch 2, as `kill -INT` would send it."""
+    """A signal to the parent process alone, in epoch 2, as `kill` would send it."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__()
+        self.signum = signum
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == 1:
-            os.kill(os.getppid(), signal.SIGINT)
+            os.kill(os.getppid(), self.signum)
 
 
-def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny_config, imdb_archive):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny_config, imdb_archive, signum):
     group = tmp_path / "group"
     group.mkdir()
     config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=50"])
     lines = []
     with pytest.raises(KeyboardInterrupt):
-        train_seeds(config, group, 2, device="cpu", echo=lines.append, callbacks=(InterruptTheParent(),))
+        train_seeds(config, group, 2, device="cpu", echo=lines.append, callbacks=(InterruptTheParent(signum),))
     history = runs.read_history(group / "seed-42")
     assert 1 <= len(history) < 50  # passed on: the seed stopped, and recorded where
     assert json.loads((group / "seed-42" / "run.json").read_text())["status"] == "interrupted"
@@ -405,6 +411,43 @@ def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == [f"{i}/50" for i in
                                                                              range(1, len(history) + 1)]
     assert not (group / "seed-43").exists()
+    assert json.loads((group / "seeds.json").read_text())["status"] == "interrupted"
+
+
+KILL_THE_PARENT = """
+import os, signal, sys
+from pathlib import Path
+import keras
+from rnn_cli.config import load_config
+from rnn_cli.seeds import train_seeds
+
+class KillTheParent(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getppid(), signal.SIGKILL)
+
+if __name__ == "__main__":
+    config_path, archive, group = map(Path, sys.argv[1:])
+    config = load_config(config_path, ["data.source=aclimdb", f"data.path={archive}", "train.epochs=50"])
+    train_seeds(config, group, 2, device="cpu", echo=print, callbacks=(KillTheParent(),))
+"""
+
+
+def test_a_seed_whose_group_process_is_killed_stops_and_records_it(tmp_path, tiny_config, imdb_archive):
+    script = tmp_path / "kill_the_parent.py"  # the child imports the callback's module from here
+    script.write_text(KILL_THE_PARENT, encoding="utf-8")
+    group = tmp_path / "group"
+    group.mkdir()
+    done = subprocess.run([sys.executable, script, tiny_config, imdb_archive, group], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    record = group / "seed-42" / "run.json"
+    for _ in range(600):  # the orphaned seed records where it stopped, then ends
+        if json.loads(record.read_text()).get("status") != "running":
+            break
+        time.sleep(0.1)
+    assert json.loads(record.read_text())["status"] == "interrupted"
+    assert 1 <= len(runs.read_history(group / "seed-42")) < 50
 
 
 class SwallowedInterrupt(keras.callbacks.Callback):
@@ -446,6 +489,7 @@ def test_an_error_in_a_seed_process_is_raised_in_the_group_with_its_traceback(tm
     record = json.loads((group / "seed-42" / "run.json").read_text())
     assert record["status"] == "failed" and record["error"] == "ValueError: broken callback"
     assert len(runs.read_history(group / "seed-42")) == 1  # the finished epoch is kept
+    assert json.loads((group / "seeds.json").read_text())["status"] == "failed"
 
 
 def test_ctrl_c_in_a_seed_group_names_the_stopped_seed_and_the_group(tmp_path, tiny_config, imdb_archive,
@@ -461,6 +505,28 @@ def test_ctrl_c_in_a_seed_group_names_the_stopped_seed_and_the_group(tmp_path, t
     assert result.exit_code == 130
     assert f"interrupted: 1 finished epoch(s) kept in {group / 'seed-43'}" in result.output
     assert f"`rnn train --resume --run-dir {group}`" in result.output  # the group, not the seed
+
+
+class TerminateInEpoch2(keras.callbacks.Callback):
+    """SIGTERM to this process in epoch 2, as `kill` or a batch system's time limit sends it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_archive, monkeypatch):
+    import rnn_cli.train
+
+    training = rnn_cli.train.train
+    monkeypatch.setattr(rnn_cli.train, "train",
+                        lambda *args, **kwargs: training(*args, callbacks=(TerminateInEpoch2(),), **kwargs))
+    run_dir = tmp_path / "run"
+    result = tiny_train(run_dir, tiny_config, imdb_archive, "--epochs", "50")
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert f"interrupted: 1 finished epoch(s) kept in {run_dir}" in result.output
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back
 
 
 def test_plot_writes_curves_into_the_run_and_compares_runs(trained_run, tmp_path):
