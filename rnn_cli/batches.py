@@ -74,8 +74,11 @@ class Batches:
         if self.seed is not None and len(index) < self.batch_size:
             # The one short batch of a shuffled epoch: one shape for it, not a new one every epoch.
             return self.data.maxlen
-        buckets = bucket_lengths(self.data)
-        return buckets[bisect.bisect_left(buckets, int(self.lengths[index].max()))]
+        return self.buckets[bisect.bisect_left(self.buckets, int(self.lengths[index].max()))]
+
+    @functools.cached_property
+    def buckets(self) -> list[int]:
+        return bucket_lengths(self.data)
 
     @functools.cached_property
     def lengths(self) -> np.ndarray:

@@ -164,10 +164,11 @@ def newest_run(root: Path = RUNS_ROOT, needs: str = CONFIG) -> Path:
 
 
 class RunRecord:
-    """run.json: what ran, where, on what data, how long, and how it ended."""
+    """run.json: what ran, where, on what data, how long, and how it ended; updated field by field.
+    A seed group's seeds.json likewise (`file`)."""
 
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / RUN_RECORD
+    def __init__(self, run_dir: Path, file: str = RUN_RECORD):
+        self.path = run_dir / file
         self.fields: dict = read_json(self.path) if self.path.exists() else {}
 
     def update(self, **fields) -> None:

@@ -41,7 +41,7 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     summary_file = group_dir / runs.SEEDS_SUMMARY
     if resume:
         chosen = runs.read_json(summary_file)["seeds"]
-        _set_status(summary_file, "running")
+        runs.RunRecord(group_dir, runs.SEEDS_SUMMARY).update(status="running")
     else:
         chosen = list(range(config.train.seed, config.train.seed + seeds))
         runs.write_json(summary_file, {"name": config.name, "seeds": chosen, "status": "running"})
@@ -60,17 +60,14 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
             results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
                                           echo=echo, **options))
     except BaseException as err:
-        _set_status(summary_file, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        runs.RunRecord(group_dir, runs.SEEDS_SUMMARY).update(status=status)
         raise
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
     runs.write_json(summary_file, {"seeds": chosen, **summary, "status": "finished"})
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
                 group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
     return results
-
-
-def _set_status(summary_file: Path, status: str) -> None:
-    runs.write_json(summary_file, {**runs.read_json(summary_file), "status": status})
 
 
 def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:

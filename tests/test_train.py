@@ -156,3 +156,14 @@ def test_mixed_precision_trains_saves_and_resumes(tmp_path, tiny_config, imdb_ar
     # The loss scale is optimizer state, kept by the checkpoint: a resumed run ends where a whole one does.
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert history_without_time(tmp_path / "resumed") == history_without_time(tmp_path / "full")
+
+
+def test_the_training_line_lists_every_bucket_length_or_says_the_recipe():
+    from rnn_cli.config import Config, DataConfig
+
+    assert train_module.feed_line(Config(), jit_compile=True) == (
+        "batches: length buckets of 128, 256, 384 and 500 tokens, padding masked; "
+        "XLA on: the first epoch includes compiling")
+    recipe = Config(data=DataConfig(bucketing=False))
+    assert train_module.feed_line(recipe, jit_compile=False) == (
+        "batches: every review padded to 500 (pre), no mask; XLA off")
