@@ -8,6 +8,11 @@ but hold reviews of similar length. Each batch is padded on the right only up to
 padding everything to maxlen with a mask, for about half the steps. Right padding is what the cuDNN
 kernels accept with a mask. Without bucketing every batch is padded to maxlen on the configured
 side and nothing is masked: the book's recipe.
+
+A training's one short batch (the reviews left over after the full ones) would be one more shape
+for XLA to compile and keep (6-7 MiB and a few seconds). Filled up to the batch size with copies of
+its own reviews weighted 0, it takes the shape of a full batch of its bucket; under a loss that
+averages over the sample weights (`model.compile_model`) its step is the step on its own reviews.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Batches:
     data: DataConfig
     masked: bool  # the model masks padding: bucket and right-pad; else pad to maxlen, no mask
     seed: int | None = None
+    filled: bool = False  # a short batch is filled up with zero-weight copies; batches carry weights
 
     def __len__(self) -> int:
         return -(-len(self.reviews) // self.batch_size)
@@ -60,19 +66,20 @@ class Batches:
         first = max(range(len(batches)), key=lambda i: (len(batches[i]), self.lengths[batches[i]].max()))
         return [batches[first], *batches[:first], *batches[first + 1:]]
 
-    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids (batch, length) and float labels of the reviews at `index`."""
-        reviews = self.reviews.take(index)
+    def batch(self, index: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Token ids (batch, length) and float labels of the reviews at `index`; when `filled`, also
+        float sample weights: 1 for the reviews at `index`, 0 for the copies filling a short batch."""
+        rows = np.resize(index, self.batch_size) if self.filled else index
+        reviews = self.reviews.take(rows)
         padding = "post" if self.masked else self.data.padding
         x = reviews.padded(self.length(index), padding, self.data.truncating)
-        return x, reviews.labels.astype(np.float32)
+        if not self.filled:
+            return x, reviews.labels.astype(np.float32)
+        return x, reviews.labels.astype(np.float32), (np.arange(len(rows)) < len(index)).astype(np.float32)
 
     def length(self, index: np.ndarray) -> int:
         """Time steps of the batch at `index`: its bucket, or maxlen."""
         if not self.masked:
-            return self.data.maxlen
-        if self.seed is not None and len(index) < self.batch_size:
-            # The one short batch of a shuffled epoch: one shape for it, not a new one every epoch.
             return self.data.maxlen
         return self.buckets[bisect.bisect_left(self.buckets, int(self.lengths[index].max()))]
 
@@ -93,8 +100,10 @@ class Batches:
             for index in self.indices(next(epochs)):
                 yield self.batch(index)
 
-        # Both dimensions open: batches differ in length and the last one in size.
+        # Both dimensions open: batches differ in length and, unless filled, the last one in size.
         spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
+        if self.filled:
+            spec = (*spec, tf.TensorSpec((None,), tf.float32))
         dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
         return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 

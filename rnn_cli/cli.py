@@ -101,14 +101,15 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
 
     # TensorFlow only now: a bad config or option is reported at once, without its start-up lines.
     # A seed group trains each seed in a process of its own; this one never loads TensorFlow.
-    from rnn_cli.seeds import sigterm_as_interrupt, stop_exit_code, train_seeds
+    from rnn_cli.seeds import train_seeds
+    from rnn_cli.stopping import stop_exit_code, stop_signals
     if not group:
         from rnn_cli.train import train as run_training
 
     echo = (lambda line: None) if quiet else click.echo
     echo(f"run folder: {run_dir}")
     try:
-        with sigterm_as_interrupt():  # `kill` or a batch system's time limit: kept as Ctrl-C keeps it
+        with stop_signals():  # Ctrl-C, `kill` or a batch system's time limit: the run is kept, resumable
             if group:
                 results = train_seeds(config, run_dir, seeds, resume=resume, device=device, echo=echo,
                                       progress=False if quiet else None)

@@ -9,6 +9,10 @@ from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
               "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+# The loss averages over the sample weights, not over the rows of a batch: with weights all 1 (every
+# full batch) it is the usual mean, and a short batch filled up with zero-weight copies of its
+# reviews (batches.Batches) trains as the short batch itself would.
+LOSS_REDUCTION = "mean_with_sample_weight"
 
 
 def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
@@ -59,8 +63,14 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
         # Scales the loss up so that float16 gradients do not underflow (Keras does this itself only
         # when the model's own policy is mixed; here every layer but the head has it).
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
-                  jit_compile=config.jit_compile)
+    model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(reduction=LOSS_REDUCTION),
+                  metrics=["accuracy"], jit_compile=config.jit_compile)
+
+
+def averages_over_weights(model: keras.Model) -> bool:
+    """Whether the model's loss averages over sample weights (compile_model's), so that a short batch
+    may be filled up with zero-weight copies; a checkpoint of an earlier version averages over rows."""
+    return getattr(model.loss, "reduction", None) == LOSS_REDUCTION
 
 
 def cudnn_eligibility(config: ModelConfig) -> dict[str, dict]:

@@ -17,12 +17,11 @@ import multiprocessing.reduction
 import os
 import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from rnn_cli import runs
+from rnn_cli import runs, stopping
 from rnn_cli.compare import group_row, run_row
 from rnn_cli.config import Config
 from rnn_cli.errors import UserError
@@ -104,15 +103,15 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
         # process. Pass it on as SIGINT (the child acts on the first it gets) and keep relaying until
         # the child has recorded where it stopped; a second signal here stops waiting.
         interrupted.append(signum)
-        _note_signal(signum)
-        _handle_signals(_STOP_AT_ONCE)
+        stopping.note(signum)
+        stopping.handle_signals(_STOP_AT_ONCE)
         os.kill(child.pid, signal.SIGINT)
 
-    previous = _handle_signals(dict.fromkeys(STOP_SIGNALS, pass_on))
+    previous = stopping.handle_signals(dict.fromkeys(stopping.STOP_SIGNALS, pass_on))
     try:
         error = _relay(receiver, echo)
     finally:
-        _handle_signals(previous)
+        stopping.handle_signals(previous)
         receiver.close()
     child.join()
     if interrupted or isinstance(error, KeyboardInterrupt):
@@ -125,45 +124,7 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     return runs.read_result(run_dir)
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; `kill`, `timeout`, a batch system's time limit
 _STOP_AT_ONCE = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-_TERMINATED = threading.Event()  # in the process the user started: a SIGTERM stopped the training
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Inside the block SIGTERM stops a training as Ctrl-C does (KeyboardInterrupt), so the run
-    records where it stopped and can be resumed; `stop_exit_code` then tells the two apart."""
-    _TERMINATED.clear()
-
-    def interrupt(signum, frame):
-        _note_signal(signum)
-        raise KeyboardInterrupt
-
-    previous = _handle_signals({signal.SIGTERM: interrupt})
-    try:
-        yield
-    finally:
-        _handle_signals(previous)
-
-
-def stop_exit_code() -> int:
-    """The shell's code for the signal that stopped the training: 128 + its number (130 Ctrl-C,
-    143 SIGTERM)."""
-    return 128 + (signal.SIGTERM if _TERMINATED.is_set() else signal.SIGINT)
-
-
-def _note_signal(signum: int) -> None:
-    if signum == signal.SIGTERM:
-        _TERMINATED.set()
-
-
-def _handle_signals(handlers: dict | None) -> dict | None:
-    """Install handlers ({signal: handler}) and return those they replace; None (nothing done)
-    outside the main thread, where Python cannot set signal handlers."""
-    if handlers is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
 
 
 def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:
@@ -181,35 +142,29 @@ def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:
 
 
 def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
-    """The child process: train, send each echoed line, send the error if one ends the training."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _interrupt_once)
-    _stop_with_parent()
+    """The child process: train, send each echoed line, send the error if one ends the training.
+
+    Ctrl-C and SIGTERM stop it as they stop `rnn train` (rnn_cli.stopping); a second one is the
+    first passed on by the group (a terminal's Ctrl-C reaches both processes) and is ignored.
+    Once its result is on disk and its error sent, it exits without Python's shutdown: a training
+    stopped mid-epoch leaves a tf.data iterator whose prefetch thread may be inside the batch
+    generator, and destroying it during the shutdown waited forever for that thread (seen in 1 of
+    15 interrupted seeds), keeping the group waiting too.
+    """
     try:
-        import keras
+        with stopping.stop_signals(again="ignore"):
+            _stop_with_parent()
+            from rnn_cli.train import train
 
-        from rnn_cli.train import train
-
-        class StopWhenInterrupted(keras.callbacks.Callback):
-            """Raises a Ctrl-C again that TensorFlow swallowed: the KeyboardInterrupt can land in
-            Python code that TensorFlow's C++ calls (seen in a tensor shape's __len__), which drops it."""
-
-            def on_train_batch_end(self, batch, logs=None):
-                if _INTERRUPTED.is_set():
-                    raise KeyboardInterrupt
-
-            on_test_batch_end = on_train_batch_end
-
-        options = {**options, "callbacks": (*options.get("callbacks", ()), StopWhenInterrupted())}
-        train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
+            train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
         with contextlib.suppress(OSError):  # the parent is gone (see _stop_with_parent): nobody to tell
             sender.send(("error", _portable(err)))
     finally:
         sender.close()
-
-
-_INTERRUPTED = threading.Event()  # in the child: SIGINT came
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # the error, if any, went through the pipe; a crash would give another code
 
 
 def _stop_with_parent() -> None:
@@ -221,16 +176,6 @@ def _stop_with_parent() -> None:
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGINT)
     if os.getppid() != multiprocessing.parent_process().pid:  # it died before prctl
         os.kill(os.getpid(), signal.SIGINT)
-
-
-def _interrupt_once(signum, frame):
-    """SIGINT or SIGTERM in the child: KeyboardInterrupt once, so that the training records where it
-    stopped; the same Ctrl-C passed on by the parent must not interrupt that. Should TensorFlow
-    swallow the exception, StopWhenInterrupted raises it again at the next batch."""
-    if _INTERRUPTED.is_set():
-        return
-    _INTERRUPTED.set()
-    raise KeyboardInterrupt
 
 
 def _portable(err: BaseException) -> BaseException:

@@ -15,15 +15,15 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
-from rnn_cli import __version__, runs
+from rnn_cli import __version__, runs, stopping
 from rnn_cli.batches import Batches, bucket_lengths, masks_padding
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
 from rnn_cli.device import select_device
 from rnn_cli.evaluate import evaluate_model
 from rnn_cli.lean import lean_process
-from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings,
-                           parameters_before_head, precision_warnings, summary_text)
+from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility,
+                           cudnn_warnings, parameters_before_head, precision_warnings, summary_text)
 from rnn_cli.plots import plot_curves
 from rnn_cli.progress import Progress, epoch_line
 
@@ -136,7 +136,10 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     made and compiled. Returns seconds."""
     history = recorder.history
     masked = masks_padding(model)
-    train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed)
+    # The short batch filled up to a full one: one shape fewer to compile (the book's recipe, unmasked,
+    # keeps its short batch as it is).
+    train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed,
+                            filled=masked and averages_over_weights(model))
     # Validation at the training batch size, as Keras' fit does by default: it reuses the buffers
     # the training step freed instead of raising the peak memory with larger ones.
     val_batches = Batches(splits.val, config.train.batch_size, config.data, masked)
@@ -147,9 +150,10 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     started = time.perf_counter()
     if runs.epochs_left(history, config.train):
         recorder.echo(feed_line(config, bool(model.jit_compile)))
-        model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
-                  epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
-                  callbacks=[*bars, *averaging, recorder, *callbacks])
+        with stopping.deferred():
+            model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
+                      epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
+                      callbacks=[*bars, *averaging, recorder, *callbacks, StopOnSignal()])
     return time.perf_counter() - started
 
 
@@ -223,6 +227,16 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 
 LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Raises, at the end of a batch, the KeyboardInterrupt of a Ctrl-C or SIGTERM that came during
+    fit (rnn_cli.stopping: raised by the signal itself, it could land inside TensorFlow)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        stopping.raise_if_stopped()
+
+    on_test_batch_end = on_epoch_begin = on_train_batch_end
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -139,3 +140,47 @@ def test_dataset_feeds_keras_one_epoch_per_pass():
     assert len(first) == len(second) == 4 == int(dataset.cardinality())
     assert [tuple(s) for s in first] == [batches.batch(i)[0].shape for i in batches.indices(0)]
     assert [tuple(s) for s in second] == [batches.batch(i)[0].shape for i in batches.indices(1)]
+
+
+def test_a_filled_short_batch_has_the_shape_of_a_full_one_and_weighs_only_its_reviews():
+    source = reviews()  # 300 reviews: 18 batches of 16 and one of 12
+    batches = Batches(source, 16, data(), masked=True, seed=3, filled=True)
+    plain = Batches(source, 16, data(), masked=True, seed=3)
+    for epoch in range(2):
+        weights = np.zeros(len(source))
+        for index, x, y, w in all_batches(batches, epoch):
+            assert x.shape[0] == len(y) == len(w) == 16
+            assert x.shape[1] == plain.batch(index)[0].shape[1]  # its own bucket, not maxlen
+            rows = np.resize(index, 16)
+            np.add.at(weights, rows, w)
+            np.testing.assert_array_equal(w, np.arange(16) < len(index))
+            np.testing.assert_array_equal(y, source.labels[rows])
+        np.testing.assert_array_equal(weights, 1)  # every review weighs 1 once per epoch
+    assert {len(index) for index in batches.indices(0)} == {16, 12}
+
+
+def test_a_filled_short_batch_trains_as_the_short_batch_itself():
+    """The loss averages over the sample weights: one SGD step on a short batch filled up with
+    zero-weight copies moves the weights as the step on the short batch alone (a loss averaged over
+    rows would take a step 4/16 as long), and scores the same accuracy."""
+    from rnn_cli.config import TrainConfig
+    from rnn_cli.model import compile_model
+
+    source = reviews(n=4, seed=5)
+    config = TrainConfig(optimizer="sgd", learning_rate=0.5, jit_compile=False)
+    steps = []
+    for filled in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="lstm", units=5),)),
+                            num_words=20, mask_zero=True)
+        compile_model(model, config)
+        batch = Batches(source, 16, data(), masked=True, filled=filled).batch(np.arange(4))
+        before = model.get_weights()
+        logs = model.train_on_batch(*batch, return_dict=True)
+        steps.append(([a - b for a, b in zip(model.get_weights(), before)], logs))
+    (plain, plain_logs), (filled, filled_logs) = steps
+    assert max(np.abs(a).max() for a in plain) > 1e-3  # a real step
+    for a, b in zip(plain, filled):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert filled_logs["accuracy"] == pytest.approx(plain_logs["accuracy"])
+    assert filled_logs["loss"] == pytest.approx(plain_logs["loss"], rel=1e-5)

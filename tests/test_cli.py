@@ -450,22 +450,22 @@ def test_a_seed_whose_group_process_is_killed_stops_and_records_it(tmp_path, tin
     assert 1 <= len(runs.read_history(group / "seed-42")) < 50
 
 
-class SwallowedInterrupt(keras.callbacks.Callback):
-    """A Ctrl-C whose KeyboardInterrupt TensorFlow swallowed: the signal came, the exception did not."""
+class SignalNoted(keras.callbacks.Callback):
+    """A Ctrl-C as the seed's handler notes it during fit: the flag set, no exception raised."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        import rnn_cli.seeds
+        import rnn_cli.stopping
 
         if epoch == 1:
-            rnn_cli.seeds._INTERRUPTED.set()
+            rnn_cli.stopping._STOPPED.set()
 
 
-def test_a_swallowed_interrupt_still_stops_the_seed_at_its_next_batch(tmp_path, tiny_config, imdb_archive):
+def test_a_signal_during_fit_stops_the_seed_at_its_next_batch(tmp_path, tiny_config, imdb_archive):
     group = tmp_path / "group"
     group.mkdir()
     config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=5"])
     with pytest.raises(KeyboardInterrupt):
-        train_seeds(config, group, 2, device="cpu", echo=lambda line: None, callbacks=(SwallowedInterrupt(),))
+        train_seeds(config, group, 2, device="cpu", echo=lambda line: None, callbacks=(SignalNoted(),))
     assert len(runs.read_history(group / "seed-42")) == 1
     assert json.loads((group / "seed-42" / "run.json").read_text())["status"] == "interrupted"
 

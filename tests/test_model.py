@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
-from rnn_cli.model import (build_model, compile_model, cudnn_eligibility, cudnn_warnings, parameters_before_head,
-                           precision_warnings, summary_text)
+from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility, cudnn_warnings,
+                           parameters_before_head, precision_warnings, summary_text)
 
 
 def layers(*types, **fields):
@@ -43,6 +43,21 @@ def test_compile_uses_the_configured_optimizer():
     compile_model(model, TrainConfig(optimizer="adam", learning_rate=0.005))
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+
+
+def test_the_loss_averages_over_sample_weights_saved_and_loaded(tmp_path):
+    """What lets training fill its short batch (batches.Batches); a model saved by an earlier version,
+    its loss averaged over rows, is recognized and gets its short batch unfilled."""
+    x, y = np.ones((4, 5), dtype="int32"), np.ones(4)
+    for loss, averages in ((None, True), ("binary_crossentropy", False)):
+        model = build_model(ModelConfig(embedding_dim=4, layers=layers("simple_rnn")), num_words=50)
+        compile_model(model, TrainConfig())
+        if loss:
+            model.compile(optimizer="rmsprop", loss=loss)
+        model.fit(x, y, verbose=0)
+        model.save(tmp_path / "model.keras")
+        assert averages_over_weights(model) is averages
+        assert averages_over_weights(keras.saving.load_model(tmp_path / "model.keras")) is averages
 
 
 def test_summary_lists_layers_and_the_book_count():

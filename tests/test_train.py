@@ -72,10 +72,14 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     validation_sizes = []  # batches without a shuffling seed: validation
     real_batches = train_module.Batches
 
-    def batches(reviews, batch_size, *args, seed=None):
+    filled = []  # training batches: is the short one filled up to a full one?
+
+    def batches(reviews, batch_size, *args, seed=None, **options):
         if seed is None:
             validation_sizes.append(batch_size)
-        return real_batches(reviews, batch_size, *args, seed=seed)
+        else:
+            filled.append(options.get("filled", False))
+        return real_batches(reviews, batch_size, *args, seed=seed, **options)
 
     monkeypatch.setattr(train_module, "Batches", batches)
     (tmp_path / "recipe").mkdir()
@@ -89,6 +93,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     assert not tf_config.is_op_determinism_enabled()
     assert evaluated == [{"batch_size": 8}, {"batch_size": 8}]
     assert validation_sizes == [8, 8]  # validation too: no larger buffers than training's
+    assert filled == [True, True]  # one shape fewer to compile, with or without XLA
 
 
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny_config, imdb_archive,

@@ -1,0 +1,90 @@
+"""Ctrl-C and SIGTERM stop a training where it can record how far it got.
+
+Inside `stop_signals()`, SIGINT (Ctrl-C) and SIGTERM (`kill`, `timeout`, a batch system's time limit)
+raise KeyboardInterrupt, which `rnn_cli.train.train` catches to record the run as interrupted (and
+resumable) before passing it on. While Keras' `fit` runs (`deferred()`), the signal only sets a flag
+and the training raises the KeyboardInterrupt itself at the next batch's end (`raise_if_stopped`,
+called by a callback): raised wherever Python happens to be, it can land inside TensorFlow, in Python
+code its C++ calls (which drops it) or while tf.data builds an epoch's iterator, where it was seen to
+corrupt the heap ("free(): invalid next size"), aborting the process before it recorded anything.
+Outside `fit` (loading data, the test evaluation) it is raised at once. This module does not import
+TensorFlow: the process that waits for a seed group's seeds uses it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOPPED = threading.Event()  # a stop signal came, and the training has not yet stopped for it
+_TERMINATED = threading.Event()  # the stop was a SIGTERM (kept after the block: stop_exit_code)
+_IN_FIT = threading.Event()  # inside deferred(): the stop waits for the next batch's end
+
+
+@contextlib.contextmanager
+def stop_signals(again: str = "raise"):
+    """Inside the block SIGINT and SIGTERM stop a training (KeyboardInterrupt, see the module).
+
+    A second signal: "raise" raises at once (a user who presses Ctrl-C again wants out now);
+    "ignore" drops it (a seed's process, to which the group passes on the Ctrl-C the terminal gave
+    them both).
+    """
+    _STOPPED.clear()
+    _TERMINATED.clear()
+
+    def stop(signum, frame):
+        note(signum)
+        if _STOPPED.is_set():
+            if again == "raise":
+                raise KeyboardInterrupt
+            return
+        _STOPPED.set()
+        if not _IN_FIT.is_set():
+            raise KeyboardInterrupt
+
+    previous = handle_signals(dict.fromkeys(STOP_SIGNALS, stop))
+    try:
+        yield
+    finally:
+        handle_signals(previous)
+        _STOPPED.clear()
+
+
+@contextlib.contextmanager
+def deferred():
+    """Inside the block (model.fit) a stop signal waits for `raise_if_stopped`; one that came during
+    the block's last steps is raised when it ends."""
+    _IN_FIT.set()
+    try:
+        yield
+    finally:
+        _IN_FIT.clear()
+    raise_if_stopped()
+
+
+def raise_if_stopped() -> None:
+    """KeyboardInterrupt if a stop signal came: a training calls this at the end of every batch."""
+    if _STOPPED.is_set():
+        raise KeyboardInterrupt
+
+
+def stop_exit_code() -> int:
+    """The shell's code for the signal that stopped the training: 128 + its number (130 Ctrl-C,
+    143 SIGTERM)."""
+    return 128 + (signal.SIGTERM if _TERMINATED.is_set() else signal.SIGINT)
+
+
+def note(signum: int) -> None:
+    """Remember a SIGTERM, for `stop_exit_code`."""
+    if signum == signal.SIGTERM:
+        _TERMINATED.set()
+
+
+def handle_signals(handlers: dict | None) -> dict | None:
+    """Install handlers ({signal: handler}) and return those they replace; None (nothing done)
+    outside the main thread, where Python cannot set signal handlers."""
+    if handlers is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}

@@ -1,0 +1,44 @@
+import signal
+
+import pytest
+
+from rnn_cli import stopping
+
+
+def test_a_stop_signal_outside_fit_raises_at_once_and_the_handlers_are_handed_back():
+    before = {signum: signal.getsignal(signum) for signum in stopping.STOP_SIGNALS}
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
+            signal.raise_signal(signum)
+        assert stopping.stop_exit_code() == code
+    assert {signum: signal.getsignal(signum) for signum in stopping.STOP_SIGNALS} == before
+    stopping.raise_if_stopped()  # nothing pending once the block is left
+
+
+def test_during_fit_a_stop_waits_for_the_end_of_the_batch():
+    reached = []
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals(), stopping.deferred():
+        signal.raise_signal(signal.SIGTERM)
+        reached.append("rest of the batch")  # the signal did not interrupt this
+        stopping.raise_if_stopped()  # the batch's end
+        reached.append("next batch")
+    assert reached == ["rest of the batch"]
+    assert stopping.stop_exit_code() == 143
+
+
+def test_a_stop_in_the_last_steps_of_fit_is_raised_when_fit_ends():
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
+        with stopping.deferred():
+            signal.raise_signal(signal.SIGINT)
+        pytest.fail("went on after fit as if not stopped")
+
+
+def test_a_second_signal_raises_at_once_or_is_ignored_as_asked():
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals(), stopping.deferred():
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # the user presses Ctrl-C again: out now
+        pytest.fail("a second Ctrl-C did not stop at once")
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals(again="ignore"), stopping.deferred():
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # a seed: the group passing on the same Ctrl-C
+        stopping.raise_if_stopped()
