@@ -73,9 +73,10 @@ class Batches:
         reviews = self.reviews.take(rows)
         padding = "post" if self.masked else self.data.padding
         x = reviews.padded(self.length(index), padding, self.data.truncating)
+        labels = reviews.labels.astype(np.float32)
         if not self.filled:
-            return x, reviews.labels.astype(np.float32)
-        return x, reviews.labels.astype(np.float32), (np.arange(len(rows)) < len(index)).astype(np.float32)
+            return x, labels
+        return x, labels, (np.arange(len(rows)) < len(index)).astype(np.float32)
 
     def length(self, index: np.ndarray) -> int:
         """Time steps of the batch at `index`: its bucket, or maxlen."""
