@@ -37,13 +37,9 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
     options are passed to `rnn_cli.train.train`, which runs in a child process (`train_isolated`).
     """
-    summary_file = group_dir / runs.SEEDS_SUMMARY
-    if resume:
-        chosen = runs.read_json(summary_file)["seeds"]
-        runs.RunRecord(group_dir, runs.SEEDS_SUMMARY).update(status="running")
-    else:
-        chosen = list(range(config.train.seed, config.train.seed + seeds))
-        runs.write_json(summary_file, {"name": config.name, "seeds": chosen, "status": "running"})
+    record = runs.RunRecord(group_dir, runs.SEEDS_SUMMARY)  # seeds.json
+    chosen = record.fields["seeds"] if resume else list(range(config.train.seed, config.train.seed + seeds))
+    record.update(name=config.name, seeds=chosen, status="running")
     results = []
     try:
         for i, seed in enumerate(chosen, start=1):
@@ -59,11 +55,10 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
             results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
                                           echo=echo, **options))
     except BaseException as err:
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        runs.RunRecord(group_dir, runs.SEEDS_SUMMARY).update(status=status)
+        record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
         raise
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
-    runs.write_json(summary_file, {"seeds": chosen, **summary, "status": "finished"})
+    record.update(**{**summary, "status": "finished"})  # the group's status, not its rows' (group_row's)
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
                 group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
     return results

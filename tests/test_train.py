@@ -83,8 +83,8 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
 
     monkeypatch.setattr(train_module, "Batches", batches)
     (tmp_path / "recipe").mkdir()
-    train(tiny(tiny_config, imdb_archive, "train.jit_compile=false", "train.epochs=1"), tmp_path / "recipe",
-          device="cpu", echo=lambda line: None)
+    train(tiny(tiny_config, imdb_archive, "train.jit_compile=false", "data.bucketing=false", "train.epochs=1"),
+          tmp_path / "recipe", device="cpu", echo=lambda line: None)
     (tmp_path / "fast").mkdir()
     train(tiny(tiny_config, imdb_archive, "train.epochs=1"), tmp_path / "fast", device="cpu",
           echo=lambda line: None)
@@ -93,7 +93,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     assert not tf_config.is_op_determinism_enabled()
     assert evaluated == [{"batch_size": 8}, {"batch_size": 8}]
     assert validation_sizes == [8, 8]  # validation too: no larger buffers than training's
-    assert filled == [True, True]  # one shape fewer to compile, with or without XLA
+    assert filled == [False, True]  # the recipe keeps its short batch; the fast path fills it
 
 
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny_config, imdb_archive,
