@@ -99,7 +99,7 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
         # the child has recorded where it stopped; a second signal here stops waiting.
         interrupted.append(signum)
         stopping.note(signum)
-        stopping.handle_signals(_STOP_AT_ONCE)
+        stopping.handle_signals(dict.fromkeys(stopping.STOP_SIGNALS, _stop_waiting))
         os.kill(child.pid, signal.SIGINT)
 
     previous = stopping.handle_signals(dict.fromkeys(stopping.STOP_SIGNALS, pass_on))
@@ -119,7 +119,11 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     return runs.read_result(run_dir)
 
 
-_STOP_AT_ONCE = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+def _stop_waiting(signum, frame):
+    """A second Ctrl-C or SIGTERM while a seed stops: the group stops waiting for it and records
+    itself as interrupted (the seed, told once, records its own run)."""
+    stopping.note(signum)
+    raise KeyboardInterrupt
 
 
 def _relay(receiver, echo: Callable[[str], None]) -> BaseException | None:

@@ -1,8 +1,11 @@
+import multiprocessing
+import os
 import signal
+import time
 
 import pytest
 
-from rnn_cli import stopping
+from rnn_cli import seeds, stopping
 
 
 def test_a_stop_signal_outside_fit_raises_at_once_and_the_handlers_are_handed_back():
@@ -42,3 +45,27 @@ def test_a_second_signal_raises_at_once_or_is_ignored_as_asked():
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)  # a seed: the group passing on the same Ctrl-C
         stopping.raise_if_stopped()
+
+
+def stubborn_seed(sender, config, run_dir, options):
+    """A seed's process that is slow to stop: it ignores the Ctrl-C the group passes on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sender.send(("echo", "ready"))
+    time.sleep(60)
+
+
+def test_a_second_sigterm_makes_a_seed_group_stop_waiting_and_record_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(seeds, "_train_child", stubborn_seed)
+
+    def terminate_twice(line):  # once the seed has started: two SIGTERMs, as from an impatient kill
+        os.kill(os.getpid(), signal.SIGTERM)  # passed on to the seed, which goes on
+        os.kill(os.getpid(), signal.SIGTERM)  # this one must stop the group, not kill it unrecorded
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            seeds.train_isolated(None, tmp_path, echo=terminate_twice)
+        assert stopping.stop_exit_code() == 143
+    finally:
+        for child in multiprocessing.active_children():
+            child.kill()
+            child.join()
