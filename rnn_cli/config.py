@@ -39,6 +39,9 @@ class DataConfig:
     padding: Literal["pre", "post"] = "pre"  # bucketing off only (on: right-padded, as cuDNN needs)
     truncating: Literal["pre", "post"] = "pre"  # pre keeps a long review's ending
     validation_split: float = 0.2  # share of the training reviews held out, seeded shuffle
+    # review: any reviews (the common practice); movie: whole movies, so validation reviews are of
+    # movies the model has not seen, as the test set's are (source aclimdb, see data.py).
+    validation_by: Literal["review", "movie"] = "review"
     limit: int | None = None  # keep N train and N test reviews, class-balanced (smoke runs)
     seed: int = 1337  # validation split and --limit sampling
 
@@ -49,6 +52,12 @@ class DataConfig:
         _require(
             0.0 < self.validation_split < 1.0,
             f"{where}.validation_split", self.validation_split, "a number between 0 and 1 (exclusive)",
+        )
+        _require(
+            self.validation_by != "movie" or self.source == "aclimdb",
+            f"{where}.validation_by", self.validation_by,
+            "review when source is keras (its imdb.npz is shuffled, so which reviews share a movie is "
+            "lost); movie needs source aclimdb (--data)",
         )
         _require(self.limit is None or self.limit >= 4, f"{where}.limit", self.limit, "an integer >= 4")
         _require(

@@ -32,10 +32,17 @@ SPLITS = ("train", "test")
 LABELS = {"neg": 0, "pos": 1}
 # Bump when tokenise() changes: it is part of the cache key.
 TOKENIZER_VERSION = 1
+CACHE_FORMAT = 2  # 2: the training reviews' file numbers are kept (validation_by: movie)
+# aclImdb numbers each label's reviews movie by movie (a movie's reviews are neighbours: two
+# consecutive training reviews share a rare capitalised name 28-45% of the time, two random ones
+# 0.2-0.4%). validation_by: movie holds out blocks of this many consecutive numbers, four times the
+# most reviews the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
+MOVIE_BLOCK = 125
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
+_NUMBERED = re.compile(r"(\d+)_\d+\.txt")  # <review number>_<rating>.txt
 
 
 def tokenize(text: str) -> list[str]:
@@ -142,6 +149,9 @@ class Corpus:
     test: Reviews
     source: str
     skipped: int = 0  # reviews that could not be read (not UTF-8)
+    # aclImdb's file number of each training review (movie order, see MOVIE_BLOCK); None when
+    # unknown (Keras' download, files not named <number>_<rating>.txt).
+    train_numbers: np.ndarray | None = None
 
     def encoded(self, vocabulary: Vocabulary) -> tuple[Reviews, Reviews]:
         """Train and test re-encoded with `vocabulary`; words it lacks become OOV."""
@@ -185,16 +195,49 @@ def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
     if vocabulary is None:
         vocabulary = Vocabulary(corpus.words[: max(config.num_words - FIRST_WORD, 0)])
     train, test = corpus.encoded(vocabulary)
+    numbers = corpus.train_numbers
+    if config.validation_by == "movie" and numbers is None:
+        raise DataError(f"{config.path}: validation_by: movie needs the training reviews' numbers, from "
+                        f"files named <number>_<rating>.txt as in aclImdb; use validation_by: review")
     rng = np.random.default_rng(config.seed)
     if config.limit is not None:
-        train = train.take(balanced_sample(train.labels, config.limit, rng))
+        sample = balanced_sample(train.labels, config.limit, rng)
+        train, numbers = train.take(sample), None if numbers is None else numbers[sample]
         test = test.take(balanced_sample(test.labels, config.limit, rng))
-    # The sources are sorted by label: a plain "last 20%" would be all one class.
-    order = rng.permutation(len(train))
-    n_val = int(round(len(train) * config.validation_split))
-    return Splits(train=train.take(order[n_val:]), val=train.take(order[:n_val]), test=test,
+    if config.validation_by == "movie":
+        kept, held_out = split_by_movie(train.labels, numbers, config.validation_split, rng)
+    else:
+        # The sources are sorted by label: a plain "last 20%" would be all one class.
+        order = rng.permutation(len(train))
+        n_val = int(round(len(train) * config.validation_split))
+        kept, held_out = order[n_val:], order[:n_val]
+    return Splits(train=train.take(kept), val=train.take(held_out), test=test,
                   vocabulary=vocabulary, source=corpus.source, skipped=corpus.skipped,
                   load_seconds=time.perf_counter() - started)
+
+
+def split_by_movie(labels: np.ndarray, numbers: np.ndarray, share: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation rows (each in a seeded random order), validation made of whole movies.
+
+    Per label, `share` of its reviews are held out as blocks of MOVIE_BLOCK consecutive review
+    numbers, blocks drawn at random; the last block drawn is cut to the count wanted, at one place.
+    """
+    held_out = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        rows = rows[np.argsort(numbers[rows], kind="stable")]
+        blocks = numbers[rows] // MOVIE_BLOCK
+        wanted = int(round(len(rows) * share))
+        for block in rng.permutation(np.unique(blocks)):
+            if wanted == 0:
+                break
+            members = rows[blocks == block][:wanted]
+            held_out.append(members)
+            wanted -= len(members)
+    held_out = np.concatenate(held_out or [np.zeros(0, dtype=np.int64)])
+    kept = np.setdiff1d(np.arange(len(labels)), held_out)
+    return rng.permutation(kept), rng.permutation(held_out)
 
 
 def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -238,8 +281,8 @@ def load_aclimdb(path: str | Path) -> Corpus:
             return _read_cache(cache_file, path)
         except (OSError, ValueError, KeyError, zlib.error):
             cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, not fatal
-    texts, skipped = _read_reviews(path)
-    corpus = build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped)
+    texts, numbers, skipped = _read_reviews(path)
+    corpus = build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped, train_numbers=numbers)
     _write_cache(cache_file, corpus)
     for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 1)[0]}-*.npz"):
         if stale != cache_file:
@@ -247,7 +290,8 @@ def load_aclimdb(path: str | Path) -> Corpus:
     return corpus
 
 
-def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: int = 0) -> Corpus:
+def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: int = 0,
+                 train_numbers: np.ndarray | None = None) -> Corpus:
     """Tokenise every review and rank words by training-split frequency (ties alphabetical)."""
     tokenized = {split: [tokenize(text) for text, _ in texts[split]] for split in SPLITS}
     counts = collections.Counter(word for review in tokenized["train"] for word in review)
@@ -259,11 +303,13 @@ def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: 
             [label for _, label in texts[split]])
         for split in SPLITS
     }
-    return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped)
+    return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped,
+                  train_numbers=train_numbers)
 
 
-def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], int]:
-    """(text, label) pairs per split in a stable order, and how many were not UTF-8."""
+def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndarray | None, int]:
+    """(text, label) pairs per split in a stable order, the training reviews' numbers (None unless
+    every file is named <number>_<rating>.txt) and how many reviews were not UTF-8."""
     found = {(split, label): [] for split in SPLITS for label in LABELS}
     skipped = 0
     for split, label, name, raw in _iter_files(path):
@@ -277,7 +323,10 @@ def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], int]:
                             f"train/pos, train/neg, test/pos, test/neg with one .txt per review")
     texts = {split: [(text, LABELS[label]) for label in LABELS
                      for _, text in sorted(found[split, label])] for split in SPLITS}
-    return texts, skipped
+    names = [name for label in LABELS for name, _ in sorted(found["train", label])]
+    numbered = [_NUMBERED.fullmatch(name) for name in names]
+    numbers = np.array([int(m[1]) for m in numbered], dtype=np.int64) if all(numbered) else None
+    return texts, numbers, skipped
 
 
 def _iter_files(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
@@ -329,7 +378,7 @@ def _cache_name(path: Path) -> str:
     else:
         stat = path.stat()
         parts = [f"{stat.st_size}:{stat.st_mtime_ns}"]
-    version = "\n".join([f"tokenizer={TOKENIZER_VERSION}", *parts])
+    version = "\n".join([f"tokenizer={TOKENIZER_VERSION}", f"format={CACHE_FORMAT}", *parts])
     return f"aclimdb-{_digest(str(path))}-{_digest(version)}.npz"
 
 
@@ -339,6 +388,8 @@ def _digest(text: str) -> str:
 
 def _write_cache(file: Path, corpus: Corpus) -> None:
     arrays = {"words": np.array(corpus.words, dtype=str), "skipped": np.array(corpus.skipped)}
+    if corpus.train_numbers is not None:
+        arrays["train_numbers"] = corpus.train_numbers
     for split in SPLITS:
         reviews = getattr(corpus, split)
         arrays |= {f"{split}_tokens": reviews.tokens, f"{split}_offsets": reviews.offsets,
@@ -354,5 +405,6 @@ def _read_cache(file: Path, path: Path) -> Corpus:
         reviews = {split: Reviews(z[f"{split}_tokens"], z[f"{split}_offsets"], z[f"{split}_labels"])
                    for split in SPLITS}
         return Corpus(tuple(z["words"].tolist()), reviews["train"], reviews["test"],
-                      source=f"aclimdb:{path.resolve()}", skipped=int(z["skipped"]))
+                      source=f"aclimdb:{path.resolve()}", skipped=int(z["skipped"]),
+                      train_numbers=z["train_numbers"] if "train_numbers" in z.files else None)
 

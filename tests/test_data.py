@@ -104,6 +104,52 @@ def test_validation_split_is_seeded_and_mixes_classes(imdb_archive):
     assert 0 < a.val.labels.mean() < 1  # not all one class, though the archive is sorted by label
 
 
+def test_split_by_movie_holds_out_whole_blocks_of_neighbouring_reviews():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 1000)
+    numbers = np.concatenate([rng.permutation(1000), rng.permutation(1000)])  # files in name order
+    kept, held_out = data.split_by_movie(labels, numbers, 0.3, np.random.default_rng(5))
+    assert sorted([*kept, *held_out]) == list(range(2000))
+    for label in (0, 1):
+        held = np.sort(numbers[held_out][labels[held_out] == label])
+        assert len(held) == 300
+        blocks, counts = np.unique(held // data.MOVIE_BLOCK, return_counts=True)
+        assert sorted(counts)[:-2] == [300 - 2 * data.MOVIE_BLOCK]  # two whole blocks and a part
+        part = held[np.isin(held // data.MOVIE_BLOCK, blocks[counts < data.MOVIE_BLOCK])]
+        assert np.array_equal(part, np.arange(part[0], part[0] + len(part)))  # cut at one place
+    again = data.split_by_movie(labels, numbers, 0.3, np.random.default_rng(5))
+    other = data.split_by_movie(labels, numbers, 0.3, np.random.default_rng(6))
+    assert np.array_equal(held_out, again[1]) and set(held_out) != set(other[1])
+
+
+def test_validation_by_movie_keeps_a_movie_on_one_side(tmp_path):
+    folder = write_aclimdb(tmp_path, {"train": 300, "test": 4})
+    for label in ("pos", "neg"):  # each review names its "movie": its block of review numbers
+        for file in (folder / "train" / label).glob("*.txt"):
+            number = int(file.name.split("_")[0])
+            file.write_text(f"{file.read_text()} {label}title{number // data.MOVIE_BLOCK}")
+    config = acl(folder, num_words=1000, validation_split=0.2, validation_by="movie")
+    splits = load_imdb(config)
+    assert splits.sizes()["val"] == 120 and splits.val.labels.sum() == 60
+
+    def movies(reviews):
+        words = {i: w for i, w in enumerate(splits.vocabulary.words, start=data.FIRST_WORD)}
+        return {words[t] for t in reviews.tokens.tolist() if "title" in words.get(t, "")}
+
+    assert len(movies(splits.val) & movies(splits.train)) <= 2  # one cut block per label at most
+    cached = load_imdb(config)  # from the cache, numbers included
+    np.testing.assert_array_equal(cached.val.padded(40), splits.val.padded(40))
+    np.testing.assert_array_equal(cached.train.padded(40), splits.train.padded(40))
+
+
+def test_validation_by_movie_needs_numbered_files(tmp_path):
+    folder = write_aclimdb(tmp_path, {"train": 6, "test": 2})
+    next((folder / "train" / "pos").glob("0_*.txt")).rename(folder / "train" / "pos" / "first.txt")
+    with pytest.raises(DataError, match="validation_by: movie needs .* <number>_<rating>.txt"):
+        load_imdb(acl(folder, validation_by="movie"))
+    load_imdb(acl(folder))  # review: any names
+
+
 def test_limit_keeps_n_reviews_class_balanced(imdb_archive):
     splits = load_imdb(acl(imdb_archive, limit=20))
     assert len(splits.train) + len(splits.val) == 20
