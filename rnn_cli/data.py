@@ -35,8 +35,9 @@ TOKENIZER_VERSION = 1
 CACHE_FORMAT = 2  # 2: the training reviews' file numbers are kept (validation_by: movie)
 # aclImdb numbers each label's reviews movie by movie (a movie's reviews are neighbours: two
 # consecutive training reviews share a rare capitalised name 28-45% of the time, two random ones
-# 0.2-0.4%). validation_by: movie holds out blocks of this many consecutive numbers, four times the
-# most reviews the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
+# 0.2-0.3%; benchmarks/movie_order.py). validation_by: movie holds out blocks of this many
+# consecutive numbers, four times the most reviews the dataset keeps of one movie (30), so only the
+# movies at a block's edges can be cut.
 MOVIE_BLOCK = 125
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.
