@@ -121,8 +121,9 @@ def bucket_lengths(data: DataConfig) -> list[int]:
 
 
 def predict_probabilities(model, reviews: Reviews, data: DataConfig,
-                          batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
-    """The model's probability of "positive" for every review, in the reviews' order.
+                          batch_size: int = INFERENCE_BATCH_SIZE, callbacks=()) -> np.ndarray:
+    """The model's probability of "positive" for every review, in the reviews' order (`callbacks`:
+    Keras callbacks for `model.predict`).
 
     Without XLA, whatever the model was compiled with: compiling the forward pass for each bucket
     shape costs `rnn eval` and `rnn predict` more time than it saves on a few large batches, and
@@ -135,7 +136,7 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig,
     # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.
     own, model.jit_compile, model.predict_function = model.jit_compile, False, None
     try:
-        probabilities[order] = model.predict(batches.dataset(), verbose=0).reshape(-1)
+        probabilities[order] = model.predict(batches.dataset(), verbose=0, callbacks=list(callbacks)).reshape(-1)
     finally:
         model.jit_compile, model.predict_function = own, None
     return probabilities

@@ -9,14 +9,14 @@ import numpy as np
 THRESHOLD = 0.5  # probability at or above which a review is called positive
 
 
-def evaluate_model(model, reviews, data, batch_size: int | None = None) -> dict:
+def evaluate_model(model, reviews, data, batch_size: int | None = None, callbacks=()) -> dict:
     """Predict every review, batched as the model was trained, and score with `classification_metrics`.
 
-    `batch_size` (default: the inference batch size) as in `predict_probabilities`.
+    `batch_size` (default: the inference batch size) and `callbacks` as in `predict_probabilities`.
     """
     from rnn_cli.batches import INFERENCE_BATCH_SIZE, predict_probabilities
 
-    probabilities = predict_probabilities(model, reviews, data, batch_size or INFERENCE_BATCH_SIZE)
+    probabilities = predict_probabilities(model, reviews, data, batch_size or INFERENCE_BATCH_SIZE, callbacks)
     return classification_metrics(reviews.labels, probabilities)
 
 

@@ -1,14 +1,14 @@
 """Ctrl-C and SIGTERM stop a training where it can record how far it got.
 
-Inside `stop_signals()`, SIGINT (Ctrl-C) and SIGTERM (`kill`, `timeout`, a batch system's time limit)
-raise KeyboardInterrupt, which `rnn_cli.train.train` catches to record the run as interrupted (and
-resumable) before passing it on. While Keras' `fit` runs (`deferred()`), the signal only sets a flag
-and the training raises the KeyboardInterrupt itself at the next batch's end (`raise_if_stopped`,
-called by a callback): raised wherever Python happens to be, it can land inside TensorFlow, in Python
-code its C++ calls (which drops it) or while tf.data builds an epoch's iterator, where it was seen to
-corrupt the heap ("free(): invalid next size"), aborting the process before it recorded anything.
-Outside `fit` (loading data, the test evaluation) it is raised at once. This module does not import
-TensorFlow: the process that waits for a seed group's seeds uses it too.
+Inside `stop_signals()`, SIGINT (Ctrl-C) and SIGTERM (`kill`, `timeout`, a batch system's time
+limit) raise KeyboardInterrupt, which `rnn_cli.train.train` catches to record the run as interrupted
+(and resumable) before passing it on. While Keras runs batches (`deferred()`: `fit`, the test
+evaluation), the signal only sets a flag and the training raises the KeyboardInterrupt itself at the
+next batch's end (`raise_if_stopped`, called by a callback): raised wherever Python happens to be,
+it can land inside TensorFlow, in Python code its C++ calls (which drops it) or while tf.data builds
+an epoch's iterator, where it was seen to corrupt the heap ("free(): invalid next size"), aborting
+the process before it recorded anything. Elsewhere (loading data, saving) it is raised at once. This
+module does not import TensorFlow: the process that waits for a seed group's seeds uses it too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _STOPPED = threading.Event()  # a stop signal came, and the training has not yet stopped for it
 _TERMINATED = threading.Event()  # the stop was a SIGTERM (kept after the block: stop_exit_code)
-_IN_FIT = threading.Event()  # inside deferred(): the stop waits for the next batch's end
+_DEFERRING = threading.Event()  # inside deferred(): the stop waits for the next batch's end
 
 
 @contextlib.contextmanager
@@ -41,7 +41,7 @@ def stop_signals(again: str = "raise"):
                 raise KeyboardInterrupt
             return
         _STOPPED.set()
-        if not _IN_FIT.is_set():
+        if not _DEFERRING.is_set():
             raise KeyboardInterrupt
 
     previous = handle_signals(dict.fromkeys(STOP_SIGNALS, stop))
@@ -54,13 +54,13 @@ def stop_signals(again: str = "raise"):
 
 @contextlib.contextmanager
 def deferred():
-    """Inside the block (model.fit) a stop signal waits for `raise_if_stopped`; one that came during
-    the block's last steps is raised when it ends."""
-    _IN_FIT.set()
+    """Inside the block (model.fit, the test evaluation) a stop signal waits for `raise_if_stopped`;
+    one that came during the block's last steps is raised when it ends."""
+    _DEFERRING.set()
     try:
         yield
     finally:
-        _IN_FIT.clear()
+        _DEFERRING.clear()
     raise_if_stopped()
 
 

@@ -170,7 +170,9 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     # At the training batch size, whose buffers exist already, and without XLA: compiling the forward
     # pass for every bucket shape again raised the peak memory more (SimpleRNN +10 MiB, LSTM +6 MiB,
     # full data) than running it uncompiled costs in time (SimpleRNN 12 s instead of 8 s).
-    metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size)
+    with stopping.deferred():  # a Ctrl-C here waits for the end of a batch too
+        metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
+                                 callbacks=[StopOnSignal()])
     runs.write_json(run_dir / runs.METRICS, metrics)
     plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})
@@ -231,12 +233,13 @@ LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 class StopOnSignal(keras.callbacks.Callback):
     """Raises, at the end of a batch, the KeyboardInterrupt of a Ctrl-C or SIGTERM that came during
-    fit (rnn_cli.stopping: raised by the signal itself, it could land inside TensorFlow)."""
+    fit or the test evaluation (rnn_cli.stopping: raised by the signal itself, it could land inside
+    TensorFlow)."""
 
     def on_train_batch_end(self, batch, logs=None):
         stopping.raise_if_stopped()
 
-    on_test_batch_end = on_epoch_begin = on_train_batch_end
+    on_test_batch_end = on_predict_batch_end = on_epoch_begin = on_train_batch_end
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from rnn_cli import runs
+from rnn_cli import runs, stopping
 from rnn_cli.cli import main
 from rnn_cli.config import load_config
 from rnn_cli.seeds import train_seeds
@@ -162,6 +162,35 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny_co
     assert not any(line.startswith(("epoch ", "batches: ")) for line in result.output.splitlines())
     assert len(runs.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, tiny_config, imdb_archive,
+                                                                       monkeypatch):
+    import rnn_cli.train
+
+    seen = []
+
+    class SignalInFirstBatch(keras.callbacks.Callback):
+        def on_predict_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+            if batch == 0:
+                signal.raise_signal(signal.SIGINT)
+                seen.append("went on")  # not raised here, inside Keras' loop, but at the batch's end
+
+    scored = rnn_cli.train.evaluate_model
+
+    def evaluate(*args, callbacks=(), **kwargs):
+        return scored(*args, callbacks=[SignalInFirstBatch(), *callbacks], **kwargs)
+
+    monkeypatch.setattr(rnn_cli.train, "evaluate_model", evaluate)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=1"])
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
+        train(config, run_dir, device="cpu", echo=lambda line: None)
+    assert seen == [0, "went on"]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists() and len(runs.read_history(run_dir)) == 1
 
 
 def test_early_stopping_counts_patience_from_the_history(tmp_path):
