@@ -193,6 +193,30 @@ def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, 
     assert not (run_dir / "metrics.json").exists() and len(runs.read_history(run_dir)) == 1
 
 
+def test_a_checkpoint_from_before_the_filled_short_batch_resumes_unfilled(tmp_path, tiny_config, imdb_archive,
+                                                                         monkeypatch):
+    """Its loss averages over rows: zero-weight copies would change its steps, so none are added."""
+    import rnn_cli.model
+    import rnn_cli.train
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=1"])
+    with monkeypatch.context() as patch:
+        patch.setattr(rnn_cli.model, "LOSS_REDUCTION", "sum_over_batch_size")  # the loss of earlier versions
+        train(config, run_dir, device="cpu", echo=lambda line: None)
+    filled, made = [], rnn_cli.train.Batches
+
+    def batches(*args, **kwargs):
+        filled.append(kwargs.get("filled", False))
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(rnn_cli.train, "Batches", batches)
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert filled[0] is False and len(runs.read_history(run_dir)) == 2  # filled[0]: the training batches
+
+
 def test_early_stopping_counts_patience_from_the_history(tmp_path):
     from rnn_cli.config import TrainConfig, EarlyStoppingConfig
 
