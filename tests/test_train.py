@@ -91,7 +91,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     record = json.loads((tmp_path / "fast" / "run.json").read_text())
     assert record["fast_path"]["jit_compile"] is True
     assert not tf_config.is_op_determinism_enabled()
-    assert evaluated == [{"batch_size": 8}, {"batch_size": 8}]
+    assert [options["batch_size"] for options in evaluated] == [8, 8]
     assert validation_sizes == [8, 8]  # validation too: no larger buffers than training's
     assert filled == [False, True]  # the recipe keeps its short batch; the fast path fills it
 
