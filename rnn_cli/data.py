@@ -322,9 +322,11 @@ def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndar
         if not items:
             raise DataError(f"{path}: no reviews in {split}/{label}; expected the aclImdb layout "
                             f"train/pos, train/neg, test/pos, test/neg with one .txt per review")
-    texts = {split: [(text, LABELS[label]) for label in LABELS
-                     for _, text in sorted(found[split, label])] for split in SPLITS}
-    names = [name for label in LABELS for name, _ in sorted(found["train", label])]
+    for items in found.values():
+        items.sort()
+    texts = {split: [(text, LABELS[label]) for label in LABELS for _, text in found[split, label]]
+             for split in SPLITS}
+    names = [name for label in LABELS for name, _ in found["train", label]]
     numbered = [_NUMBERED.fullmatch(name) for name in names]
     numbers = np.array([int(m[1]) for m in numbered], dtype=np.int64) if all(numbered) else None
     return texts, numbers, skipped
