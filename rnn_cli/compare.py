@@ -9,10 +9,11 @@ from pathlib import Path
 import yaml
 
 from rnn_cli import runs
-from rnn_cli.errors import UserError
+from rnn_cli.config import flat_settings, read_yaml
+from rnn_cli.errors import ConfigError, UserError
 
 COLUMNS = {  # key: heading
-    "name": "config", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
+    "name": "config", "settings": "settings", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
     "best_val_accuracy": "best val acc", "best_epoch": "best epoch", "test_accuracy": "test acc",
     "seconds_per_epoch": "s/epoch", "train_minutes": "train min", "device": "device", "path": "run",
 }
@@ -74,18 +75,42 @@ def compare(paths: list[Path]) -> list[dict]:
         paths = top_level_runs(runs.RUNS_ROOT)
         if not paths:
             raise UserError(f"no runs under {runs.RUNS_ROOT}/; train one with `rnn train`, or name run folders")
-    rows = []
+    rows, configs = [], []
     for path in paths:
         if (path / runs.SEEDS_SUMMARY).exists():
-            members = [run_row(p) for p in runs.members(path)]
+            members = runs.members(path)
             if members:
-                rows.append(group_row(members, path))
+                rows.append(group_row([run_row(p) for p in members], path))
+                configs.append(_common([run_settings(p) for p in members]))
         elif (path / runs.RUN_RECORD).exists():
             rows.append(run_row(path))
+            configs.append(run_settings(path))
         else:
             raise UserError(f"{path}: not a run folder (no {runs.RUN_RECORD}) "
                             f"nor a seed group (no {runs.SEEDS_SUMMARY})")
+    for row, config in zip(rows, configs):
+        # Rows of one config name tell themselves apart by the settings in which they differ.
+        alike = [other for other, twin in zip(configs, rows) if twin["name"] == row["name"]]
+        row["settings"] = {key: value for key, value in config.items()
+                           if any(other.get(key, _MISSING) != value for other in alike)}
     return rows
+
+
+_MISSING = object()
+
+
+def run_settings(run_dir: Path) -> dict:
+    """The run's config as `--set` keys (`model.layers.0.units`), defaults filled in; {} if unreadable."""
+    try:
+        return flat_settings(read_yaml(run_dir / runs.CONFIG))
+    except ConfigError:
+        return {}
+
+
+def _common(settings: list[dict]) -> dict:
+    """The settings every seed run of a group shares (all but train.seed, as a rule)."""
+    return {key: value for key, value in settings[0].items()
+            if all(other.get(key, _MISSING) == value for other in settings)}
 
 
 def top_level_runs(root: Path) -> list[Path]:
@@ -114,7 +139,9 @@ def cells(row: dict) -> dict[str, str]:
         return "-" if value is None else format(value, fmt)
 
     return {
-        "name": row["name"], "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
+        "name": row["name"],
+        "settings": " ".join(f"{key}={_yaml_scalar(value)}" for key, value in row.get("settings", {}).items()),
+        "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
         "epochs": number(row["epochs"], ".3g"), "best_val_accuracy": accuracy("best_val_accuracy"),
         "best_epoch": number(row["best_epoch"], ".3g"), "test_accuracy": accuracy("test_accuracy"),
         "seconds_per_epoch": number(row["seconds_per_epoch"], ".1f"),
@@ -122,17 +149,29 @@ def cells(row: dict) -> dict[str, str]:
     }
 
 
+def _yaml_scalar(value) -> str:
+    """A value as `--set` would take it: null, true, 0.99, movie."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1_000).removesuffix("\n...\n").strip()
+
+
+def _keys(rows: list[dict]) -> list[str]:
+    """The columns to show: settings only where some rows need it, never the run paths."""
+    shown = any(row.get("settings") for row in rows)
+    return [key for key in COLUMNS if key != "path" and (key != "settings" or shown)]
+
+
 def text_table(rows: list[dict]) -> str:
     """Aligned columns for a terminal."""
-    table = [list(COLUMNS.values())] + [list(cells(row).values()) for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    keys = _keys(rows) + ["path"]
+    table = [[COLUMNS[key] for key in keys]] + [[cells(row)[key] for key in keys] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
     return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip()
                      for line in table)
 
 
 def markdown_table(rows: list[dict]) -> str:
     """A Markdown table for a README; run paths are left out, they mean nothing elsewhere."""
-    keys = [key for key in COLUMNS if key != "path"]
+    keys = _keys(rows)
     lines = ["| " + " | ".join(COLUMNS[key] for key in keys) + " |", "|" + " --- |" * len(keys)]
     lines += ["| " + " | ".join(cells(row)[key] for key in keys) + " |" for row in rows]
     return "\n".join(lines)

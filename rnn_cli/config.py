@@ -239,6 +239,32 @@ def to_dict(config: Config) -> dict:
     return _plain(dataclasses.asdict(config))
 
 
+def flat_settings(raw: dict) -> dict[str, Any]:
+    """A config mapping, defaults filled in, as the dotted keys `--set` takes.
+
+    Example: {"model.layers.0.units": 32, "train.epochs": 10, ...}; nothing is checked, so a run
+    folder written by an older version reads too.
+    """
+    flat = {}
+
+    def walk(node, prefix):
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, (dict, list)) and value:
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    raw = _merged(to_dict(Config()), raw)
+    layers = raw["model"].get("layers") if isinstance(raw.get("model"), dict) else None
+    if isinstance(layers, list):
+        layer_defaults = to_dict(LayerConfig(type="simple_rnn"))
+        raw["model"] = {**raw["model"], "layers": [_merged(layer_defaults, layer) if isinstance(layer, dict)
+                                                   else layer for layer in layers]}
+    walk(raw, "")
+    return flat
+
+
 def dump_config(config: Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 

@@ -64,3 +64,32 @@ def test_default_is_every_run_and_group_under_runs(tmp_path, monkeypatch):
 def test_not_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="not a run folder"):
         compare([tmp_path])
+
+
+def test_runs_of_one_config_show_the_settings_they_differ_in(tmp_path):
+    review = fake_run(tmp_path / "a", "lstm", [0.86], 0.85)
+    movie = fake_run(tmp_path / "b", "lstm", [0.84], 0.86)
+    (movie / runs.CONFIG).write_text("name: lstm\ndata: {validation_by: movie}\n")
+    group = tmp_path / "g"  # seeds of one config: their train.seed is not a difference
+    for seed in (42, 43):
+        fake_run(group / f"seed-{seed}", "lstm", [0.85], 0.85)
+        (group / f"seed-{seed}" / runs.CONFIG).write_text(
+            f"name: lstm\ntrain: {{seed: {seed}, ema_momentum: 0.99}}\nmodel: {{layers: [{{type: lstm, units: 64}}]}}\n")
+    runs.write_json(group / runs.SEEDS_SUMMARY, {"seeds": [42, 43]})
+    other = fake_run(tmp_path / "c", "gru", [0.8], 0.8)
+    (other / runs.CONFIG).write_text("name: gru\ndata: {validation_by: movie}\n")
+
+    rows = compare([review, movie, group, other])
+    assert rows[0]["settings"] == {"data.validation_by": "review", "model.layers.0.type": "simple_rnn",
+                                   "model.layers.0.units": 32, "train.ema_momentum": None, "train.seed": 42}
+    assert rows[1]["settings"]["data.validation_by"] == "movie"
+    assert rows[2]["settings"] == {"data.validation_by": "review", "model.layers.0.type": "lstm",
+                                   "model.layers.0.units": 64, "train.ema_momentum": 0.99}
+    assert rows[3]["settings"] == {}  # the only gru: nothing to tell apart
+    table = markdown_table(rows).splitlines()
+    assert table[0].startswith("| config | settings | runs |")
+    assert "| lstm | data.validation_by=review model.layers.0.type=lstm model.layers.0.units=64 " \
+           "train.ema_momentum=0.99 | 2 |" in table[4]
+    assert "train.ema_momentum=null" in table[2] and "| gru |  | 1 |" in table[5]
+    assert text_table(rows).splitlines()[0].split()[:3] == ["config", "settings", "runs"]
+    assert "settings" not in markdown_table(rows[3:])  # no column when no names repeat
