@@ -150,10 +150,10 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     started = time.perf_counter()
     if runs.epochs_left(history, config.train):
         recorder.echo(feed_line(config, bool(model.jit_compile)))
-        with stopping.deferred():
+        with stops_at_batch_end() as stop:
             model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
                       epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
-                      callbacks=[*bars, *averaging, recorder, *callbacks, StopOnSignal()])
+                      callbacks=[*bars, *averaging, recorder, *callbacks, stop])
     return time.perf_counter() - started
 
 
@@ -170,9 +170,9 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     # At the training batch size, whose buffers exist already, and without XLA: compiling the forward
     # pass for every bucket shape again raised the peak memory more (SimpleRNN +10 MiB, LSTM +6 MiB,
     # full data) than running it uncompiled costs in time (SimpleRNN 12 s instead of 8 s).
-    with stopping.deferred():  # a Ctrl-C here waits for the end of a batch too
+    with stops_at_batch_end() as stop:  # a Ctrl-C here waits for the end of a batch too
         metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
-                                 callbacks=[StopOnSignal()])
+                                 callbacks=[stop])
     runs.write_json(run_dir / runs.METRICS, metrics)
     plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})
@@ -229,6 +229,14 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 
 LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@contextlib.contextmanager
+def stops_at_batch_end():
+    """For a Keras loop (fit, predict): a Ctrl-C or SIGTERM inside the block waits for the end of a
+    batch, where the callback this yields raises it (pass it to the loop's callbacks)."""
+    with stopping.deferred():
+        yield StopOnSignal()
 
 
 class StopOnSignal(keras.callbacks.Callback):
