@@ -17,7 +17,7 @@ import random
 import re
 from pathlib import Path
 
-from rnn_cli.data import _NUMBERED, _iter_files
+from rnn_cli.data import NUMBERED_FILE, iter_review_files
 
 NAME = re.compile(r"\b[A-Z][a-z]{3,}\b")  # a capitalised word of four letters or more
 
@@ -28,8 +28,8 @@ def main() -> None:
     parser.add_argument("--rare", type=int, default=40, help="a name is rare if this many reviews or fewer use it")
     args = parser.parse_args()
     names = {}  # (label, number) -> the capitalised words of that training review
-    for split, label, file, raw in _iter_files(args.data):
-        if split == "train" and (match := _NUMBERED.fullmatch(file)):
+    for split, label, file, raw in iter_review_files(args.data):
+        if split == "train" and (match := NUMBERED_FILE.fullmatch(file)):
             names[label, int(match[1])] = set(NAME.findall(raw.decode("utf-8", errors="replace")))
     used_by = collections.Counter(word for words in names.values() for word in words)
     rare = {key: {w for w in words if used_by[w] <= args.rare} for key, words in names.items()}

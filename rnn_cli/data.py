@@ -43,7 +43,7 @@ _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
-_NUMBERED = re.compile(r"(\d+)_\d+\.txt")  # <review number>_<rating>.txt
+NUMBERED_FILE = re.compile(r"(\d+)_\d+\.txt")  # <review number>_<rating>.txt
 
 
 def tokenize(text: str) -> list[str]:
@@ -313,7 +313,7 @@ def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndar
     every file is named <number>_<rating>.txt) and how many reviews were not UTF-8."""
     found = {(split, label): [] for split in SPLITS for label in LABELS}
     skipped = 0
-    for split, label, name, raw in _iter_files(path):
+    for split, label, name, raw in iter_review_files(path):
         try:
             found[split, label].append((name, raw.decode("utf-8")))
         except UnicodeDecodeError:
@@ -327,12 +327,13 @@ def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndar
     texts = {split: [(text, LABELS[label]) for label in LABELS for _, text in found[split, label]]
              for split in SPLITS}
     names = [name for label in LABELS for name, _ in found["train", label]]
-    numbered = [_NUMBERED.fullmatch(name) for name in names]
+    numbered = [NUMBERED_FILE.fullmatch(name) for name in names]
     numbers = np.array([int(m[1]) for m in numbered], dtype=np.int64) if all(numbered) else None
     return texts, numbers, skipped
 
 
-def _iter_files(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+def iter_review_files(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    """(split, label, file name, bytes) of every review in an aclImdb folder or archive."""
     if path.is_dir():
         yield from _iter_folder(path)
     else:
