@@ -242,6 +242,9 @@ def plot(run_dirs, out):
 def compare(run_dirs, as_markdown, as_json):
     """Compare runs in one table; a seed group is one row with mean ± std.
 
+    Runs that share a config name get a settings column: the keys they differ in, as --set takes
+    them (data.validation_by=movie).
+
     \b
     rnn compare                               # every run and seed group under runs/
     rnn compare runs/lstm-20261122-101500 runs/simple_rnn-20261122-093000 --markdown
