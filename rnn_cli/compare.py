@@ -17,6 +17,7 @@ COLUMNS = {  # key: heading
     "best_val_accuracy": "best val acc", "best_epoch": "best epoch", "test_accuracy": "test acc",
     "seconds_per_epoch": "s/epoch", "train_minutes": "train min", "device": "device", "path": "run",
 }
+_MISSING = object()  # a key one config lacks differs from any value another has
 
 
 def run_row(run_dir: Path) -> dict:
@@ -90,13 +91,10 @@ def compare(paths: list[Path]) -> list[dict]:
                             f"nor a seed group (no {runs.SEEDS_SUMMARY})")
     for row, config in zip(rows, configs):
         # Rows of one config name tell themselves apart by the settings in which they differ.
-        alike = [other for other, twin in zip(configs, rows) if twin["name"] == row["name"]]
+        alike = [other_config for other_config, other in zip(configs, rows) if other["name"] == row["name"]]
         row["settings"] = {key: value for key, value in config.items()
                            if any(other.get(key, _MISSING) != value for other in alike)}
     return rows
-
-
-_MISSING = object()
 
 
 def run_settings(run_dir: Path) -> dict:
