@@ -20,8 +20,9 @@ COLUMNS = {  # key: heading
 _MISSING = object()  # a key one config lacks differs from any value another has
 
 
-def run_row(run_dir: Path) -> dict:
-    """What one run folder says about itself: config name, size, best epoch, test accuracy, speed."""
+def run_row(run_dir: Path, config: dict | None = None) -> dict:
+    """What one run folder says about itself: config name, size, best epoch, test accuracy, speed.
+    `config`: the run's config.yaml when already read."""
     record = runs.read_json(run_dir / runs.RUN_RECORD)
     history = runs.read_history(run_dir)
     best = runs.best_row(history)
@@ -33,7 +34,7 @@ def run_row(run_dir: Path) -> dict:
     seconds = ([row["seconds"] for row in history if row["epoch"] not in warmup]
                or [row["seconds"] for row in history])
     return {
-        "name": config_name(run_dir), "runs": 1, "parameters": record.get("parameters"),
+        "name": config_name(run_dir, config), "runs": 1, "parameters": record.get("parameters"),
         "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else None,
         "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
         # The median also skips any one-off stall.
@@ -79,13 +80,14 @@ def compare(paths: list[Path]) -> list[dict]:
     rows, configs = [], []
     for path in paths:
         if (path / runs.SEEDS_SUMMARY).exists():
-            members = runs.members(path)
+            members = [_row_and_settings(p) for p in runs.members(path)]
             if members:
-                rows.append(group_row([run_row(p) for p in members], path))
-                configs.append(_common([run_settings(p) for p in members]))
+                rows.append(group_row([row for row, _ in members], path))
+                configs.append(_common([settings for _, settings in members]))
         elif (path / runs.RUN_RECORD).exists():
-            rows.append(run_row(path))
-            configs.append(run_settings(path))
+            row, settings = _row_and_settings(path)
+            rows.append(row)
+            configs.append(settings)
         else:
             raise UserError(f"{path}: not a run folder (no {runs.RUN_RECORD}) "
                             f"nor a seed group (no {runs.SEEDS_SUMMARY})")
@@ -97,12 +99,10 @@ def compare(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def run_settings(run_dir: Path) -> dict:
-    """The run's config as `--set` keys (`model.layers.0.units`), defaults filled in; {} if unreadable."""
-    try:
-        return flat_settings(read_yaml(run_dir / runs.CONFIG))
-    except ConfigError:
-        return {}
+def _row_and_settings(run_dir: Path) -> tuple[dict, dict]:
+    """The run's row, and its config as `--set` keys (`model.layers.0.units`) with defaults filled in."""
+    config = read_run_config(run_dir)
+    return run_row(run_dir, config), flat_settings(config)
 
 
 def _common(settings: list[dict]) -> dict:
@@ -117,11 +117,17 @@ def top_level_runs(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def config_name(run_dir: Path) -> str:
+def read_run_config(run_dir: Path) -> dict:
+    """The run's config.yaml as a mapping; {} when it is missing or unreadable."""
     try:
-        return yaml.safe_load((run_dir / runs.CONFIG).read_text(encoding="utf-8")).get("name", run_dir.name)
-    except (OSError, yaml.YAMLError, AttributeError):
-        return run_dir.name
+        return read_yaml(run_dir / runs.CONFIG)
+    except ConfigError:
+        return {}
+
+
+def config_name(run_dir: Path, config: dict | None = None) -> str:
+    """The config's name, else the folder's; `config`: its config.yaml when already read."""
+    return (read_run_config(run_dir) if config is None else config).get("name", run_dir.name)
 
 
 def cells(row: dict) -> dict[str, str]:
