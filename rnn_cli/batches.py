@@ -29,7 +29,6 @@ from rnn_cli.config import DataConfig
 from rnn_cli.data import Reviews
 
 POOL = 50  # batches sorted together: enough to group similar lengths, few enough to vary batches
-INFERENCE_BATCH_SIZE = 256  # rnn eval and predict: no gradients, larger batches are cheaper
 
 
 @dataclass(frozen=True)
@@ -118,30 +117,3 @@ class Batches:
 def bucket_lengths(data: DataConfig) -> list[int]:
     """Every length a bucketed batch can have: the multiples of bucket_width below maxlen, and maxlen."""
     return [*range(data.bucket_width, data.maxlen, data.bucket_width), data.maxlen]
-
-
-def predict_probabilities(model, reviews: Reviews, data: DataConfig,
-                          batch_size: int = INFERENCE_BATCH_SIZE, callbacks=()) -> np.ndarray:
-    """The model's probability of "positive" for every review, in the reviews' order (`callbacks`:
-    Keras callbacks for `model.predict`).
-
-    Without XLA, whatever the model was compiled with: compiling the forward pass for each bucket
-    shape costs `rnn eval` and `rnn predict` more time than it saves on a few large batches, and
-    after an XLA training it raised the peak memory more than it saved in time (see `train.finish`).
-    The model's own setting is put back after.
-    """
-    batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
-    order = np.concatenate(batches.indices())
-    probabilities = np.empty(len(reviews), dtype=np.float32)
-    # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.
-    own, model.jit_compile, model.predict_function = model.jit_compile, False, None
-    try:
-        probabilities[order] = model.predict(batches.dataset(), verbose=0, callbacks=list(callbacks)).reshape(-1)
-    finally:
-        model.jit_compile, model.predict_function = own, None
-    return probabilities
-
-
-def masks_padding(model) -> bool:
-    """Whether `model` was built for masked, bucketed batches (its embedding masks index 0)."""
-    return bool(model.get_layer("embedding").mask_zero)

@@ -11,7 +11,7 @@ import click
 
 from rnn_cli import __version__
 from rnn_cli.config import load_config
-from rnn_cli.device import CHOICES as DEVICES
+from rnn_cli.process import CHOICES as DEVICES
 from rnn_cli.errors import UserError
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
@@ -75,75 +75,30 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     rnn train --config configs/lstm.yaml --seeds 3     # mean and spread over 3 seeds
     rnn train --resume --run-dir runs/lstm-20260101-120000
     """
-    from rnn_cli import runs
+    from rnn_cli import launch
+    from rnn_cli.stopping import stop_exit_code
 
     epochs_override = [f"train.epochs={epochs}"] if epochs else []
-    group = seeds is not None  # a seed group: trained, resumed and reported as a whole
     if resume:
         if config_path or data or limit or sets or seeds:
             raise click.UsageError("--resume continues a run with its own config; only --epochs "
                                    "may change (drop --config, --data, --limit, --set, --seeds)")
-        run_dir = run_dir or runs.newest_run(needs=runs.CHECKPOINT)
-        group = (run_dir / runs.SEEDS_SUMMARY).exists()
-        if group:
-            # A seed group: its members share the config but the seed; the first was started first.
-            first = runs.read_json(run_dir / runs.SEEDS_SUMMARY)["seeds"][0]
-            config = load_config(run_dir / f"seed-{first}" / runs.CONFIG, epochs_override)
-        else:
-            config = load_config(run_dir / runs.CONFIG, epochs_override)
-            if not (run_dir / runs.CHECKPOINT).exists():
-                raise UserError(f"{run_dir}: nothing to resume (no finished epoch yet); start it anew")
+        plan = launch.resumed_launch(run_dir, epochs_override)
+    elif config_path is None:
+        raise click.UsageError("missing --config PATH (e.g. --config configs/simple_rnn.yaml)")
     else:
-        if config_path is None:
-            raise click.UsageError("missing --config PATH (e.g. --config configs/simple_rnn.yaml)")
         config = load_config(config_path, [*sets, *data_overrides(data, limit), *epochs_override])
-        run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
-
-    # TensorFlow only now: a bad config or option is reported at once, without its start-up lines.
-    # A seed group trains each seed in a process of its own; this one never loads TensorFlow.
-    from rnn_cli.seeds import train_seeds
-    from rnn_cli.stopping import stop_exit_code, stop_signals
-    if not group:
-        from rnn_cli.train import train as run_training
-
-    echo = (lambda line: None) if quiet else click.echo
-    echo(f"run folder: {run_dir}")
+        plan = launch.new_launch(config, run_dir, seeds)
+    if not quiet:
+        click.echo(f"run folder: {plan.run_dir}")
     try:
-        with stop_signals():  # Ctrl-C, `kill` or a batch system's time limit: the run is kept, resumable
-            if group:
-                results = train_seeds(config, run_dir, seeds, resume=resume, device=device, echo=echo,
+        results = launch.train_launch(plan, device, echo=(lambda line: None) if quiet else click.echo,
                                       progress=False if quiet else None)
-            else:
-                results = [run_training(config, run_dir, device=device, resume=resume, echo=echo,
-                                        progress=False if quiet else None)]
     except KeyboardInterrupt:
-        # In a seed group, the run that was interrupted is the newest one; the group resumes as a whole.
-        stopped = runs.newest_run(run_dir, needs=runs.RUN_RECORD) if group else run_dir
-        done = len(runs.read_history(stopped))
-        click.echo(f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
-                   f"`rnn train --resume --run-dir {run_dir}`", err=True)
+        click.echo(launch.interrupted_message(plan), err=True)
         sys.exit(stop_exit_code())
-    except UserError:
-        if not resume and not any(run_dir.rglob(runs.HISTORY_JSON)):
-            remove_run(run_dir)  # bad input before any epoch: leave no empty run behind
-        raise
-    for result in results:
-        m = result.metrics
-        click.echo(f"test accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
-                   f"(best epoch {result.best_epoch}, {len(result.history)} epoch(s), {result.device})  "
-                   f"run: {result.run_dir}")
-    if group:
-        summary = runs.read_json(run_dir / runs.SEEDS_SUMMARY)
-        click.echo(f"{len(results)} seeds: test accuracy {summary['test_accuracy']:.4f} "
-                   f"± {summary['test_accuracy_std']:.4f}, "
-                   f"best val acc {summary['best_val_accuracy']:.4f} ± {summary['best_val_accuracy_std']:.4f}  "
-                   f"group: {run_dir}")
-
-
-def remove_run(run_dir: Path) -> None:
-    for path in sorted(run_dir.rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
-    run_dir.rmdir()
+    for line in launch.result_lines(plan, results):
+        click.echo(line)
 
 
 @main.command(name="eval")
@@ -159,7 +114,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
     Prints loss, accuracy, precision, recall, F1, ROC AUC and the confusion matrix.
     """
     from rnn_cli import runs
-    from rnn_cli.evaluate import evaluate_run
+    from rnn_cli.evaluate import evaluate_run, metrics_table
 
     if run_dir and model_file:
         raise click.UsageError("give --run or --model, not both")
@@ -171,20 +126,6 @@ def evaluate(run_dir, model_file, data, limit, as_json):
         return
     click.echo(metrics_table(metrics))
     click.echo(f"written: {out}")
-
-
-def metrics_table(m: dict) -> str:
-    """The metrics and confusion matrix as a small aligned table."""
-    cm = m["confusion_matrix"]
-    auc = "n/a (one class only)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
-    rows = [("reviews", f"{m['reviews']}"), ("loss", f"{m['loss']:.4f}"),
-            ("accuracy", f"{m['accuracy']:.4f}"), ("precision", f"{m['precision']:.4f}"),
-            ("recall", f"{m['recall']:.4f}"), ("f1", f"{m['f1']:.4f}"), ("roc_auc", auc)]
-    lines = [f"{name:<10} {value}" for name, value in rows]
-    lines += ["", "confusion   predicted neg  predicted pos",
-              f"actual neg  {cm['true_negative']:>13}  {cm['false_positive']:>13}",
-              f"actual pos  {cm['false_negative']:>13}  {cm['true_positive']:>13}"]
-    return "\n".join(lines)
 
 
 @main.command()

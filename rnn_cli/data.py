@@ -14,7 +14,6 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 
 from rnn_cli.config import DataConfig
 from rnn_cli.errors import DataError
-from rnn_cli.runs import publish, write_atomic
+from rnn_cli.files import atomic_path, write_atomic
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 SPLITS = ("train", "test")
@@ -399,9 +398,8 @@ def _write_cache(file: Path, corpus: Corpus) -> None:
         arrays |= {f"{split}_tokens": reviews.tokens, f"{split}_offsets": reviews.offsets,
                    f"{split}_labels": reviews.labels}
     file.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=file.parent, suffix=".tmp", delete=False) as tmp:
-        np.savez(tmp, **arrays)
-    publish(tmp.name, file)
+    with atomic_path(file) as tmp, open(tmp, "wb") as out:
+        np.savez(out, **arrays)
 
 
 def _read_cache(file: Path, path: Path) -> Corpus:

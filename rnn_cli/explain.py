@@ -10,11 +10,10 @@ import keras
 import numpy as np
 
 from rnn_cli import runs
-from rnn_cli.batches import masks_padding
 from rnn_cli.config import DataConfig, load_config
 from rnn_cli.data import OOV, Reviews, Vocabulary, tokenize
 from rnn_cli.errors import UserError
-from rnn_cli.predict import load_trained
+from rnn_cli.model import masks_padding
 from rnn_cli.reference import EQUATIONS, GATES, apply_head, forward
 
 START_WORD = "<start>"
@@ -60,7 +59,7 @@ def explain_review(run_dir: Path, text: str) -> Explanation:
     """
     config = load_config(run_dir / runs.CONFIG)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
-    model = load_trained(run_dir)
+    model = runs.load_trained(run_dir)
     ids, known_count = vocabulary.encode(text)
     if known_count == 0:
         what = "is empty" if len(ids) == 1 else "has no word in the model's vocabulary"
@@ -134,7 +133,7 @@ def explanation_lines(explanation: Explanation, top: int) -> list[str]:
 
 def describe_layers(run_dir: Path) -> list[str]:
     """Layer by layer: weight shapes, parameter counts and the update equation."""
-    model = load_trained(run_dir)
+    model = runs.load_trained(run_dir)
     lines = []
     for layer in model.layers:
         if not layer.weights:

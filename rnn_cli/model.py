@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import keras
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
+from rnn_cli.files import atomic_path
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -13,6 +17,7 @@ OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam
 # full batch) it is the usual mean, and a short batch filled up with zero-weight copies of its
 # reviews (batches.Batches) trains as the short batch itself would.
 LOSS_REDUCTION = "mean_with_sample_weight"
+THRESHOLD = 0.5  # the head's probability at or above which a review is called positive
 
 
 def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
@@ -73,6 +78,37 @@ def averages_over_weights(model: keras.Model) -> bool:
     return getattr(model.loss, "reduction", None) == LOSS_REDUCTION
 
 
+def masks_padding(model: keras.Model) -> bool:
+    """Whether `model` was built for masked, bucketed batches (its embedding masks index 0)."""
+    return bool(model.get_layer("embedding").mask_zero)
+
+
+def keeps_average(model: keras.Model) -> bool:
+    """Whether the model's optimizer keeps a moving average of the weights (train.ema_momentum)."""
+    return bool(getattr(model.optimizer, "use_ema", False))
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model):
+    """Inside the block the model holds its optimizer's averaged weights, when it keeps them; its
+    own after. The checkpoint keeps the weights themselves, from which training goes on."""
+    if not keeps_average(model):
+        yield
+        return
+    own = model.get_weights()
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        model.set_weights(own)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """The model (or, for a `.weights.h5` path, its weights) written through `atomic_path`."""
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp) if path.name.endswith(".weights.h5") else model.save(tmp)
+
+
 def cudnn_eligibility(config: ModelConfig) -> dict[str, dict]:
     """Per recurrent layer: can it run on the cuDNN kernel on a GPU, and if not, why.
 
@@ -101,8 +137,7 @@ def cudnn_warnings(config: ModelConfig) -> list[str]:
 
 
 def precision_warnings(config: TrainConfig, device: str) -> list[str]:
-    """A warning for mixed precision on a CPU: measured here (benchmarks/bench.py, 2-core CPU, XLA),
-    mixed_float16 was no faster than float32 and mixed_bfloat16 14-31 times slower."""
+    """A warning for mixed precision on a CPU, where it was measured slower (docs/performance.md)."""
     if config.precision == "float32" or device.startswith("gpu"):
         return []
     return [f"warning: train.precision is {config.precision}, which is slower on a CPU, not faster "

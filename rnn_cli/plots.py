@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +13,8 @@ import numpy as np  # noqa: E402
 
 from rnn_cli import runs  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
-from rnn_cli.runs import best_row, publish  # noqa: E402
+from rnn_cli.files import atomic_path  # noqa: E402
+from rnn_cli.runs import best_row  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
 DPI = 100  # so the PNG is 1200 x 450 pixels
@@ -26,8 +25,6 @@ def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
 
     `out` defaults to curves.png in the one folder given, or runs/compare.png for several.
     """
-    from rnn_cli.compare import config_name
-
     run_dirs = run_dirs or [runs.newest_run(needs=runs.HISTORY_JSON)]
     folders = [member for path in run_dirs for member in runs.members(path)]
     curves = []
@@ -35,7 +32,7 @@ def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
         history = runs.read_history(folder)
         if not history:
             raise UserError(f"{folder}: no finished epoch to plot (no {runs.HISTORY_JSON})")
-        name = config_name(folder)
+        name = runs.config_name(folder)
         # Among several runs the folder tells them apart (unless it says no more than the name).
         label = f"{name} ({folder.name})" if len(folders) > 1 and folder.name != name else name
         curves.append((label, history))
@@ -81,16 +78,10 @@ def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = ""
 
 
 def save_figure(figure, out: Path) -> None:
-    """savefig through a temporary name and a rename, like every other run file."""
+    """savefig through `atomic_path`, like every other file the tool writes."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(handle)
-    try:
+    with atomic_path(out) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)
-        publish(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def plot_explanation(explanation, out: Path, top: int = 5) -> Path:

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from rnn_cli import runs
-from rnn_cli.batches import predict_probabilities
 from rnn_cli.config import load_config
 from rnn_cli.data import Reviews, Vocabulary
-from rnn_cli.errors import UserError
-from rnn_cli.evaluate import THRESHOLD
-
-
-def load_trained(run_dir: Path) -> keras.Model:
-    """The run's model.keras, or an error that says why a run has none."""
-    path = run_dir / runs.MODEL
-    if not path.exists():
-        hint = (f"it has a checkpoint: finish it with `rnn train --resume --run-dir {run_dir}`"
-                if (run_dir / runs.CHECKPOINT).exists() else "train one with `rnn train`")
-        raise UserError(f"{run_dir}: no {runs.MODEL} in this run; {hint}")
-    return keras.saving.load_model(path)
+from rnn_cli.inference import predict_probabilities
+from rnn_cli.model import THRESHOLD
 
 
 def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
@@ -33,7 +21,7 @@ def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
     """
     config = load_config(run_dir / runs.CONFIG)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
-    model = load_trained(run_dir)
+    model = runs.load_trained(run_dir)
     encoded = [vocabulary.encode(text) for text in texts]
     results = [{"text": text, "words": len(ids) - 1, "known_words": known, "probability": None,
                 "label": None, "note": None} for text, (ids, known) in zip(texts, encoded)]

@@ -1,21 +1,17 @@
-"""Run folders and the files in them. One writer per file; every write is atomic."""
+"""Run folders and the files in them: names, finding, claiming, reading back. One writer per file;
+every write is atomic (`rnn_cli.files`)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rnn_cli.errors import UserError
-
-if TYPE_CHECKING:
-    from rnn_cli.config import TrainConfig
+from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
+from rnn_cli.errors import ConfigError, UserError
+from rnn_cli.files import read_json, write_atomic, write_json
 
 RUNS_ROOT = Path("runs")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -35,37 +31,6 @@ EVAL = "eval.json"
 CURVES = "curves.png"  # learning curves (rnn plot, and rnn train at the end)
 EXPLAIN = "explain.png"  # the score word by word of the last `rnn explain`
 SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False, encoding="utf-8", newline="") as tmp:
-        tmp.write(text)
-    publish(tmp.name, path)
-
-
-def publish(tmp: str, path: Path) -> None:
-    """Rename a finished temporary file into place with the permissions a plain open() gives."""
-    # mkstemp makes files readable by their owner alone; run files are for everyone to read.
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, payload) -> None:
-    write_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: cannot read ({err})") from None
 
 
 def write_history(run_dir: Path, rows: list[dict]) -> None:
@@ -174,3 +139,49 @@ class RunRecord:
     def update(self, **fields) -> None:
         self.fields.update(fields)
         write_json(self.path, self.fields)
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """The run's config.yaml as a mapping; {} when it is missing or unreadable."""
+    try:
+        return read_yaml(run_dir / CONFIG)
+    except ConfigError:
+        return {}
+
+
+def config_name(run_dir: Path, config: dict | None = None) -> str:
+    """The config's name, else the folder's; `config`: its config.yaml when already read."""
+    return (read_run_config(run_dir) if config is None else config).get("name", run_dir.name)
+
+
+def load_trained(run_dir: Path):
+    """The run's model.keras, or an error that says why a run has none."""
+    path = run_dir / MODEL
+    if not path.exists():
+        hint = (f"it has a checkpoint: finish it with `rnn train --resume --run-dir {run_dir}`"
+                if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")
+        raise UserError(f"{run_dir}: no {MODEL} in this run; {hint}")
+    import keras  # here, not at the top: the seed group's process reads run folders without Keras
+
+    return keras.saving.load_model(path)
+
+
+def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Config, bool]:
+    """What `rnn train --resume` continues: the folder (default: the newest with a checkpoint), its
+    config with `overrides` (--epochs) applied, and whether it is a seed group."""
+    run_dir = run_dir or newest_run(needs=CHECKPOINT)
+    if (run_dir / SEEDS_SUMMARY).exists():
+        # A seed group: its members share the config but the seed; the first was started first.
+        first = read_json(run_dir / SEEDS_SUMMARY)["seeds"][0]
+        return run_dir, load_config(run_dir / f"seed-{first}" / CONFIG, overrides), True
+    config = load_config(run_dir / CONFIG, overrides)
+    if not (run_dir / CHECKPOINT).exists():
+        raise UserError(f"{run_dir}: nothing to resume (no finished epoch yet); start it anew")
+    return run_dir, config, False
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete a run folder that holds no finished epoch (bad input found before training)."""
+    for path in sorted(run_dir.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    run_dir.rmdir()

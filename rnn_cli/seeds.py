@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Callable
 
 from rnn_cli import runs, stopping
-from rnn_cli.compare import group_row, run_row
 from rnn_cli.config import Config
 from rnn_cli.errors import UserError
 from rnn_cli.plots import plot_curves
+from rnn_cli.results import group_row, run_row
+
 
 def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
                 echo: Callable[[str], None] = print, **options) -> list[runs.TrainResult]:
@@ -153,8 +154,10 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     try:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
+            from rnn_cli.process import configure
             from rnn_cli.train import train
 
+            configure(config.train, options.get("device", "auto"))
             train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
         with contextlib.suppress(OSError):  # the parent is gone (see _stop_with_parent): nobody to tell

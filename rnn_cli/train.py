@@ -1,9 +1,8 @@
-"""Train a config into a run folder: history after every epoch, resumable, then test metrics."""
+"""Train a config into a run folder: prepare (data, model), fit (every epoch committed to the
+folder), finish (best weights, model.keras, test metrics, curves). Resumable at any finished epoch."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import sys
 import time
@@ -13,25 +12,27 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config
 
-from rnn_cli import __version__, runs, stopping
-from rnn_cli.batches import Batches, bucket_lengths, masks_padding
+from rnn_cli import __version__, runs
+from rnn_cli.batches import Batches, bucket_lengths
+from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
-from rnn_cli.device import select_device
-from rnn_cli.evaluate import evaluate_model
-from rnn_cli.lean import lean_process
+from rnn_cli.files import write_atomic
+from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility,
-                           cudnn_warnings, parameters_before_head, precision_warnings, summary_text)
+                           cudnn_warnings, keeps_average, masks_padding, parameters_before_head,
+                           precision_warnings, save_model, summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.progress import Progress, epoch_line
+from rnn_cli.process import determinism, select_device
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
           echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
           progress: bool | None = None, callbacks: tuple = ()) -> runs.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
+
+    Process-wide settings (repeatable arithmetic, memory) are the caller's: `rnn_cli.process.configure`.
 
     Args:
         config: the checked config (on resume, the run's own).
@@ -49,25 +50,10 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     used_device = select_device(device)
     history = runs.read_history(run_dir) if resume else []
     record = runs.RunRecord(run_dir)
-    # Rewritten on resume too: --epochs may have extended the run.
-    runs.write_atomic(run_dir / runs.CONFIG, dump_config(config))
-    # A different seed per resumed start, so a continued run does not replay epoch 1's dropout.
-    keras.utils.set_random_seed(config.train.seed + len(history))
-    determinism = set_determinism(config.train, used_device)
-    lean_process(used_device)
-    splits, model = prepare(config, run_dir, resume)
-    gpu_warnings = cudnn_warnings(config.model) if used_device.startswith("gpu") else []
-    for line in [*gpu_warnings, *precision_warnings(config.train, used_device)]:
+    splits, model = prepare(config, run_dir, resume, history)
+    record_start(record, config, splits, model, used_device, history)
+    for line in device_warnings(config, used_device):
         (warn or stderr)(line)
-    record.update(status="running", device=used_device, seed=config.train.seed,
-                  data={"source": splits.source, "sizes": splits.sizes()},
-                  parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
-                  fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
-                             "determinism": determinism, "precision": config.train.precision},
-                  cudnn=cudnn_eligibility(config.model) if used_device.startswith("gpu") else None,
-                  versions=versions(), started=record.fields.get("started", timestamp()),
-                  timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,
-                                        config.train))
     recorder = RunRecorder(run_dir, config.train, history, echo)
     try:
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)
@@ -79,6 +65,44 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
         raise
     return runs.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+
+
+def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) -> tuple[Splits, keras.Model]:
+    """The config, vocabulary and summary written; the data (with the run's own vocabulary on resume)
+    and the model (the checkpoint on resume) ready to fit."""
+    # Rewritten on resume too: --epochs may have extended the run.
+    write_atomic(run_dir / runs.CONFIG, dump_config(config))
+    # A different seed per resumed start, so a continued run does not replay epoch 1's dropout.
+    keras.utils.set_random_seed(config.train.seed + len(history))
+    vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
+    splits = load_imdb(config.data, vocabulary)
+    if not resume:
+        splits.vocabulary.save(run_dir / runs.VOCABULARY)
+    model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size))
+    write_atomic(run_dir / runs.SUMMARY, summary_text(model))
+    return splits, model
+
+
+def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: keras.Model, device: str,
+                 history: list[dict]) -> None:
+    """run.json at a (re)start: what runs, where, on what data, with which fast path."""
+    on_gpu = device.startswith("gpu")
+    record.update(status="running", device=device, seed=config.train.seed,
+                  data={"source": splits.source, "sizes": splits.sizes()},
+                  parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
+                  fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
+                             "determinism": determinism(config.train, device),
+                             "precision": config.train.precision},
+                  cudnn=cudnn_eligibility(config.model) if on_gpu else None,
+                  versions=versions(), started=record.fields.get("started", timestamp()),
+                  timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,
+                                        config.train))
+
+
+def device_warnings(config: Config, device: str) -> list[str]:
+    """What the config costs on this device: LSTM/GRU layers kept off cuDNN, mixed precision on a CPU."""
+    gpu = cudnn_warnings(config.model) if device.startswith("gpu") else []
+    return [*gpu, *precision_warnings(config.train, device)]
 
 
 def start_timings(timings: dict, data_seconds: float, history: list[dict], config: TrainConfig) -> dict:
@@ -100,34 +124,6 @@ def feed_line(config: Config, jit_compile: bool) -> str:
                if data.bucketing else f"every review padded to {data.maxlen} ({data.padding}), no mask")
     xla = "XLA on: the first epoch includes compiling" if jit_compile else "XLA off"
     return f"batches: {batches}; {xla}"
-
-
-def set_determinism(config: TrainConfig, device: str) -> str | None:
-    """Make a CPU run repeatable when asked; returns how ("xla", "op_determinism") or None.
-
-    Seeds alone are not enough: multi-threaded reductions (the embedding's gradient) vary from run
-    to run. XLA-compiled steps were repeatable on IMDB by themselves; uncompiled ones need TF's op
-    determinism, which Keras in turn treats as a reason to switch XLA off, so only one is set. On
-    GPU op determinism would refuse the fast kernels, so it stays off there.
-    """
-    wanted = config.deterministic and device == "cpu"
-    if wanted and not config.jit_compile:
-        tf.config.experimental.enable_op_determinism()
-        return "op_determinism"
-    # Global to the process: a previous run in it (tests, --seeds) may have switched it on.
-    tf_config.disable_op_determinism()
-    return "xla" if wanted else None
-
-
-def prepare(config: Config, run_dir: Path, resume: bool) -> tuple[Splits, keras.Model]:
-    """The data (with the run's own vocabulary on resume) and the model; writes vocab and summary."""
-    vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
-    splits = load_imdb(config.data, vocabulary)
-    if not resume:
-        splits.vocabulary.save(run_dir / runs.VOCABULARY)
-    model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size))
-    runs.write_atomic(run_dir / runs.SUMMARY, summary_text(model))
-    return splits, model
 
 
 def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorder,
@@ -168,8 +164,7 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     save_model(model, run_dir / runs.MODEL)
     started = time.perf_counter()
     # At the training batch size, whose buffers exist already, and without XLA: compiling the forward
-    # pass for every bucket shape again raised the peak memory more (SimpleRNN +10 MiB, LSTM +6 MiB,
-    # full data) than running it uncompiled costs in time (SimpleRNN 12 s instead of 8 s).
+    # pass for every bucket shape again costs more memory than it saves time (docs/performance.md).
     with stops_at_batch_end() as stop:  # a Ctrl-C here waits for the end of a batch too
         metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
                                  callbacks=[stop])
@@ -194,106 +189,6 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     return model
 
 
-def keeps_average(model: keras.Model) -> bool:
-    """Whether the model's optimizer keeps a moving average of the weights (train.ema_momentum)."""
-    return bool(getattr(model.optimizer, "use_ema", False))
-
-
-@contextlib.contextmanager
-def averaged_weights(model: keras.Model):
-    """Inside the block the model holds its optimizer's averaged weights, when it keeps them; its
-    own after. The checkpoint keeps the weights themselves, from which training goes on."""
-    if not keeps_average(model):
-        yield
-        return
-    own = model.get_weights()
-    model.optimizer.finalize_variable_values(model.trainable_variables)
-    try:
-        yield
-    finally:
-        model.set_weights(own)
-
-
-def stderr(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
-def save_model(model: keras.Model, path: Path) -> None:
-    """model.save through a temporary name (Keras wants the suffix) and a rename."""
-    tmp = path.with_name(f".{path.stem}.tmp{''.join(path.suffixes)}")
-    if path.name.endswith(".weights.h5"):
-        model.save_weights(tmp)
-    else:
-        model.save(tmp)
-    os.replace(tmp, path)
-
-
-LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
-
-
-@contextlib.contextmanager
-def stops_at_batch_end():
-    """For a Keras loop (fit, predict): a Ctrl-C or SIGTERM inside the block waits for the end of a
-    batch, where the callback this yields raises it (pass it to the loop's callbacks)."""
-    with stopping.deferred():
-        yield StopOnSignal()
-
-
-class StopOnSignal(keras.callbacks.Callback):
-    """Raises, at the end of a batch, the KeyboardInterrupt of a Ctrl-C or SIGTERM that came during
-    fit or the test evaluation (rnn_cli.stopping: raised by the signal itself, it could land inside
-    TensorFlow)."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        stopping.raise_if_stopped()
-
-    on_test_batch_end = on_predict_batch_end = on_epoch_begin = on_train_batch_end
-
-
-class RunRecorder(keras.callbacks.Callback):
-    """After every epoch: checkpoint, best weights, history files, one printed line, early stop.
-
-    Early stopping is derived from the history itself, so a resumed run stops exactly where an
-    uninterrupted one would.
-    """
-
-    def __init__(self, run_dir: Path, config: TrainConfig, history: list[dict], echo):
-        super().__init__()
-        self.run_dir, self.config, self.history, self.echo = run_dir, config, history, echo
-        self.stopped_early = False
-        self.epoch_started = 0.0
-
-    def best_epoch(self) -> int | None:
-        best = runs.best_row(self.history)
-        return best["epoch"] if best else None
-
-    def patience_exhausted(self) -> bool:
-        return runs.patience_exhausted(self.history, self.config)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-        row = {"epoch": epoch + 1, **{key: round(float(logs[key]), 6) for key in LOGGED},
-               "learning_rate": float(f"{float(learning_rate):.6g}"),
-               "seconds": round(time.perf_counter() - self.epoch_started, 3)}
-        self.history.append(row)
-        # Checkpoint before history: the history never claims an epoch the checkpoint lacks.
-        save_model(self.model, self.run_dir / runs.CHECKPOINT)
-        if self.best_epoch() == row["epoch"]:
-            with averaged_weights(self.model):  # the weights validation scored
-                save_model(self.model, self.run_dir / runs.BEST_WEIGHTS)
-        runs.write_history(self.run_dir, self.history)
-        self.echo(epoch_line(row, self.config.epochs))
-        if self.patience_exhausted():
-            self.model.stop_training = True
-            self.stopped_early = True
-            self.echo(f"early stopping: no better val_accuracy for {self.config.early_stopping.patience} "
-                      f"epoch(s); best was epoch {self.best_epoch()}")
-
-
 def versions() -> dict:
     return {"rnn_cli": __version__, "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
@@ -301,3 +196,7 @@ def versions() -> dict:
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def stderr(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -7,7 +7,13 @@ import random
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
+
+from rnn_cli.cli import main
+from rnn_cli.config import load_config
+from rnn_cli.data import Reviews
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -61,6 +67,33 @@ def write_archive(folder: Path, archive: Path) -> Path:
     return archive
 
 
+def invoke(*args):
+    """An `rnn` command run in this process; click's result (exit_code, output)."""
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def cli_train(run_dir, config, data, *extra):
+    """`rnn train` of `config` on `data` into `run_dir`, on the CPU."""
+    return invoke("train", "--config", config, "--data", data, "--run-dir", run_dir, "--device", "cpu", *extra)
+
+
+def train_quietly(config, run_dir: Path, **options):
+    """`rnn_cli.train.train` as `rnn train` calls it (process settings first), on the CPU, silent."""
+    from rnn_cli.process import configure
+    from rnn_cli.train import train
+
+    configure(config.train, "cpu")
+    run_dir.mkdir(exist_ok=True)
+    return train(config, run_dir, **{"device": "cpu", "echo": lambda line: None, **options})
+
+
+def random_reviews(n=300, seed=0) -> Reviews:
+    """Reviews of skewed lengths (many short, a few longer than 50 tokens), ids 1..19, no padding id."""
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(rng.geometric(1 / 15, size=n), 80)
+    return Reviews.from_lists([rng.integers(1, 20, size=k).tolist() for k in lengths], rng.integers(0, 2, size=n))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory):
     """Session fixtures (a shared trained run) load data before any test's own cache is set:
@@ -94,15 +127,17 @@ def tiny_config(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def tiny(tiny_config, imdb_archive):
+    """The tiny config on the tiny archive, with `--set` style overrides: tiny("train.epochs=1")."""
+    return lambda *overrides: load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}",
+                                                        *overrides])
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
-    """One finished tiny run, shared by the eval and predict tests."""
-    from click.testing import CliRunner
-
-    from rnn_cli.cli import main
-
+    """One finished tiny run, shared by the eval, predict, plot and compare tests."""
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    result = CliRunner().invoke(main, ["train", "--config", str(tiny_config), "--data", str(imdb_archive),
-                                       "--run-dir", str(run_dir), "--epochs", "3", "--device", "cpu"])
+    result = cli_train(run_dir, tiny_config, imdb_archive, "--epochs", "3")
     assert result.exit_code == 0, result.output
     return run_dir

@@ -1,20 +1,16 @@
+"""rnn_cli.batches: length buckets, masks, the filled short batch, the book recipe's padding."""
+
 import keras
 import numpy as np
 import pytest
 
-from rnn_cli.batches import Batches, bucket_lengths, masks_padding, predict_probabilities
+from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.config import DataConfig, LayerConfig, ModelConfig
 from rnn_cli.data import PAD, Reviews
 from rnn_cli.model import build_model
+from tests.conftest import random_reviews as reviews
 
 MAXLEN, WIDTH = 50, 8
-
-
-def reviews(n=300, seed=0) -> Reviews:
-    """Reviews of skewed lengths (many short, a few longer than MAXLEN), ids 1..19, no padding id."""
-    rng = np.random.default_rng(seed)
-    lengths = np.minimum(rng.geometric(1 / 15, size=n), 80)
-    return Reviews.from_lists([rng.integers(1, 20, size=k).tolist() for k in lengths], rng.integers(0, 2, size=n))
 
 
 def data(**fields) -> DataConfig:
@@ -81,55 +77,6 @@ def test_unbucketed_batches_are_the_book_recipe():
         batches = Batches(source, 16, data(padding=padding), masked=False, seed=3)
         for index, x, _ in all_batches(batches):
             np.testing.assert_array_equal(x, source.take(index).padded(MAXLEN, padding, "pre"))
-
-
-@pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru"])
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_bucketed_predictions_equal_padding_everything_to_maxlen(layer, jit_compile):
-    """The mask makes bucketing invisible: same outputs as pre-padding to maxlen with a mask, the
-    latter computed as the model was compiled (with XLA or not)."""
-    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type=layer, units=5),)),
-                        num_words=20, mask_zero=True)
-    model.compile(loss="binary_crossentropy", jit_compile=jit_compile)
-    source = reviews(n=120, seed=1)
-    assert masks_padding(model)
-    ours = predict_probabilities(model, source, data())
-    assert model.jit_compile is jit_compile  # the model's own setting kept
-    full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
-    np.testing.assert_allclose(ours, full, atol=1e-5)
-
-
-def test_prediction_runs_without_xla_whatever_the_model_was_compiled_with():
-    """Keras caches its predict function; each call must build an uncompiled one, and leave none
-    behind for the model's own XLA setting to find."""
-    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="simple_rnn", units=5),)),
-                        num_words=20, mask_zero=True)
-    model.compile(loss="binary_crossentropy", jit_compile=True)
-    built = []
-    make = model.make_predict_function
-
-    def spy(force=False):
-        if model.predict_function is None or force:
-            built.append(model.jit_compile)
-        return make(force)
-
-    model.make_predict_function = spy
-    source = reviews(n=40, seed=2)
-    first = predict_probabilities(model, source, data())
-    second = predict_probabilities(model, source, data())
-    assert built == [False, False]
-    assert model.jit_compile is True and model.predict_function is None
-    np.testing.assert_array_equal(first, second)
-
-
-def test_unmasked_model_gets_the_configured_padding():
-    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="simple_rnn", units=5),)),
-                        num_words=20)
-    source = reviews(n=40)
-    assert not masks_padding(model)
-    ours = predict_probabilities(model, source, data(padding="pre"))
-    full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
-    np.testing.assert_allclose(ours, full, atol=1e-6)
 
 
 def test_dataset_feeds_keras_one_epoch_per_pass():

@@ -5,6 +5,7 @@ import pytest
 from rnn_cli import runs
 from rnn_cli.compare import compare, markdown_table, text_table
 from rnn_cli.errors import UserError
+from tests.conftest import invoke
 
 
 def fake_run(folder, name, accuracies, test_accuracy, seconds=2.0, parameters=1234):
@@ -93,3 +94,12 @@ def test_runs_of_one_config_show_the_settings_they_differ_in(tmp_path):
     assert "train.ema_momentum=null" in table[2] and "| gru |  | 1 |" in table[5]
     assert text_table(rows).splitlines()[0].split()[:3] == ["config", "settings", "runs"]
     assert "settings" not in markdown_table(rows[3:])  # no column when no names repeat
+
+
+def test_compare_prints_a_table_of_runs(trained_run):
+    result = invoke("compare", trained_run)
+    assert result.exit_code == 0, result.output
+    header, row = result.output.strip().splitlines()
+    assert header.split()[:3] == ["config", "runs", "parameters"] and row.startswith("tiny ")
+    rows = json.loads(invoke("compare", trained_run, "--json").output)
+    assert rows[0]["epochs"] == 3 and rows[0]["test_accuracy"] >= 0.75

@@ -1,30 +1,44 @@
-import numpy as np
+"""rnn_cli.evaluate through `rnn eval`."""
+
+import json
+
 import pytest
 
-from rnn_cli.evaluate import classification_metrics, roc_auc
+from rnn_cli.evaluate import metrics_table
+from tests.conftest import invoke
 
 
-def test_metrics_by_hand():
-    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
-    p = np.array([0.9, 0.8, 0.3, 0.6, 0.1, 0.2, 0.4, 0.7])
-    m = classification_metrics(y, p)
-    assert m["confusion_matrix"] == {"true_negative": 3, "false_positive": 1,
-                                     "false_negative": 1, "true_positive": 3}
-    assert m["accuracy"] == pytest.approx(6 / 8)
-    assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 4)
-    assert m["f1"] == pytest.approx(3 / 4)
-    # Positives outscore negatives in 14 of 16 pairs.
-    assert m["roc_auc"] == pytest.approx(14 / 16)
-    expected_loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
-    assert m["loss"] == pytest.approx(expected_loss)
+def test_eval_prints_metrics_and_writes_eval_json(trained_run):
+    result = invoke("eval", "--run", trained_run)
+    assert result.exit_code == 0, result.output
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "actual pos"):
+        assert name in result.output
+    written = json.loads((trained_run / "eval.json").read_text())
+    assert written["reviews"] == 50
+    assert written["accuracy"] == pytest.approx(json.loads((trained_run / "metrics.json").read_text())["accuracy"])
 
 
-def test_auc_counts_ties_half_and_needs_both_classes():
-    assert roc_auc(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
-    assert roc_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.8, 0.2])) == pytest.approx(1.0)
-    assert roc_auc(np.array([1, 1]), np.array([0.2, 0.9])) is None
+def test_eval_json_with_limit_and_model_file(trained_run):
+    result = invoke("eval", "--model", trained_run / "model.keras", "--limit", "10", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["reviews"] == 10
+    assert sum(metrics["confusion_matrix"].values()) == 10
 
 
-def test_no_positive_predictions_do_not_divide_by_zero():
-    m = classification_metrics(np.array([1, 0]), np.array([0.1, 0.2]))
-    assert m["precision"] == 0.0 and m["f1"] == 0.0 and m["accuracy"] == 0.5
+def test_eval_defaults_to_the_newest_run(trained_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "no run with model.keras under runs/" in invoke("eval").output
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").symlink_to(trained_run)
+    result = invoke("eval", "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_metrics_table_shows_auc_as_not_available_for_one_class():
+    metrics = {"reviews": 2, "loss": 0.5, "accuracy": 0.5, "precision": 0.0, "recall": 0.0, "f1": 0.0,
+               "roc_auc": None, "confusion_matrix": {"true_negative": 1, "false_positive": 1,
+                                                     "false_negative": 0, "true_positive": 0}}
+    lines = metrics_table(metrics).splitlines()
+    assert lines[6] == "roc_auc    n/a (one class only)"
+    assert lines[-2].split() == ["actual", "neg", "1", "1"]

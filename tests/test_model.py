@@ -5,6 +5,7 @@ import pytest
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility, cudnn_warnings,
                            parameters_before_head, precision_warnings, summary_text)
+from tests.conftest import invoke
 
 
 def layers(*types, **fields):
@@ -118,3 +119,9 @@ def test_mixed_precision_on_a_cpu_is_warned_about():
     assert "train.precision is mixed_bfloat16" in warning and "slower on a CPU" in warning
     assert precision_warnings(TrainConfig(precision="mixed_float16"), "gpu:0") == []
     assert precision_warnings(TrainConfig(), "cpu") == []
+
+
+def test_summary_prints_the_book_parameter_count():
+    result = invoke("summary", "--config", "configs/simple_rnn.yaml")
+    assert result.exit_code == 0, result.output
+    assert "Parameters before the Dense head: 322,080" in result.output

@@ -1,8 +1,11 @@
+"""rnn_cli.plots: figure sizes, no temporary file left, `rnn plot`."""
+
 import struct
 
 import pytest
 
 from rnn_cli.plots import DPI, FIGSIZE, plot_curves
+from tests.conftest import invoke
 
 
 def png_size(path):
@@ -23,3 +26,19 @@ def test_curves_png_has_the_figure_size(tmp_path, count):
     assert out == tmp_path / "sub" / "curves.png"
     assert png_size(out) == (FIGSIZE[0] * DPI, int(FIGSIZE[1] * DPI))
     assert [p.name for p in out.parent.iterdir()] == ["curves.png"]  # no temporary file left
+
+
+def test_plot_writes_curves_into_the_run_and_compares_runs(trained_run, tmp_path):
+    (trained_run / "curves.png").unlink()  # rnn train wrote one; plot writes it again
+    result = invoke("plot", "--run", trained_run)
+    assert result.exit_code == 0, result.output
+    assert (trained_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    out = tmp_path / "both.png"
+    result = invoke("plot", "--run", trained_run, "--run", trained_run, "--out", out)
+    assert result.exit_code == 0 and out.exists()
+
+
+def test_plot_without_history_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("plot", "--run", tmp_path / "empty")
+    assert result.exit_code == 2 and "no finished epoch to plot" in result.output

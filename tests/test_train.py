@@ -1,41 +1,224 @@
-"""The training path's decisions: fast path on by default, the book recipe on request, GPU choices."""
+"""rnn_cli.train: the run folder's files, repeatable training, resume, the test evaluation, the
+fast path's decisions (on by default, the book recipe on request, GPU choices)."""
 
+import csv
 import json
+import os
+import signal
 
 import keras
 import numpy as np
 import pytest
+import yaml
 from tensorflow.python.framework import config as tf_config
 
-from rnn_cli import runs
+from rnn_cli import runs, stopping
 from rnn_cli import train as train_module
-from rnn_cli.batches import predict_probabilities
 from rnn_cli.config import load_config
 from rnn_cli.data import load_imdb
-from rnn_cli.evaluate import classification_metrics
-from rnn_cli.train import train
+from rnn_cli.inference import predict_probabilities
+from rnn_cli.metrics import classification_metrics
+from rnn_cli.model import THRESHOLD
+from tests.conftest import cli_train, invoke, train_quietly
+
+RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras", "curves.png",
+             "vocab.json", "summary.txt", "run.json", "metrics.json"}
 
 
-def tiny(tiny_config, imdb_archive, *overrides):
-    return load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", *overrides])
+def test_train_writes_every_run_file(trained_run, imdb_archive):
+    assert RUN_FILES <= {p.name for p in trained_run.iterdir()}
+    assert not [p for p in trained_run.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in trained_run.iterdir()} == {0o666 & ~mask}
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 3 and config["data"]["source"] == "aclimdb"
+    assert config["data"]["path"] == str(imdb_archive.resolve())
+
+    rows = list(csv.DictReader((trained_run / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == list(runs.HISTORY_COLUMNS)
+    history = json.loads((trained_run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all(0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0 for row in history)
+    assert history[0]["learning_rate"] == pytest.approx(0.01)
+
+    record = json.loads((trained_run / "run.json").read_text())
+    assert record["status"] == "finished" and record["device"] == "cpu" and record["seed"] == 42
+    assert record["data"]["sizes"] == {"train": 160, "val": 40, "test": 50, "vocabulary": 25, "skipped": 0}
+    assert {"tensorflow", "keras", "python"} <= set(record["versions"])
+    assert record["timings"]["train_seconds"] > 0 and record["epochs_done"] == 3
+
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["reviews"] == 50 and 0 <= metrics["accuracy"] <= 1
+    assert "Parameters before the Dense head" in (trained_run / "summary.txt").read_text()
+    # Every word of the tiny data fits under num_words 40.
+    assert len(json.loads((trained_run / "vocab.json").read_text())["words"]) == 22
+
+
+def test_tiny_model_learns_the_signal(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.75, metrics
+
+
+def test_same_seed_gives_the_same_history(tmp_path, tiny_config, imdb_archive):
+    histories = []
+    for name in ("a", "b"):
+        assert cli_train(tmp_path / name, tiny_config, imdb_archive).exit_code == 0
+        rows = runs.read_history(tmp_path / name)
+        histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in rows])
+    assert histories[0] == histories[1]
+    result = cli_train(tmp_path / "c", tiny_config, imdb_archive, "--set", "train.seed=7")
+    assert result.exit_code == 0
+    other = [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(tmp_path / "c")]
+    assert other != histories[0]
+
+
+class InterruptInEpoch(keras.callbacks.Callback):
+    """Ctrl-C in the middle of an epoch, as a user would press it."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
+    run_dir = tmp_path / "run"
+    config = tiny("train.epochs=4")
+    with pytest.raises(KeyboardInterrupt):
+        train_quietly(config, run_dir, callbacks=(InterruptInEpoch(2),))
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 2 * 20
+    before = runs.read_history(run_dir)
+
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    history = runs.read_history(run_dir)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[:2] == before  # finished epochs are kept as they were
+    assert "epoch 3/4" in result.output and "epoch 1/4" not in result.output
+    # Optimizer state went on from the checkpoint: 20 steps an epoch (160 reviews, batch 8).
+    assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 4 * 20
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+    more = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "5", "--device", "cpu")
+    assert more.exit_code == 0, more.output
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2, 3, 4, 5]
+    assert load_config(run_dir / "config.yaml").train.epochs == 5
+
+
+def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, monkeypatch):
+    import rnn_cli.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    config = tiny()
+    with monkeypatch.context() as patch:
+        patch.setattr(rnn_cli.train, "evaluate_model", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train_quietly(config, run_dir)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists()
+
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    # Every epoch was done: only the evaluation is left (no epoch lines, nor the line about compiling).
+    assert not any(line.startswith(("epoch ", "batches: ")) for line in result.output.splitlines())
+    assert len(runs.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, tiny,
+                                                                       monkeypatch):
+    import rnn_cli.train
+
+    seen = []
+
+    class SignalInFirstBatch(keras.callbacks.Callback):
+        def on_predict_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+            if batch == 0:
+                signal.raise_signal(signal.SIGINT)
+                seen.append("went on")  # not raised here, inside Keras' loop, but at the batch's end
+
+    scored = rnn_cli.train.evaluate_model
+
+    def evaluate(*args, callbacks=(), **kwargs):
+        return scored(*args, callbacks=[SignalInFirstBatch(), *callbacks], **kwargs)
+
+    monkeypatch.setattr(rnn_cli.train, "evaluate_model", evaluate)
+    run_dir = tmp_path / "run"
+    config = tiny("train.epochs=1")
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
+        train_quietly(config, run_dir)
+    assert seen == [0, "went on"]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists() and len(runs.read_history(run_dir)) == 1
+
+
+def test_a_checkpoint_from_before_the_filled_short_batch_resumes_unfilled(tmp_path, tiny,
+                                                                         monkeypatch):
+    """Its loss averages over rows: zero-weight copies would change its steps, so none are added."""
+    import rnn_cli.model
+    import rnn_cli.train
+
+    run_dir = tmp_path / "run"
+    config = tiny("train.epochs=1")
+    with monkeypatch.context() as patch:
+        patch.setattr(rnn_cli.model, "LOSS_REDUCTION", "sum_over_batch_size")  # the loss of earlier versions
+        train_quietly(config, run_dir)
+    filled, made = [], rnn_cli.train.Batches
+
+    def batches(*args, **kwargs):
+        filled.append(kwargs.get("filled", False))
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(rnn_cli.train, "Batches", batches)
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert filled[0] is False and len(runs.read_history(run_dir)) == 2  # filled[0]: the training batches
+
+
+def test_restore_best_saves_the_best_epoch_as_the_model(tmp_path, tiny_config, imdb_archive):
+    result = cli_train(tmp_path / "run", tiny_config, imdb_archive, "--epochs", "4",
+                        "--set", "train.early_stopping.restore_best=true", "--set", "train.learning_rate=0.05")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "run"
+    history = runs.read_history(run_dir)
+    best = max(history, key=lambda r: (r["val_accuracy"], -r["epoch"]))
+    assert json.loads((run_dir / "run.json").read_text())["best_epoch"] == best["epoch"]
+    model = keras.saving.load_model(run_dir / "model.keras")
+    last = keras.saving.load_model(run_dir / "checkpoint.keras")
+    model_weights = [w.numpy() for w in model.weights]
+    model.load_weights(run_dir / "best.weights.h5")
+    assert all((a == b.numpy()).all() for a, b in zip(model_weights, model.weights))
+    differs = any((a != b.numpy()).any() for a, b in zip(model_weights, last.weights))
+    assert differs == (best["epoch"] != len(history))
 
 
 def train_whole_and_resumed(config, parent):
     """Train `config` into parent/full in one go, and into parent/resumed stopped after epoch 2
     (as by Ctrl-C) and resumed."""
-    quiet = {"device": "cpu", "echo": lambda line: None, "progress": False}
 
     class StopAfterTwo(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt
 
-    (parent / "full").mkdir()
-    train(config, parent / "full", **quiet)
-    (parent / "resumed").mkdir()
+    train_quietly(config, parent / "full")
     with pytest.raises(KeyboardInterrupt):
-        train(config, parent / "resumed", callbacks=(StopAfterTwo(),), **quiet)
-    train(config, parent / "resumed", resume=True, **quiet)
+        train_quietly(config, parent / "resumed", callbacks=(StopAfterTwo(),))
+    train_quietly(config, parent / "resumed", resume=True)
 
 
 def history_without_time(run_dir):
@@ -51,11 +234,10 @@ def test_fast_path_is_the_default(trained_run):
     assert model.get_layer("embedding").mask_zero
 
 
-def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny_config, imdb_archive):
-    config = tiny(tiny_config, imdb_archive, "data.bucketing=false", "train.jit_compile=false")
+def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
+    config = tiny("data.bucketing=false", "train.jit_compile=false")
     for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        train(config, tmp_path / name, device="cpu", echo=lambda line: None)
+        train_quietly(config, tmp_path / name)
     assert history_without_time(tmp_path / "a") == history_without_time(tmp_path / "b")
     record = json.loads((tmp_path / "a" / "run.json").read_text())
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA).
@@ -64,7 +246,7 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny_config, i
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
 
-def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_config, imdb_archive, monkeypatch):
+def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny, monkeypatch):
     evaluated = []  # the test evaluation runs at the training batch size (without XLA, always)
     evaluate = train_module.evaluate_model
     monkeypatch.setattr(train_module, "evaluate_model", lambda *args, **options: (
@@ -82,12 +264,8 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
         return real_batches(reviews, batch_size, *args, seed=seed, **options)
 
     monkeypatch.setattr(train_module, "Batches", batches)
-    (tmp_path / "recipe").mkdir()
-    train(tiny(tiny_config, imdb_archive, "train.jit_compile=false", "data.bucketing=false", "train.epochs=1"),
-          tmp_path / "recipe", device="cpu", echo=lambda line: None)
-    (tmp_path / "fast").mkdir()
-    train(tiny(tiny_config, imdb_archive, "train.epochs=1"), tmp_path / "fast", device="cpu",
-          echo=lambda line: None)
+    train_quietly(tiny("train.jit_compile=false", "data.bucketing=false", "train.epochs=1"), tmp_path / "recipe")
+    train_quietly(tiny("train.epochs=1"), tmp_path / "fast")
     record = json.loads((tmp_path / "fast" / "run.json").read_text())
     assert record["fast_path"]["jit_compile"] is True
     assert not tf_config.is_op_determinism_enabled()
@@ -96,23 +274,23 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny_conf
     assert filled == [False, True]  # the recipe keeps its short batch; the fast path fills it
 
 
-def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny_config, imdb_archive,
+def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny,
                                                                       monkeypatch):
     """The GPU decisions, taken on CPU: the device is only a name to them."""
     monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted: "gpu:0 (simulated)")
-    config = tiny(tiny_config, imdb_archive, "train.epochs=1", "model.layers.0.type=lstm",
+    config = tiny("train.epochs=1", "model.layers.0.type=lstm",
                   "model.layers.0.recurrent_dropout=0.2")
     warnings = []
     (tmp_path / "run").mkdir()
-    train(config, tmp_path / "run", device="gpu", echo=lambda line: None, warn=warnings.append)
+    train_module.train(config, tmp_path / "run", device="gpu", echo=lambda line: None, warn=warnings.append)
     assert len(warnings) == 1 and "lstm_0 will not use cuDNN" in warnings[0]
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["cudnn"] == {"lstm_0": {"eligible": False, "reason": "recurrent_dropout is 0.2; cuDNN needs 0"}}
     assert record["fast_path"]["determinism"] is None  # op determinism would refuse cuDNN
 
 
-def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path, tiny_config, imdb_archive):
-    config = tiny(tiny_config, imdb_archive, "train.schedule=cosine", "train.epochs=3")
+def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path, tiny):
+    config = tiny("train.schedule=cosine", "train.epochs=3")
     train_whole_and_resumed(config, tmp_path)
     rates = [row["learning_rate"] for row in runs.read_history(tmp_path / "full")]
     assert rates[0] < 0.01 and rates[0] > rates[1] > rates[2] >= 0  # 0.01 is the tiny config's rate
@@ -123,8 +301,8 @@ def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path,
     assert warmups == {"full": [1], "resumed": [1, 3]}
 
 
-def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, tiny_config, imdb_archive):
-    config = tiny(tiny_config, imdb_archive, "train.ema_momentum=0.9", "train.epochs=3",
+def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, tiny):
+    config = tiny("train.ema_momentum=0.9", "train.epochs=3",
                   "train.early_stopping.restore_best=false")
     train_whole_and_resumed(config, tmp_path)
     val = load_imdb(config.data).val
@@ -141,14 +319,14 @@ def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, 
         best = keras.saving.load_model(run_dir / "model.keras")
         best.load_weights(run_dir / "best.weights.h5")
         for model, row in ((saved, history[-1]), (best, runs.best_row(history))):
-            loss = classification_metrics(val.labels, predict_probabilities(model, val, config.data))["loss"]
+            loss = classification_metrics(val.labels, predict_probabilities(model, val, config.data), THRESHOLD)["loss"]
             assert loss == pytest.approx(row["val_loss"], abs=2e-6)
     # The average went on from the checkpoint: a resumed run ends where an uninterrupted one does.
     assert history_without_time(tmp_path / "resumed") == history_without_time(tmp_path / "full")
 
 
-def test_mixed_precision_trains_saves_and_resumes(tmp_path, tiny_config, imdb_archive):
-    config = tiny(tiny_config, imdb_archive, "train.precision=mixed_float16", "train.epochs=3",
+def test_mixed_precision_trains_saves_and_resumes(tmp_path, tiny):
+    config = tiny("train.precision=mixed_float16", "train.epochs=3",
                   "model.layers.0.type=lstm")
     train_whole_and_resumed(config, tmp_path)
     record = json.loads((tmp_path / "full" / "run.json").read_text())

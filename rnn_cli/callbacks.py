@@ -1,0 +1,129 @@
+"""The Keras callbacks of a training: the run recorder (every epoch committed to the run folder),
+the stop at a batch's end for Ctrl-C and SIGTERM, and the progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import keras
+from tqdm import tqdm
+
+from rnn_cli import runs, stopping
+from rnn_cli.config import TrainConfig
+from rnn_cli.model import averaged_weights, save_model
+
+LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@contextlib.contextmanager
+def stops_at_batch_end():
+    """For a Keras loop (fit, predict): a Ctrl-C or SIGTERM inside the block waits for the end of a
+    batch, where the callback this yields raises it (pass it to the loop's callbacks)."""
+    with stopping.deferred():
+        yield StopOnSignal()
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Raises, at the end of a batch, the KeyboardInterrupt of a Ctrl-C or SIGTERM that came during
+    fit or the test evaluation (rnn_cli.stopping: raised by the signal itself, it could land inside
+    TensorFlow)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        stopping.raise_if_stopped()
+
+    on_test_batch_end = on_predict_batch_end = on_epoch_begin = on_train_batch_end
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """After every epoch: checkpoint, best weights, history files, one printed line, early stop.
+
+    Early stopping is derived from the history itself, so a resumed run stops exactly where an
+    uninterrupted one would.
+    """
+
+    def __init__(self, run_dir: Path, config: TrainConfig, history: list[dict], echo):
+        super().__init__()
+        self.run_dir, self.config, self.history, self.echo = run_dir, config, history, echo
+        self.stopped_early = False
+        self.epoch_started = 0.0
+
+    def best_epoch(self) -> int | None:
+        best = runs.best_row(self.history)
+        return best["epoch"] if best else None
+
+    def patience_exhausted(self) -> bool:
+        return runs.patience_exhausted(self.history, self.config)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        row = {"epoch": epoch + 1, **{key: round(float(logs[key]), 6) for key in LOGGED},
+               "learning_rate": float(f"{float(learning_rate):.6g}"),
+               "seconds": round(time.perf_counter() - self.epoch_started, 3)}
+        self.history.append(row)
+        # Checkpoint before history: the history never claims an epoch the checkpoint lacks.
+        save_model(self.model, self.run_dir / runs.CHECKPOINT)
+        if self.best_epoch() == row["epoch"]:
+            with averaged_weights(self.model):  # the weights validation scored
+                save_model(self.model, self.run_dir / runs.BEST_WEIGHTS)
+        runs.write_history(self.run_dir, self.history)
+        self.echo(epoch_line(row, self.config.epochs))
+        if self.patience_exhausted():
+            self.model.stop_training = True
+            self.stopped_early = True
+            self.echo(f"early stopping: no better val_accuracy for {self.config.early_stopping.patience} "
+                      f"epoch(s); best was epoch {self.best_epoch()}")
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """The one-line summary of a finished epoch."""
+    return (f"epoch {row['epoch']}/{epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+            f"{row['seconds']:.1f}s")
+
+
+class Progress(keras.callbacks.Callback):
+    """A bar of batches with running loss and accuracy, when stderr is a terminal.
+
+    Epoch summary lines come from the run recorder, which knows the finished row; this
+    callback only draws the bar, so logs that are not a terminal get no bar spam.
+    """
+
+    def __init__(self, steps: int, epochs: int, stream=None):
+        super().__init__()
+        self.steps, self.epochs = steps, epochs
+        self.stream = stream or sys.stderr
+        self.bar = None
+
+    @staticmethod
+    def wanted(stream=None) -> bool:
+        stream = stream or sys.stderr
+        return hasattr(stream, "isatty") and stream.isatty()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
+                        file=self.stream, leave=False, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.bar.update(1)
+        if "loss" in logs and batch % 10 == 0:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}",
+                                 acc=f"{float(logs.get('accuracy', 0.0)):.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.close()
+
+    def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,56 @@
+"""Atomic file writes and JSON reading: every file the tool writes goes through `atomic_path`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from rnn_cli.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A unique temporary path beside `path`, with its suffixes (Keras and savefig go by them),
+    renamed to `path` when the block ends; removed if it raises. A reader never sees half a file."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+    os.close(handle)
+    try:
+        yield Path(tmp)
+        _publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` (UTF-8, newlines as given) through `atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+
+
+def write_json(path: Path, payload) -> None:
+    write_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path):
+    """The JSON in `path`, or a UserError naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read ({err})") from None
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Rename a finished temporary file into place with the permissions a plain open() gives."""
+    # mkstemp makes files readable by their owner alone; run files are for everyone to read.
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)

@@ -1,0 +1,78 @@
+"""`rnn train` as a whole: the run folder and config (new, or resumed), one run in this process or a
+seed group in a process per seed, and what an interruption leaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rnn_cli import runs
+from rnn_cli.config import Config
+from rnn_cli.errors import UserError
+from rnn_cli.stopping import stop_signals
+
+
+@dataclass(frozen=True)
+class Launch:
+    config: Config
+    run_dir: Path
+    seeds: int | None  # a new seed group's size
+    group: bool  # a seed group: trained, resumed and reported as a whole
+    resume: bool
+
+
+def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launch:
+    """A new run (or seed group) of `config`, in `run_dir` if given and empty, else a fresh folder."""
+    run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
+    return Launch(config, run_dir, seeds, group=seeds is not None, resume=False)
+
+
+def resumed_launch(run_dir: Path | None, overrides: list[str]) -> Launch:
+    """The run or seed group in `run_dir` (default: the newest), continued; `overrides`: --epochs."""
+    run_dir, config, group = runs.resume_target(run_dir, overrides)
+    return Launch(config, run_dir, None, group=group, resume=True)
+
+
+def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
+                 progress: bool | None) -> list[runs.TrainResult]:
+    """Train it; Ctrl-C and SIGTERM stop it resumably (KeyboardInterrupt). Bad input found before
+    any epoch finished leaves no new run folder behind."""
+    try:
+        with stop_signals():
+            if launch.group:  # this process never loads TensorFlow: each seed trains in its own
+                from rnn_cli.seeds import train_seeds
+
+                return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
+                                   device=device, echo=echo, progress=progress)
+            from rnn_cli.process import configure
+            from rnn_cli.train import train
+
+            configure(launch.config.train, device)
+            return [train(launch.config, launch.run_dir, device=device, resume=launch.resume, echo=echo,
+                          progress=progress)]
+    except UserError:
+        if not launch.resume and not any(launch.run_dir.rglob(runs.HISTORY_JSON)):
+            runs.remove_run(launch.run_dir)
+        raise
+
+
+def interrupted_message(launch: Launch) -> str:
+    """Where the run stopped and how to go on; in a seed group, the newest seed is the one stopped."""
+    stopped = runs.newest_run(launch.run_dir, needs=runs.RUN_RECORD) if launch.group else launch.run_dir
+    done = len(runs.read_history(stopped))
+    return (f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
+            f"`rnn train --resume --run-dir {launch.run_dir}`")
+
+
+def result_lines(launch: Launch, results: list[runs.TrainResult]) -> list[str]:
+    """One line per run trained, and the group's mean and spread."""
+    lines = [f"test accuracy {r.metrics['accuracy']:.4f}  loss {r.metrics['loss']:.4f}  "
+             f"(best epoch {r.best_epoch}, {len(r.history)} epoch(s), {r.device})  run: {r.run_dir}"
+             for r in results]
+    if launch.group:
+        s = runs.read_json(launch.run_dir / runs.SEEDS_SUMMARY)
+        lines.append(f"{len(results)} seeds: test accuracy {s['test_accuracy']:.4f} ± {s['test_accuracy_std']:.4f}, "
+                     f"best val acc {s['best_val_accuracy']:.4f} ± {s['best_val_accuracy_std']:.4f}  "
+                     f"group: {launch.run_dir}")
+    return lines

@@ -1,0 +1,36 @@
+"""rnn_cli.predict through `rnn predict`."""
+
+import json
+
+from tests.conftest import invoke
+
+def test_predict_scores_reviews(trained_run):
+    result = invoke("predict", "--run", trained_run, "--json",
+                    "A great, wonderful and moving film. Loved it!", "Boring, dull and awful. A waste.")
+    assert result.exit_code == 0, result.output
+    positive, negative = (json.loads(line) for line in result.output.strip().splitlines())
+    assert positive["label"] == "positive" and negative["label"] == "negative"
+    assert positive["probability"] > 0.5 > negative["probability"]
+
+
+def test_predict_empty_and_unknown_text_get_a_clear_answer(trained_run, tmp_path):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("\nxylophone quasar\nsuperb film\n", encoding="utf-8")
+    result = invoke("predict", "--run", trained_run, "--file", reviews)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip("\n").splitlines()
+    assert len(lines) == 3
+    assert "empty review" in lines[0]
+    assert "no word of this review is in the model's vocabulary" in lines[1]
+    assert lines[2].split()[1] in ("positive", "negative")
+
+
+def test_predict_says_when_a_review_is_truncated(trained_run):
+    long_review = " ".join(["great film"] * 30)  # 60 words, maxlen 40
+    result = invoke("predict", "--run", trained_run, "--json", long_review)
+    assert json.loads(result.output)["note"] == "long review: only its last 40 words were read (maxlen 40)"
+
+
+def test_predict_needs_text(trained_run):
+    result = invoke("predict", "--run", trained_run)
+    assert result.exit_code == 2 and "give review TEXT" in result.output
