@@ -1,7 +1,6 @@
 """Reviews to the batches Keras trains on: length-bucketed and masked, or all padded to maxlen.
 
-Recurrent layers pay per time step, and most IMDB reviews are far shorter than maxlen (median 175
-tokens of 500). With bucketing, each epoch shuffles the reviews, sorts them by length within pools of
+Recurrent layers pay per time step, and most reviews are far shorter than maxlen. With bucketing, each epoch shuffles the reviews, sorts them by length within pools of
 `POOL` batches, cuts the pools into batches and shuffles the batch order: batches change every epoch
 but hold reviews of similar length. Each batch is padded on the right only up to the next multiple of
 `bucket_width` (at most maxlen), and the model masks the padding, so the result is the same as
@@ -10,7 +9,7 @@ kernels accept with a mask. Without bucketing every batch is padded to maxlen on
 side and nothing is masked: the book's recipe.
 
 A training's one short batch (the reviews left over after the full ones) would be one more shape
-for XLA to compile and keep (6-7 MiB and a few seconds). Filled up to the batch size with copies of
+for XLA to compile and keep. Filled up to the batch size with copies of
 its own reviews weighted 0, it takes the shape of a full batch of its bucket; under a loss that
 averages over the sample weights (`model.compile_model`) its step is the step on its own reviews.
 """

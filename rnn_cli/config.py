@@ -32,9 +32,7 @@ class DataConfig:
     # bucket_width) and the padding masked: about half the recurrent steps of padding all to
     # maxlen, same results. Off: the book's recipe, everything padded to maxlen, no mask.
     bucketing: bool = True
-    # Few fixed lengths, so XLA compiles each batch shape once; each compiled shape keeps 6-8 MiB.
-    # 128 (lengths 128, 256, 384, 500) instead of 64 (eight lengths): 12% more time steps per
-    # epoch, 30-32 MiB less peak memory (SimpleRNN, LSTM; benchmarks/bench.py, full data).
+    # Few fixed lengths, so XLA compiles each batch shape once and keeps few (docs/performance.md).
     bucket_width: int = 128
     padding: Literal["pre", "post"] = "pre"  # bucketing off only (on: right-padded, as cuDNN needs)
     truncating: Literal["pre", "post"] = "pre"  # pre keeps a long review's ending
@@ -53,16 +51,15 @@ class DataConfig:
             0.0 < self.validation_split < 1.0,
             f"{where}.validation_split", self.validation_split, "a number between 0 and 1 (exclusive)",
         )
-        _require(
-            self.validation_by != "movie" or self.source == "aclimdb",
-            f"{where}.validation_by", self.validation_by,
-            "review when source is keras (its imdb.npz is shuffled, so which reviews share a movie is "
-            "lost); movie needs source aclimdb (--data)",
+        _require_with(
+            self.validation_by != "movie" or self.source == "aclimdb", f"{where}.validation_by",
+            f"movie needs {where}.source aclimdb (--data PATH): Keras' imdb.npz is shuffled, so which "
+            f"reviews share a movie is lost; use review with source keras",
         )
         _require(self.limit is None or self.limit >= 4, f"{where}.limit", self.limit, "an integer >= 4")
-        _require(
-            self.source != "aclimdb" or self.path is not None,
-            f"{where}.path", self.path, "a path to an aclImdb folder or .tar.gz when source is aclimdb",
+        _require_with(
+            self.source != "aclimdb" or self.path is not None, f"{where}.path",
+            f"required when {where}.source is aclimdb: an aclImdb folder or .tar.gz (--data PATH)",
         )
 
 
@@ -119,7 +116,7 @@ class TrainConfig:
     epochs: int = 10
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     seed: int = 42  # weight initialisation and batch order
-    # XLA-compiles the train step: 2-3x faster SimpleRNN steps on CPU, where Keras leaves it off.
+    # XLA-compiles the train step: much faster small-RNN steps on CPU, where Keras leaves it off.
     # On GPU Keras turns it off itself for LSTM/GRU layers that run on cuDNN.
     jit_compile: bool = True
     deterministic: bool = True  # CPU: same seed, same history (XLA, else TF op determinism); GPU: ignored
@@ -134,8 +131,9 @@ class TrainConfig:
         _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
         _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
         # Keras' loss-scale wrapper hides the average from the callback that validates it.
-        _require(self.ema_momentum is None or self.precision != "mixed_float16", f"{where}.ema_momentum",
-                 self.ema_momentum, "null when train.precision is mixed_float16 (use mixed_bfloat16 to average)")
+        _require_with(self.ema_momentum is None or self.precision != "mixed_float16", f"{where}.ema_momentum",
+                      f"{self.ema_momentum} cannot be combined with {where}.precision mixed_float16; use "
+                      "mixed_bfloat16 to average, or ema_momentum null")
         self.early_stopping.check(f"{where}.early_stopping")
 
 
@@ -369,6 +367,12 @@ def _convert(hint, value, where: str):
 def _require(ok: bool, where: str, value, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{where}: {value!r} is out of range; expected {allowed}")
+
+
+def _require_with(ok: bool, where: str, rule: str) -> None:
+    """A rule across two keys: the message says which other key and value rule this one out."""
+    if not ok:
+        raise ConfigError(f"{where}: {rule}")
 
 
 def _join(where: str, key) -> str:

@@ -3,6 +3,12 @@
 Index conventions are Keras': 0 pads, 1 starts every review, 2 stands for a word outside the
 vocabulary, and words take 3, 4, ... by falling frequency in the training split. A vocabulary of
 `num_words` counts those three reserved indices, so every index is below `num_words`.
+
+Why not Keras' `TextVectorization` and `pad_sequences`: the index convention above (a start token,
+so a model trained on Keras' own imdb.npz and one trained on the aclImdb files read alike) is not
+TextVectorization's; the encoded corpus is cached on disk as flat arrays, read in a fraction of a
+second; the archive is read as a stream without extracting it; and `Reviews.padded` pads a batch
+straight from those flat arrays (a test checks it against `pad_sequences`).
 """
 
 from __future__ import annotations
@@ -32,11 +38,9 @@ LABELS = {"neg": 0, "pos": 1}
 # Bump when tokenise() changes: it is part of the cache key.
 TOKENIZER_VERSION = 1
 CACHE_FORMAT = 2  # 2: the training reviews' file numbers are kept (validation_by: movie)
-# aclImdb numbers each label's reviews movie by movie (a movie's reviews are neighbours: two
-# consecutive training reviews share a rare capitalised name 28-45% of the time, two random ones
-# 0.2-0.3%; benchmarks/movie_order.py). validation_by: movie holds out blocks of this many
-# consecutive numbers, four times the most reviews the dataset keeps of one movie (30), so only the
-# movies at a block's edges can be cut.
+# aclImdb numbers each label's reviews movie by movie (docs/data.md, benchmarks/movie_order.py).
+# validation_by: movie holds out blocks of this many consecutive numbers, four times the most reviews
+# the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
 MOVIE_BLOCK = 125
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.

@@ -2,7 +2,7 @@
 
 Why a process per seed: TensorFlow keeps every XLA-compiled program until the process ends (its
 compilation cache has no eviction, tensorflow/tensorflow#64170), and each new model compiles its
-own, so seeds trained one after another in one process grew by about 100 MiB each. A fresh process
+own, so seeds trained one after another in one process grew with each (docs/performance.md). A fresh process
 per seed gives every run the memory of a single `rnn train`. This module does not import
 TensorFlow: the process that waits for the seeds stays small.
 """
@@ -148,8 +148,8 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     first passed on by the group (a terminal's Ctrl-C reaches both processes) and is ignored.
     Once its result is on disk and its error sent, it exits without Python's shutdown: a training
     stopped mid-epoch leaves a tf.data iterator whose prefetch thread may be inside the batch
-    generator, and destroying it during the shutdown waited forever for that thread (seen in 1 of
-    15 interrupted seeds), keeping the group waiting too.
+    generator, and destroying it during the shutdown could wait forever for that thread, keeping
+    the group waiting too.
     """
     try:
         with stopping.stop_signals(again="ignore"):

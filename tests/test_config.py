@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path):
 
 def test_config_is_frozen(tmp_path):
     config = load_config(write(tmp_path, "{}\n"))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.epochs = 5
 
 
@@ -87,9 +88,8 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("model: {layers: [{units: 4}]}\n", [], "'model.layers[0].type' is required"),
     ("model: {layers: []}\n", [], "model.layers"),
     ("model: {layers: [{type: lstm, dropout: 1.0}]}\n", [], "model.layers[0].dropout: 1.0 is out of range"),
-    ("data: {source: aclimdb}\n", [], "data.path: None is out of range"),
-    ("data: {validation_by: movie}\n", [],
-     "data.validation_by: 'movie' is out of range; expected review when source is keras"),
+    ("data: {source: aclimdb}\n", [], "data.path: required when data.source is aclimdb"),
+    ("data: {validation_by: movie}\n", [], "data.validation_by: movie needs data.source aclimdb (--data PATH)"),
     ("{}\n", ["data.validation_by=film"], "data.validation_by: 'film' is not allowed; allowed: review, movie"),
     ("train: {ema_momentum: 1}\n", [], "train.ema_momentum: 1.0 is out of range; expected a number between 0 and 1"),
     ("{}\n", ["train.ema_momentum=fast"], "train.ema_momentum: expected a number or null, got str 'fast'"),
@@ -97,7 +97,7 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("{}\n", ["train.precision=float16"],
      "train.precision: 'float16' is not allowed; allowed: float32, mixed_float16, mixed_bfloat16"),
     ("train: {precision: mixed_float16, ema_momentum: 0.99}\n", [],
-     "train.ema_momentum: 0.99 is out of range; expected null when train.precision is mixed_float16"),
+     "train.ema_momentum: 0.99 cannot be combined with train.precision mixed_float16"),
     ("{}\n", ["train.bogus=1"], "unknown key 'train.bogus'"),
     ("{}\n", ["epochs"], "expected KEY=VALUE"),
     ("{}\n", ["model.layers.3.units=8"], "index 3 is outside the list"),

@@ -35,8 +35,8 @@ def test_index_conventions_and_vocabulary_cap(imdb_folder):
     assert np.any(everything == OOV)  # words beyond the cap became out-of-vocabulary
     # The most frequent training word gets 3, the next 4, ...
     counts = {}
-    for text, _ in data._read_reviews(imdb_folder)[0]["train"]:
-        for w in tokenize(text):
+    for split, _, _, raw in data.iter_review_files(imdb_folder):
+        for w in tokenize(raw.decode("utf-8")) if split == "train" else []:
             counts[w] = counts.get(w, 0) + 1
     expected = sorted(counts, key=lambda w: (-counts[w], w))[:7]
     assert list(words) == expected

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rnn_cli import runs
 from rnn_cli.evaluate import metrics_table
 from tests.conftest import invoke
 
@@ -13,9 +14,9 @@ def test_eval_prints_metrics_and_writes_eval_json(trained_run):
     assert result.exit_code == 0, result.output
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "actual pos"):
         assert name in result.output
-    written = json.loads((trained_run / "eval.json").read_text())
+    written = runs.read_json(trained_run / "eval.json")
     assert written["reviews"] == 50
-    assert written["accuracy"] == pytest.approx(json.loads((trained_run / "metrics.json").read_text())["accuracy"])
+    assert written["accuracy"] == pytest.approx(runs.read_json(trained_run / "metrics.json")["accuracy"])
 
 
 def test_eval_json_with_limit_and_model_file(trained_run):

@@ -1,7 +1,6 @@
 """rnn_cli.launch through `rnn train`: run folders claimed and never overwritten, bad input in one
 line before TensorFlow, --quiet, SIGTERM."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,6 +9,7 @@ import sys
 import keras
 import pytest
 
+from rnn_cli import runs
 from tests.conftest import cli_train, invoke
 
 
@@ -83,5 +83,5 @@ def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_arch
     result = cli_train(run_dir, tiny_config, imdb_archive, "--epochs", "50")
     assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert f"interrupted: 1 finished epoch(s) kept in {run_dir}" in result.output
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back

@@ -17,25 +17,6 @@ from tests.conftest import cli_train, invoke
 from tests.test_train import InterruptInEpoch
 
 
-def test_seeds_trains_one_folder_per_seed_and_summarizes(tmp_path, tiny_config, imdb_archive):
-    group = tmp_path / "group"
-    result = cli_train(group, tiny_config, imdb_archive, "--seeds", "2", "--epochs", "1")
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in group.iterdir()) == ["curves.png", "seed-42", "seed-43", "seeds.json"]
-    histories = [runs.read_history(group / name) for name in ("seed-42", "seed-43")]
-    assert all(len(h) == 1 for h in histories) and histories[0] != histories[1]
-    assert [load_config(group / n / "config.yaml").train.seed for n in ("seed-42", "seed-43")] == [42, 43]
-    summary = json.loads((group / "seeds.json").read_text())
-    tests = [json.loads((group / n / "metrics.json").read_text())["accuracy"] for n in ("seed-42", "seed-43")]
-    assert summary["runs"] == 2 and summary["seeds"] == [42, 43]
-    assert summary["test_accuracy"] == pytest.approx(sum(tests) / 2)
-    assert "2 seeds: test accuracy" in result.output.splitlines()[-1]
-
-    table = invoke("compare", group, "--markdown")
-    assert table.exit_code == 0, table.output
-    assert "| tiny | 2 |" in table.output and " ± " in table.output
-
-
 class InterruptSecondRun(InterruptInEpoch):
     """Ctrl-C in epoch 2 of the second training started (a seed group's second seed).
 
@@ -58,22 +39,30 @@ class InterruptSecondRun(InterruptInEpoch):
             super().on_train_batch_end(batch, logs)
 
 
-def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny):
-    group = tmp_path / "group"
-    group.mkdir()
-    config = tiny()
-    log = tmp_path / "trainings.log"
-    lines = []
-    with pytest.raises(KeyboardInterrupt):
-        train_seeds(config, group, 3, device="cpu", echo=lines.append, callbacks=(InterruptSecondRun(log),))
+def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, tiny_config, imdb_archive,
+                                                                      monkeypatch):
+    """Interrupted in its second seed (rnn train --seeds 3), resumed, summarized: one training for all."""
+    import rnn_cli.seeds
+
+    seeds, log = rnn_cli.seeds.train_seeds, tmp_path / "trainings.log"
+    with monkeypatch.context() as patch:
+        patch.setattr(rnn_cli.seeds, "train_seeds",
+                      lambda *args, **kwargs: seeds(*args, callbacks=(InterruptSecondRun(log),), **kwargs))
+        group = tmp_path / "group"
+        result = cli_train(group, tiny_config, imdb_archive, "--seeds", "3")
+    assert result.exit_code == 130
+    assert f"interrupted: 1 finished epoch(s) kept in {group / 'seed-43'}" in result.output
+    assert f"`rnn train --resume --run-dir {group}`" in result.output  # the group, not the seed
     processes = log.read_text().split()
     assert len(processes) == 2 and len(set(processes)) == 2 and str(os.getpid()) not in processes
-    # The children's lines come to this process' echo: seed 43's first epoch is the last one.
-    assert lines[0] == f"seed 42 (1/3): {group / 'seed-42'}" and lines[-1].startswith("epoch 1/2 ")
+    # The seeds' lines come through this process: seed 43's first epoch is the last one.
+    lines = result.output.splitlines()
+    assert lines[1] == f"seed 42 (1/3): {group / 'seed-42'}"
+    assert [line for line in lines if line.startswith("epoch ")][-1].startswith("epoch 1/2 ")
     first, second = runs.read_history(group / "seed-42"), runs.read_history(group / "seed-43")
     assert len(first) == 2 and len(second) == 1
     assert not (group / "seed-44").exists()
-    assert json.loads((group / "seeds.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(group / runs.SEEDS_SUMMARY)["status"] == "interrupted"
 
     result = invoke("train", "--resume", "--run-dir", group, "--device", "cpu")
     assert result.exit_code == 0, result.output
@@ -81,10 +70,20 @@ def test_interrupted_seed_group_resumes_as_a_whole(tmp_path, tiny):
     assert runs.read_history(group / "seed-42") == first  # the finished seed is not trained again
     assert [len(runs.read_history(group / f"seed-{s}")) for s in (43, 44)] == [2, 2]
     assert runs.read_history(group / "seed-43")[0] == second[0]  # resumed, not started again
-    assert load_config(group / "seed-44" / "config.yaml").train.seed == 44
-    summary = json.loads((group / "seeds.json").read_text())
-    assert summary["status"] == "finished" and summary["runs"] == 3
+    names = ("seed-42", "seed-43", "seed-44")
+    assert sorted(p.name for p in group.iterdir()) == ["curves.png", *names, "seeds.json"]
+    histories = [runs.read_history(group / name) for name in names]
+    assert histories[0] != histories[1] != histories[2]
+    assert [load_config(group / n / runs.CONFIG).train.seed for n in names] == [42, 43, 44]
+    summary = runs.read_json(group / runs.SEEDS_SUMMARY)
+    tests = [runs.read_json(group / n / runs.METRICS)["accuracy"] for n in names]
+    assert summary["status"] == "finished" and summary["runs"] == 3 and summary["seeds"] == [42, 43, 44]
+    assert summary["test_accuracy"] == pytest.approx(sum(tests) / 3)
     assert "3 seeds: test accuracy" in result.output.splitlines()[-1]
+
+    table = invoke("compare", group, "--markdown")
+    assert table.exit_code == 0, table.output
+    assert "| tiny | 3 |" in table.output and " ± " in table.output
 
 
 class InterruptTheParent(keras.callbacks.Callback):
@@ -109,12 +108,12 @@ def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny
         train_seeds(config, group, 2, device="cpu", echo=lines.append, callbacks=(InterruptTheParent(signum),))
     history = runs.read_history(group / "seed-42")
     assert 1 <= len(history) < 50  # passed on: the seed stopped, and recorded where
-    assert json.loads((group / "seed-42" / "run.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(group / "seed-42" / "run.json")["status"] == "interrupted"
     # Every finished epoch's line reached this process, those after the interrupt too.
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == [f"{i}/50" for i in
                                                                              range(1, len(history) + 1)]
     assert not (group / "seed-43").exists()
-    assert json.loads((group / "seeds.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(group / "seeds.json")["status"] == "interrupted"
 
 
 KILL_THE_PARENT = """
@@ -169,7 +168,7 @@ def test_a_signal_during_fit_stops_the_seed_at_its_next_batch(tmp_path, tiny):
     with pytest.raises(KeyboardInterrupt):
         train_seeds(config, group, 2, device="cpu", echo=lambda line: None, callbacks=(SignalInEpoch2(),))
     assert len(runs.read_history(group / "seed-42")) == 1
-    assert json.loads((group / "seed-42" / "run.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(group / "seed-42" / "run.json")["status"] == "interrupted"
 
 
 class FailInEpoch2(keras.callbacks.Callback):
@@ -187,22 +186,7 @@ def test_an_error_in_a_seed_process_is_raised_in_the_group_with_its_traceback(tm
     (note,) = err.value.__notes__
     assert note.startswith("in the training process:")
     assert 'raise ValueError("broken callback")' in note  # the child's traceback, down to the line
-    record = json.loads((group / "seed-42" / "run.json").read_text())
+    record = runs.read_json(group / "seed-42" / "run.json")
     assert record["status"] == "failed" and record["error"] == "ValueError: broken callback"
     assert len(runs.read_history(group / "seed-42")) == 1  # the finished epoch is kept
-    assert json.loads((group / "seeds.json").read_text())["status"] == "failed"
-
-
-def test_ctrl_c_in_a_seed_group_names_the_stopped_seed_and_the_group(tmp_path, tiny_config, imdb_archive,
-                                                                     monkeypatch):
-    import rnn_cli.seeds
-
-    seeds = rnn_cli.seeds.train_seeds
-    log = tmp_path / "trainings.log"
-    monkeypatch.setattr(rnn_cli.seeds, "train_seeds",
-                        lambda *args, **kwargs: seeds(*args, callbacks=(InterruptSecondRun(log),), **kwargs))
-    group = tmp_path / "group"
-    result = cli_train(group, tiny_config, imdb_archive, "--seeds", "2")
-    assert result.exit_code == 130
-    assert f"interrupted: 1 finished epoch(s) kept in {group / 'seed-43'}" in result.output
-    assert f"`rnn train --resume --run-dir {group}`" in result.output  # the group, not the seed
+    assert runs.read_json(group / "seeds.json")["status"] == "failed"

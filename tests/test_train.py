@@ -2,7 +2,6 @@
 fast path's decisions (on by default, the book recipe on request, GPU choices)."""
 
 import csv
-import json
 import os
 import signal
 
@@ -38,26 +37,26 @@ def test_train_writes_every_run_file(trained_run, imdb_archive):
     rows = list(csv.DictReader((trained_run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert list(rows[0]) == list(runs.HISTORY_COLUMNS)
-    history = json.loads((trained_run / "history.json").read_text())
+    history = runs.read_json(trained_run / "history.json")
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert all(0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0 for row in history)
     assert history[0]["learning_rate"] == pytest.approx(0.01)
 
-    record = json.loads((trained_run / "run.json").read_text())
+    record = runs.read_json(trained_run / "run.json")
     assert record["status"] == "finished" and record["device"] == "cpu" and record["seed"] == 42
     assert record["data"]["sizes"] == {"train": 160, "val": 40, "test": 50, "vocabulary": 25, "skipped": 0}
     assert {"tensorflow", "keras", "python"} <= set(record["versions"])
     assert record["timings"]["train_seconds"] > 0 and record["epochs_done"] == 3
 
-    metrics = json.loads((trained_run / "metrics.json").read_text())
+    metrics = runs.read_json(trained_run / "metrics.json")
     assert metrics["reviews"] == 50 and 0 <= metrics["accuracy"] <= 1
     assert "Parameters before the Dense head" in (trained_run / "summary.txt").read_text()
     # Every word of the tiny data fits under num_words 40.
-    assert len(json.loads((trained_run / "vocab.json").read_text())["words"]) == 22
+    assert len(runs.read_json(trained_run / "vocab.json")["words"]) == 22
 
 
 def test_tiny_model_learns_the_signal(trained_run):
-    metrics = json.loads((trained_run / "metrics.json").read_text())
+    metrics = runs.read_json(trained_run / "metrics.json")
     assert metrics["accuracy"] >= 0.75, metrics
 
 
@@ -95,7 +94,7 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
     with pytest.raises(KeyboardInterrupt):
         train_quietly(config, run_dir, callbacks=(InterruptInEpoch(2),))
     assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 2 * 20
     before = runs.read_history(run_dir)
 
@@ -107,7 +106,7 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
     assert "epoch 3/4" in result.output and "epoch 1/4" not in result.output
     # Optimizer state went on from the checkpoint: 20 steps an epoch (160 reviews, batch 8).
     assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 4 * 20
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    assert runs.read_json(run_dir / "run.json")["status"] == "finished"
 
     more = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "5", "--device", "cpu")
     assert more.exit_code == 0, more.output
@@ -127,7 +126,7 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, m
         patch.setattr(rnn_cli.train, "evaluate_model", interrupted)
         with pytest.raises(KeyboardInterrupt):
             train_quietly(config, run_dir)
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert not (run_dir / "metrics.json").exists()
 
     result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
@@ -135,7 +134,7 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, m
     # Every epoch was done: only the evaluation is left (no epoch lines, nor the line about compiling).
     assert not any(line.startswith(("epoch ", "batches: ")) for line in result.output.splitlines())
     assert len(runs.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    assert runs.read_json(run_dir / "run.json")["status"] == "finished"
 
 
 def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, tiny,
@@ -162,7 +161,7 @@ def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, 
     with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
         train_quietly(config, run_dir)
     assert seen == [0, "went on"]
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert not (run_dir / "metrics.json").exists() and len(runs.read_history(run_dir)) == 1
 
 
@@ -196,7 +195,7 @@ def test_restore_best_saves_the_best_epoch_as_the_model(tmp_path, tiny_config, i
     run_dir = tmp_path / "run"
     history = runs.read_history(run_dir)
     best = max(history, key=lambda r: (r["val_accuracy"], -r["epoch"]))
-    assert json.loads((run_dir / "run.json").read_text())["best_epoch"] == best["epoch"]
+    assert runs.read_json(run_dir / "run.json")["best_epoch"] == best["epoch"]
     model = keras.saving.load_model(run_dir / "model.keras")
     last = keras.saving.load_model(run_dir / "checkpoint.keras")
     model_weights = [w.numpy() for w in model.weights]
@@ -226,7 +225,7 @@ def history_without_time(run_dir):
 
 
 def test_fast_path_is_the_default(trained_run):
-    record = json.loads((trained_run / "run.json").read_text())
+    record = runs.read_json(trained_run / "run.json")
     assert record["fast_path"] == {"bucketing": True, "jit_compile": True, "determinism": "xla",
                                    "precision": "float32"}
     assert record["cudnn"] is None  # a CPU run
@@ -239,7 +238,7 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     for name in ("a", "b"):
         train_quietly(config, tmp_path / name)
     assert history_without_time(tmp_path / "a") == history_without_time(tmp_path / "b")
-    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    record = runs.read_json(tmp_path / "a" / "run.json")
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA).
     assert record["fast_path"] == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism",
                                    "precision": "float32"}
@@ -266,7 +265,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny, mon
     monkeypatch.setattr(train_module, "Batches", batches)
     train_quietly(tiny("train.jit_compile=false", "data.bucketing=false", "train.epochs=1"), tmp_path / "recipe")
     train_quietly(tiny("train.epochs=1"), tmp_path / "fast")
-    record = json.loads((tmp_path / "fast" / "run.json").read_text())
+    record = runs.read_json(tmp_path / "fast" / "run.json")
     assert record["fast_path"]["jit_compile"] is True
     assert not tf_config.is_op_determinism_enabled()
     assert [options["batch_size"] for options in evaluated] == [8, 8]
@@ -284,7 +283,7 @@ def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, t
     (tmp_path / "run").mkdir()
     train_module.train(config, tmp_path / "run", device="gpu", echo=lambda line: None, warn=warnings.append)
     assert len(warnings) == 1 and "lstm_0 will not use cuDNN" in warnings[0]
-    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    record = runs.read_json(tmp_path / "run" / "run.json")
     assert record["cudnn"] == {"lstm_0": {"eligible": False, "reason": "recurrent_dropout is 0.2; cuDNN needs 0"}}
     assert record["fast_path"]["determinism"] is None  # op determinism would refuse cuDNN
 
@@ -329,7 +328,7 @@ def test_mixed_precision_trains_saves_and_resumes(tmp_path, tiny):
     config = tiny("train.precision=mixed_float16", "train.epochs=3",
                   "model.layers.0.type=lstm")
     train_whole_and_resumed(config, tmp_path)
-    record = json.loads((tmp_path / "full" / "run.json").read_text())
+    record = runs.read_json(tmp_path / "full" / "run.json")
     assert record["fast_path"]["precision"] == "mixed_float16"
     history = runs.read_history(tmp_path / "full")
     assert history[-1]["accuracy"] > 0.6  # it learns in 16 bits (the tiny data is easy)
