@@ -1,0 +1,43 @@
+"""rnn_cli.files: a write is whole or absent, never half; the temporary file never stays."""
+
+import os
+
+import pytest
+
+from rnn_cli.files import atomic_path, read_json, write_json
+from rnn_cli.errors import UserError
+
+
+def test_a_finished_write_replaces_the_file_with_a_plain_files_permissions(tmp_path):
+    target = tmp_path / "run.json"
+    target.write_text("old")
+    write_json(target, {"status": "finished"})
+    assert read_json(target) == {"status": "finished"}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_one(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".keras")  # writers that go by the suffix
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_two_writers_of_one_file_get_their_own_temporary_files(tmp_path):
+    with atomic_path(tmp_path / "a.json") as first, atomic_path(tmp_path / "a.json") as second:
+        assert first != second
+
+
+def test_unreadable_json_is_a_users_error_naming_the_file(tmp_path):
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(UserError, match="run.json: cannot read"):
+        read_json(tmp_path / "run.json")
+    with pytest.raises(UserError, match="nope.json: no such file"):
+        read_json(tmp_path / "nope.json")
