@@ -67,7 +67,8 @@ class Batches:
     def batch(self, index: np.ndarray) -> tuple[np.ndarray, ...]:
         """Token ids (batch, length) and float labels of the reviews at `index`; when `filled`, also
         float sample weights: 1 for the reviews at `index`, 0 for the copies filling a short batch."""
-        rows = np.resize(index, self.batch_size) if self.filled else index
+        # Filled up to a full batch, or to every review when there are fewer than a batch.
+        rows = np.resize(index, min(self.batch_size, len(self.reviews))) if self.filled else index
         reviews = self.reviews.take(rows)
         padding = "post" if self.masked else self.data.padding
         x = reviews.padded(self.length(index), padding, self.data.truncating)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from rnn_cli import runs, stopping
 from rnn_cli.config import TrainConfig
-from rnn_cli.model import averaged_weights, save_model
+from rnn_cli.model import averaged_weights, reseed_dropout, save_model
 
 LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -58,6 +58,7 @@ class RunRecorder(keras.callbacks.Callback):
         return runs.patience_exhausted(self.history, self.config)
 
     def on_epoch_begin(self, epoch, logs=None):
+        reseed_dropout(self.model, self.config.seed, epoch)
         self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -66,13 +67,16 @@ class RunRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, **{key: round(float(logs[key]), 6) for key in LOGGED},
                "learning_rate": float(f"{float(learning_rate):.6g}"),
                "seconds": round(time.perf_counter() - self.epoch_started, 3)}
-        self.history.append(row)
-        # Checkpoint before history: the history never claims an epoch the checkpoint lacks.
-        save_model(self.model, self.run_dir / runs.CHECKPOINT)
-        if self.best_epoch() == row["epoch"]:
+        history = [*self.history, row]
+        best = runs.best_row(history)["epoch"] == row["epoch"]
+
+        def save_best(path):
             with averaged_weights(self.model):  # the weights validation scored
-                save_model(self.model, self.run_dir / runs.BEST_WEIGHTS)
-        runs.write_history(self.run_dir, self.history)
+                save_model(self.model, path)
+
+        runs.commit_epoch(self.run_dir, history, lambda path: save_model(self.model, path),
+                          save_best if best else None)
+        self.history.append(row)  # only once committed: a failed commit leaves the epoch unfinished
         self.echo(epoch_line(row, self.config.epochs))
         if self.patience_exhausted():
             self.model.stop_training = True

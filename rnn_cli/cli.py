@@ -5,35 +5,77 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import click
 
 from rnn_cli import __version__
 from rnn_cli.config import load_config
-from rnn_cli.process import CHOICES as DEVICES
 from rnn_cli.errors import UserError
+from rnn_cli.files import cache_dir
+from rnn_cli.process import CHOICES as DEVICES
+from rnn_cli.process import VERBOSE, divert_native_logs
+from rnn_cli.stopping import stop_exit_code
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXISTING_PATH = click.Path(exists=True, path_type=Path)
+DEBUG = "RNN_CLI_DEBUG"  # set (by --debug): an internal error shows its traceback
 
 
 class Cli(click.Group):
-    """A group that turns the library's UserError into one line and exit code 2."""
+    """A group that turns the library's UserError into one line and exit code 2, Ctrl-C into 130
+    (SIGTERM 143), and any other error into one line naming the log that holds its traceback (1)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            error = click.ClickException(str(err))
+            error = click.ClickException(" ".join(str(err).splitlines()))
             error.exit_code = 2
             raise error from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(stop_exit_code())
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:  # noqa: BLE001 - the last net: one line, the traceback kept
+            if os.environ.get(DEBUG):
+                raise
+            raise click.ClickException(internal_error(err)) from None
+
+
+def internal_error(err: Exception) -> str:
+    """One line for an error that is the tool's, not the user's; its traceback goes to a log."""
+    text = "".join(traceback.format_exception(err))
+    reason = (str(err).strip().splitlines() or [""])[0][:200]
+    try:
+        log = cache_dir() / "logs" / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(text, encoding="utf-8")
+        where = f"the traceback is in {log}"
+    except OSError:
+        where = "the traceback could not be written to a log"
+    return f"internal error: {type(err).__name__}: {reason} ({where}; `rnn --debug ...` shows it here)"
+
+
+def flag_to_environment(name: str):
+    """A click callback: the flag, when given, as an environment variable seed processes inherit."""
+    def callback(ctx, param, value):
+        if value:
+            os.environ[name] = "1"
+    return callback
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rnn")
+@click.option("--debug", is_flag=True, expose_value=False, callback=flag_to_environment(DEBUG),
+              help="Show the traceback of an internal error.")
+@click.option("--verbose", is_flag=True, expose_value=False, callback=flag_to_environment(VERBOSE),
+              help="Keep TensorFlow's own log lines on the terminal (else they go to a log in the cache folder).")
 def main():
     """Train, evaluate and use recurrent sentiment classifiers on IMDB reviews."""
 
@@ -76,7 +118,6 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     rnn train --resume --run-dir runs/lstm-20260101-120000
     """
     from rnn_cli import launch
-    from rnn_cli.stopping import stop_exit_code
 
     epochs_override = [f"train.epochs={epochs}"] if epochs else []
     if resume:
@@ -120,20 +161,24 @@ def evaluate(run_dir, model_file, data, limit, as_json):
         raise click.UsageError("give --run or --model, not both")
     if not model_file:
         run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    divert_native_logs()
     metrics, out = evaluate_run(run_dir, model_file, data_overrides(data, limit))
-    if as_json:
-        click.echo(json.dumps(metrics, indent=2))
-        return
-    click.echo(metrics_table(metrics))
-    click.echo(f"written: {out}")
+    click.echo(json.dumps(metrics, indent=2) if as_json else metrics_table(metrics))
+    try:  # the metrics are printed first: a folder that cannot be written loses nothing
+        runs.write_json(out, metrics)
+    except UserError as err:
+        click.echo(f"warning: metrics not saved: {err}", err=True)
+    else:
+        if not as_json:
+            click.echo(f"written: {out}")
 
 
 @main.command()
 @click.argument("texts", nargs=-1)
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Run folder (default: the newest under runs/).")
-@click.option("--file", "text_file", type=click.File(encoding="utf-8"),
-              help="Reviews to score, one per line ('-' reads standard input).")
+@click.option("--file", "text_file", type=click.File("rb"),
+              help="Reviews to score, one per line, UTF-8 ('-' reads standard input).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per review.")
 def predict(texts, run_dir, text_file, as_json):
     """Score reviews: probability of positive and a label for each.
@@ -143,12 +188,13 @@ def predict(texts, run_dir, text_file, as_json):
     rnn predict --file reviews.txt --json
     """
     from rnn_cli import runs
-    from rnn_cli.predict import predict_texts
+    from rnn_cli.predict import predict_texts, review_lines
 
     if bool(texts) == bool(text_file):
         raise click.UsageError("give review TEXT arguments or --file FILE (one review per line)")
-    reviews = list(texts) if texts else [line.rstrip("\n") for line in text_file]
+    reviews = list(texts) if texts else review_lines(text_file.read(), text_file.name)
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    divert_native_logs()
     for result in predict_texts(run_dir, reviews):
         if as_json:
             click.echo(json.dumps(result, ensure_ascii=False))
@@ -221,6 +267,7 @@ def explain(text, run_dir, top, out, as_json):
     from rnn_cli.plots import plot_explanation
 
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    divert_native_logs()
     explanation = explain_review(run_dir, " ".join(text))
     figure = plot_explanation(explanation, out or run_dir / runs.EXPLAIN, top)
     if as_json:
@@ -242,7 +289,9 @@ def inspect(run_dir):
     from rnn_cli import runs
     from rnn_cli.explain import describe_layers
 
-    for line in describe_layers(run_dir or runs.newest_run(needs=runs.MODEL)):
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    divert_native_logs()
+    for line in describe_layers(run_dir):
         click.echo(line)
 
 
@@ -252,9 +301,13 @@ def inspect(run_dir):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 def summary(config_path, sets):
     """Build the model of a config and print its layers and parameter counts."""
-    from rnn_cli.model import build_model, summary_text
+    from rnn_cli.budget import check_model_fits
 
     config = load_config(config_path, sets)
+    check_model_fits(config)  # before TensorFlow loads: a model too big to build is one line
+    divert_native_logs()
+    from rnn_cli.model import build_model, summary_text
+
     click.echo(summary_text(build_model(config.model, config.data.num_words)), nl=False)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import yaml
 from rnn_cli.errors import ConfigError
 
 LAYER_TYPES = ("simple_rnn", "lstm", "gru")
+# One path component: no separator, no control character, not hidden, not . or ..
+SAFE_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*")
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,10 @@ class Config:
     train: TrainConfig = TrainConfig()
 
     def check(self) -> None:
+        # The name becomes the run folder's: one path component, nothing that climbs out of runs/.
+        _require_with(bool(SAFE_NAME.fullmatch(self.name)), "name",
+                      f"{self.name!r} cannot name a run folder; use one folder name: no / or \\, not "
+                      f"starting with a dot")
         self.data.check("data")
         self.model.check("model")
         self.train.check("train")

@@ -14,11 +14,13 @@ straight from those flat arrays (a test checks it against `pad_sequences`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
+import sys
 import tarfile
 import time
 import zlib
@@ -29,8 +31,8 @@ from typing import Iterator
 import numpy as np
 
 from rnn_cli.config import DataConfig
-from rnn_cli.errors import DataError
-from rnn_cli.files import atomic_path, write_atomic
+from rnn_cli.errors import DataError, UserError
+from rnn_cli.files import atomic_path, cache_dir, write_atomic
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 SPLITS = ("train", "test")
@@ -47,6 +49,9 @@ _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
 NUMBERED_FILE = re.compile(r"(\d+)_\d+\.txt")  # <review number>_<rating>.txt
+# aclImdb's longest review is about 14 KB: a larger file is no review (and reading it whole could
+# exhaust memory); skipped and counted, like a review that is not UTF-8.
+MAX_REVIEW_BYTES = 1 << 20
 
 
 def tokenize(text: str) -> list[str]:
@@ -141,7 +146,11 @@ class Vocabulary:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise DataError(f"{path}: cannot read the vocabulary ({err})") from None
-        return cls(tuple(payload["words"]))
+        words = payload.get("words") if isinstance(payload, dict) else None
+        if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+            raise DataError(f"{path}: damaged or not written by rnn train (expected a JSON object with a "
+                            f"list of words); restore it, or train the run again")
+        return cls(tuple(words))
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ class Corpus:
     train: Reviews
     test: Reviews
     source: str
-    skipped: int = 0  # reviews that could not be read (not UTF-8)
+    skipped: int = 0  # files skipped: not UTF-8, over MAX_REVIEW_BYTES, or not a regular file
     # aclImdb's file number of each training review (movie order, see MOVIE_BLOCK); None when
     # unknown (Keras' download, files not named <number>_<rating>.txt).
     train_numbers: np.ndarray | None = None
@@ -215,6 +224,10 @@ def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
         order = rng.permutation(len(train))
         n_val = int(round(len(train) * config.validation_split))
         kept, held_out = order[n_val:], order[:n_val]
+    if len(held_out) == 0 or len(kept) == 0 or len(test) == 0:
+        raise DataError(f"data.validation_split {config.validation_split} of {len(train)} training reviews "
+                        f"leaves {len(kept)} to train on and {len(held_out)} to validate, with {len(test)} test "
+                        f"reviews; each needs at least one (a larger --limit, or another validation_split)")
     return Splits(train=train.take(kept), val=train.take(held_out), test=test,
                   vocabulary=vocabulary, source=corpus.source, skipped=corpus.skipped,
                   load_seconds=time.perf_counter() - started)
@@ -279,18 +292,25 @@ def load_aclimdb(path: str | Path) -> Corpus:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or "
                         f"aclImdb_v1.tar.gz")
+    if not (path.is_dir() or path.is_file()):
+        raise DataError(f"{path}: not a folder nor a regular file; expected an aclImdb folder or "
+                        f"aclImdb_v1.tar.gz")
     cache_file = cache_dir() / _cache_name(path)
     if cache_file.exists():
         try:
             return _read_cache(cache_file, path)
-        except (OSError, ValueError, KeyError, zlib.error):
-            cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, not fatal
+        except Exception:  # noqa: BLE001 - any unreadable or ill-fitting entry is rebuilt, never fatal
+            with contextlib.suppress(OSError):
+                cache_file.unlink()
     texts, numbers, skipped = _read_reviews(path)
     corpus = build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped, train_numbers=numbers)
-    _write_cache(cache_file, corpus)
-    for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 1)[0]}-*.npz"):
-        if stale != cache_file:
-            stale.unlink(missing_ok=True)  # the same source before it changed (or an older tokeniser)
+    try:
+        _write_cache(cache_file, corpus)
+        for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 1)[0]}-*.npz"):
+            if stale != cache_file:
+                stale.unlink(missing_ok=True)  # the same source before it changed (or an older tokeniser)
+    except (UserError, OSError) as err:  # the data is loaded all the same; only the next load is slower
+        print(f"warning: the data cache was not saved ({' '.join(str(err).split())})", file=sys.stderr)
     return corpus
 
 
@@ -319,7 +339,7 @@ def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndar
     for split, label, name, raw in iter_review_files(path):
         try:
             found[split, label].append((name, raw.decode("utf-8")))
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, AttributeError):  # AttributeError: None, a file not read (see iter_review_files)
             skipped += 1
     for (split, label), items in found.items():
         if not items:
@@ -335,15 +355,32 @@ def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndar
     return texts, numbers, skipped
 
 
-def iter_review_files(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    """(split, label, file name, bytes) of every review in an aclImdb folder or archive."""
+def iter_review_files(path: Path) -> Iterator[tuple[str, str, str, bytes | None]]:
+    """(split, label, file name, bytes) of every review in an aclImdb folder or archive; bytes None
+    for a file that is not read: over MAX_REVIEW_BYTES, or in a folder not a regular file (a link, a
+    FIFO, a device)."""
     if path.is_dir():
         yield from _iter_folder(path)
     else:
         yield from _iter_archive(path)
 
 
-def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes | None]]:
+    for split, label, folder in _review_folders(path):
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+            if not entry.name.endswith(".txt"):
+                continue
+            regular = entry.is_file(follow_symlinks=False)
+            if not regular or entry.stat(follow_symlinks=False).st_size > MAX_REVIEW_BYTES:
+                yield split, label, entry.name, None
+                continue
+            with open(entry.path, "rb") as file:
+                raw = file.read(MAX_REVIEW_BYTES + 1)  # the file may have grown since
+            yield split, label, entry.name, raw if len(raw) <= MAX_REVIEW_BYTES else None
+
+
+def _review_folders(path: Path) -> Iterator[tuple[str, str, Path]]:
+    """The four review folders of an aclImdb folder, each inside it (no link out of it)."""
     root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
     for split in SPLITS:
         for label in LABELS:
@@ -351,8 +388,10 @@ def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
             if not folder.is_dir():
                 raise DataError(f"{path}: missing folder {split}/{label}; expected the aclImdb "
                                 f"layout train/pos, train/neg, test/pos, test/neg")
-            for file in folder.glob("*.txt"):
-                yield split, label, file.name, file.read_bytes()
+            if not folder.resolve().is_relative_to(root.resolve()):
+                raise DataError(f"{path}: {split}/{label} links out of the dataset folder, to "
+                                f"{folder.resolve()}; copy the reviews in instead")
+            yield split, label, folder
 
 
 def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
@@ -362,17 +401,11 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
             for member in archive:
                 match = _MEMBER.search(member.name)
                 if match and member.isfile():
-                    yield match[1], match[2], match[3], archive.extractfile(member).read()
+                    # The member's size is known before it is read: an oversized one is skipped unread.
+                    raw = archive.extractfile(member).read() if member.size <= MAX_REVIEW_BYTES else None
+                    yield match[1], match[2], match[3], raw
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
-
-
-def cache_dir() -> Path:
-    """Where encoded corpora are kept: $RNN_CLI_CACHE, else the user's cache folder."""
-    if os.environ.get("RNN_CLI_CACHE"):
-        return Path(os.environ["RNN_CLI_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rnn-cli"
 
 
 def _cache_name(path: Path) -> str:
@@ -380,8 +413,10 @@ def _cache_name(path: Path) -> str:
     or the tokeniser does, and a new version replaces the old one."""
     path = path.resolve()
     if path.is_dir():
-        files = sorted(path.rglob("*.txt"))
-        parts = [f"{f.relative_to(path)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+        parts = [f"{split}/{label}:{entry.name}:{entry.stat(follow_symlinks=False).st_size}:"
+                 f"{entry.stat(follow_symlinks=False).st_mtime_ns}"
+                 for split, label, folder in _review_folders(path)
+                 for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)]
     else:
         stat = path.stat()
         parts = [f"{stat.st_size}:{stat.st_mtime_ns}"]
@@ -407,10 +442,23 @@ def _write_cache(file: Path, corpus: Corpus) -> None:
 
 
 def _read_cache(file: Path, path: Path) -> Corpus:
+    """The cached corpus; any error (a damaged file, contents that do not fit) means rebuild it."""
     with np.load(file, allow_pickle=False) as z:
         reviews = {split: Reviews(z[f"{split}_tokens"], z[f"{split}_offsets"], z[f"{split}_labels"])
                    for split in SPLITS}
-        return Corpus(tuple(z["words"].tolist()), reviews["train"], reviews["test"],
-                      source=f"aclimdb:{path.resolve()}", skipped=int(z["skipped"]),
-                      train_numbers=z["train_numbers"] if "train_numbers" in z.files else None)
+        corpus = Corpus(tuple(z["words"].tolist()), reviews["train"], reviews["test"],
+                        source=f"aclimdb:{path.resolve()}", skipped=int(z["skipped"]),
+                        train_numbers=z["train_numbers"] if "train_numbers" in z.files else None)
+    ids = len(corpus.words) + FIRST_WORD
+    for reviews in (corpus.train, corpus.test):
+        offsets = reviews.offsets
+        fits = (offsets.ndim == 1 and len(offsets) == len(reviews.labels) + 1 and len(reviews.labels) > 0
+                and offsets[0] == 0 and offsets[-1] == len(reviews.tokens) and np.all(np.diff(offsets) >= 0)
+                and np.isin(reviews.labels, (0, 1)).all() and reviews.tokens.min(initial=0) >= 0
+                and reviews.tokens.max(initial=0) < ids)
+        if not fits:
+            raise ValueError(f"{file}: the cached reviews do not fit their own vocabulary and offsets")
+    if corpus.train_numbers is not None and len(corpus.train_numbers) != len(corpus.train):
+        raise ValueError(f"{file}: the cached review numbers do not fit the reviews")
+    return corpus
 

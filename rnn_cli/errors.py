@@ -11,3 +11,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data source that cannot be read: missing, corrupt, wrong layout, no network."""
+
+
+class StorageError(UserError):
+    """A file that cannot be written or read back: a full disk, a read-only folder, no permission."""

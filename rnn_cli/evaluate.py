@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
-
 from rnn_cli import runs
 from rnn_cli.config import Config, config_from_dict, load_config, to_dict
 from rnn_cli.data import Vocabulary, load_imdb
+from rnn_cli.errors import UserError
 from rnn_cli.inference import evaluate_model
 
 
 def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[str]) -> tuple[dict, Path]:
-    """Score a trained model on the test split; write eval.json beside it.
+    """Score a trained model on the test split.
 
     Args:
         run_dir: a run folder (its config, vocabulary and model are used).
@@ -21,11 +20,11 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
         overrides: `--set` style strings for the data section (another path, a limit).
 
     Returns:
-        The metrics and the eval.json written.
+        The metrics, and where they belong: eval.json beside the model.
     """
     if model_file is not None:
         folder = model_file.parent
-        model = keras.saving.load_model(model_file)
+        model = runs.load_keras(model_file)
         run_dir = folder if (folder / runs.CONFIG).exists() else None
     else:
         folder = run_dir
@@ -35,6 +34,8 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
         vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
     else:
         # A bare model: the default data settings, sized to its embedding.
+        if "embedding" not in [layer.name for layer in model.layers]:
+            raise UserError(f"--model {model_file}: not a model rnn train made (it has no layer named embedding)")
         num_words = model.get_layer("embedding").input_dim
         config = config_from_dict(to_dict(Config()), [f"data.num_words={num_words}", *overrides],
                                   source="--model")
@@ -42,9 +43,7 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
     splits = load_imdb(config.data, vocabulary)
     metrics = evaluate_model(model, splits.test, config.data)
     metrics["data"] = {"source": splits.source, "limit": config.data.limit}
-    out = folder / runs.EVAL
-    runs.write_json(out, metrics)
-    return metrics, out
+    return metrics, folder / runs.EVAL
 
 
 def metrics_table(m: dict) -> str:

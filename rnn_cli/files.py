@@ -1,4 +1,5 @@
-"""Atomic file writes and JSON reading: every file the tool writes goes through `atomic_path`."""
+"""Atomic file writes, JSON reading and the cache folder: every file the tool writes goes through
+`atomic_path`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from rnn_cli.errors import UserError
+from rnn_cli.errors import StorageError, UserError
 
 
 @contextlib.contextmanager
@@ -17,14 +18,33 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A unique temporary path beside `path`, with its suffixes (Keras and savefig go by them),
     renamed to `path` when the block ends; removed if it raises. A reader never sees half a file."""
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+    try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+    except OSError as err:
+        raise storage_error(path, err) from None
     os.close(handle)
     try:
         yield Path(tmp)
         _publish(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise storage_error(path, err) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace(source: Path, target: Path) -> None:
+    """os.replace, its failure one line naming the file."""
+    try:
+        os.replace(source, target)
+    except OSError as err:
+        raise storage_error(target, err) from None
+
+
+def storage_error(path: Path, err: OSError) -> StorageError:
+    """One line naming the file and why it cannot be written (disk full, read-only, permission)."""
+    return StorageError(f"{path}: cannot write ({err.strerror or err}); free space or pick a writable folder")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -54,3 +74,11 @@ def _publish(tmp: str, path: Path) -> None:
     os.umask(mask)
     os.chmod(tmp, 0o666 & ~mask)
     os.replace(tmp, path)
+
+
+def cache_dir() -> Path:
+    """Where encoded corpora are kept: $RNN_CLI_CACHE, else the user's cache folder."""
+    if os.environ.get("RNN_CLI_CACHE"):
+        return Path(os.environ["RNN_CLI_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rnn-cli"

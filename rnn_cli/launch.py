@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from rnn_cli import runs
+from rnn_cli.budget import check_model_fits
 from rnn_cli.config import Config
 from rnn_cli.errors import UserError
 from rnn_cli.stopping import stop_signals
@@ -24,6 +25,7 @@ class Launch:
 
 def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launch:
     """A new run (or seed group) of `config`, in `run_dir` if given and empty, else a fresh folder."""
+    check_model_fits(config)
     run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
     return Launch(config, run_dir, seeds, group=seeds is not None, resume=False)
 
@@ -36,8 +38,9 @@ def resumed_launch(run_dir: Path | None, overrides: list[str]) -> Launch:
 
 def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
                  progress: bool | None) -> list[runs.TrainResult]:
-    """Train it; Ctrl-C and SIGTERM stop it resumably (KeyboardInterrupt). Bad input found before
-    any epoch finished leaves no new run folder behind."""
+    """Train it; Ctrl-C and SIGTERM stop it resumably (KeyboardInterrupt). A new run that stops or
+    fails before its first epoch is committed leaves no folder behind; the folder is this process'
+    until it returns."""
     try:
         with stop_signals():
             if launch.group:  # this process never loads TensorFlow: each seed trains in its own
@@ -45,20 +48,43 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
 
                 return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
                                    device=device, echo=echo, progress=progress)
-            from rnn_cli.process import configure
+            from rnn_cli.process import configure, divert_native_logs
             from rnn_cli.train import train
 
+            divert_native_logs()
             configure(launch.config.train, device)
-            return [train(launch.config, launch.run_dir, device=device, resume=launch.resume, echo=echo,
+            resume = launch.resume and (launch.run_dir / runs.CHECKPOINT).exists()
+            return [train(launch.config, launch.run_dir, device=device, resume=resume, echo=echo,
                           progress=progress)]
-    except UserError:
-        if not launch.resume and not any(launch.run_dir.rglob(runs.HISTORY_JSON)):
+    except BaseException as err:
+        if not launch.resume and finished_epochs(launch) == 0:
+            runs.unlock(launch.run_dir)
             runs.remove_run(launch.run_dir)
+        elif isinstance(err, UserError):
+            raise UserError(f"{err}; {kept(launch)}") from None
         raise
+    finally:
+        runs.unlock(launch.run_dir)
+
+
+def finished_epochs(launch: Launch) -> int | None:
+    """Committed epochs in the run, or in all of a group's seeds; None when a history cannot be read."""
+    try:
+        return sum(len(runs.read_history(folder)) for folder in runs.members(launch.run_dir))
+    except UserError:
+        return None
+
+
+def kept(launch: Launch) -> str:
+    """What a stopped run keeps and how to go on."""
+    return (f"{finished_epochs(launch)} finished epoch(s) kept; continue with "
+            f"`rnn train --resume --run-dir {launch.run_dir}`")
 
 
 def interrupted_message(launch: Launch) -> str:
     """Where the run stopped and how to go on; in a seed group, the newest seed is the one stopped."""
+    if not launch.run_dir.exists():
+        return "\ninterrupted before the first epoch finished: nothing kept"
     stopped = runs.newest_run(launch.run_dir, needs=runs.RUN_RECORD) if launch.group else launch.run_dir
     done = len(runs.read_history(stopped))
     return (f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "

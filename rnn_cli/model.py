@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.files import atomic_path
@@ -76,6 +77,16 @@ def averages_over_weights(model: keras.Model) -> bool:
     """Whether the model's loss averages over sample weights (compile_model's), so that a short batch
     may be filled up with zero-weight copies; a checkpoint of an earlier version averages over rows."""
     return getattr(model.loss, "reduction", None) == LOSS_REDUCTION
+
+
+def reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
+    """Set every dropout mask generator of `model` to a state drawn from (seed, epoch): an epoch's
+    masks are then the same whether the run went on from epoch 1 or resumed from a checkpoint, which
+    keeps no generator state."""
+    generators = [v for v in model.variables if v.name == "seed_generator_state"]
+    states = np.random.default_rng([seed, epoch]).integers(0, 2**31 - 1, size=len(generators))
+    for variable, state in zip(generators, states):
+        variable.assign(np.array([state, 0], dtype=variable.dtype))
 
 
 def masks_padding(model: keras.Model) -> bool:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import sys
+from pathlib import Path
 
 from rnn_cli.config import TrainConfig
 from rnn_cli.errors import UserError
+from rnn_cli.files import cache_dir
 
 CHOICES = ("auto", "cpu", "gpu")  # --device
 # XLA's newer CPU fusion emitters keep more memory while compiling a recurrent training step, for no
@@ -23,6 +26,42 @@ LEAN_XLA_CPU_FLAG = "--xla_cpu_use_fusion_emitters=false"
 # per core), and each keeps the memory freed into it: one arena is enough for a CPU training.
 MALLOC_ARENAS = 1
 M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+
+
+VERBOSE = "RNN_CLI_VERBOSE"  # set (by --verbose): TensorFlow's own log lines stay on the terminal
+NATIVE_LOG_LIMIT = 1 << 20  # bytes; a longer log is started anew
+_DIVERTED = False
+
+
+def native_log() -> Path:
+    """Where TensorFlow's own start-up and C++ log lines go (`divert_native_logs`)."""
+    return cache_dir() / "logs" / "tensorflow.log"
+
+
+def divert_native_logs() -> Path | None:
+    """Send what TensorFlow's C++ side writes to the process' standard error (file descriptor 2: CUDA
+    probing, CPU features, absl's lines from before its logging starts, which no setting silences)
+    to `native_log()`, keeping Python's sys.stderr on the terminal; returns the log. Nothing is
+    changed under --verbose, when sys.stderr is not the process' own (a test's capture), or twice."""
+    global _DIVERTED
+    if _DIVERTED or os.environ.get(VERBOSE) or sys.stderr is not sys.__stderr__ or sys.stderr is None:
+        return None
+    try:
+        log = native_log()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if log.exists() and log.stat().st_size > NATIVE_LOG_LIMIT
+                                             else os.O_APPEND)
+        fd = os.open(log, flags, 0o644)
+    except OSError:
+        return None  # no writable cache folder: TensorFlow's lines stay where they were
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = sys.__stderr__ = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding,
+                                            errors="backslashreplace")
+    _DIVERTED = True
+    return log
 
 
 def configure(config: TrainConfig, choice: str) -> str:

@@ -3,15 +3,19 @@ every write is atomic (`rnn_cli.files`)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
 from rnn_cli.errors import ConfigError, UserError
-from rnn_cli.files import read_json, write_atomic, write_json
+from rnn_cli.files import read_json, replace, write_atomic, write_json
 
 RUNS_ROOT = Path("runs")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -31,6 +35,10 @@ EVAL = "eval.json"
 CURVES = "curves.png"  # learning curves (rnn plot, and rnn train at the end)
 EXPLAIN = "explain.png"  # the score word by word of the last `rnn explain`
 SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
+LOCK = ".lock"  # held by the process training in the folder; names its process id
+# An epoch's checkpoint and best weights are written under these names first, and take their own
+# names only once the history names the epoch (`commit_epoch`).
+PENDING = {CHECKPOINT: re.compile(r"\.checkpoint-(\d+)\.keras"), BEST_WEIGHTS: re.compile(r"\.best-(\d+)\.weights\.h5")}
 
 
 def write_history(run_dir: Path, rows: list[dict]) -> None:
@@ -44,8 +52,75 @@ def write_history(run_dir: Path, rows: list[dict]) -> None:
 
 
 def read_history(run_dir: Path) -> list[dict]:
+    """The finished epochs, checked: a row per epoch, numbered from 1, every column a number."""
     path = run_dir / HISTORY_JSON
-    return read_json(path) if path.exists() else []
+    if not path.exists():
+        return []
+    history = read_json(path)
+    numeric = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not isinstance(history, list) or not all(
+            isinstance(row, dict) and all(numeric(row.get(key)) for key in HISTORY_COLUMNS) and row["epoch"] == i
+            for i, row in enumerate(history, start=1)):
+        raise damaged(path, f"expected one row per epoch with {', '.join(HISTORY_COLUMNS)}")
+    return history
+
+
+def read_mapping(path: Path, needs: dict[str, type] | None = None) -> dict:
+    """A JSON object written by rnn train (run.json, seeds.json, metrics.json), with the keys `needs`
+    of the types given."""
+    payload = read_json(path)
+    needs = needs or {}
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(key), kind) for key, kind in needs.items()):
+        wanted = f" with {', '.join(needs)}" if needs else ""
+        raise damaged(path, f"expected a JSON object{wanted}")
+    return payload
+
+
+def damaged(path: Path, what: str) -> UserError:
+    """One line for a run file that is there but cannot be used."""
+    return UserError(f"{path}: damaged or not written by rnn train ({what}); restore it, or train the run again")
+
+
+def load_keras(path: Path):
+    """A Keras model file of a run, or one line saying it is damaged."""
+    import keras  # here, not at the top: the seed group's process reads run folders without Keras
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as err:  # noqa: BLE001 - Keras reports a damaged file in many ways
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise damaged(path, f"Keras cannot load it: {reason[:200]}") from None
+
+
+def commit_epoch(run_dir: Path, history: list[dict], save_checkpoint, save_best=None) -> None:
+    """Write a finished epoch as one step: its checkpoint (and best weights) under pending names, then
+    the history, which commits the epoch, then the pending files under their own names. After a crash
+    at any point `recover` brings the folder back to the last committed epoch."""
+    epoch = len(history)
+    pending = {CHECKPOINT: run_dir / f".checkpoint-{epoch}.keras"}
+    save_checkpoint(pending[CHECKPOINT])
+    if save_best is not None:
+        pending[BEST_WEIGHTS] = run_dir / f".best-{epoch}.weights.h5"
+        save_best(pending[BEST_WEIGHTS])
+    write_history(run_dir, history)
+    for name, path in pending.items():
+        replace(path, run_dir / name)
+
+
+def recover(run_dir: Path) -> list[dict]:
+    """The committed history of a run stopped at any point; a committed epoch's pending files take
+    their names, an uncommitted epoch's are removed."""
+    history = read_history(run_dir)
+    for name, pattern in PENDING.items():
+        for path in sorted(run_dir.iterdir()):
+            match = pattern.fullmatch(path.name)
+            if match and int(match[1]) == len(history):
+                replace(path, run_dir / name)
+            elif match:
+                path.unlink()
+    if history and (run_dir / HISTORY_CSV).exists():
+        write_history(run_dir, history)  # the CSV is written just before the JSON: it may lag
+    return history
 
 
 def best_row(history: list[dict]) -> dict | None:
@@ -80,8 +155,9 @@ def read_result(run_dir: Path) -> TrainResult:
     """A finished run's result, read back from its folder."""
     history = read_history(run_dir)
     best = best_row(history)
-    return TrainResult(run_dir, history, best["epoch"] if best else None, read_json(run_dir / METRICS),
-                       read_json(run_dir / RUN_RECORD).get("device", "?"))
+    return TrainResult(run_dir, history, best["epoch"] if best else None,
+                       read_mapping(run_dir / METRICS, {"accuracy": float, "loss": float}),
+                       read_mapping(run_dir / RUN_RECORD).get("device", "?"))
 
 
 def find_runs(root: Path = RUNS_ROOT, needs: str = RUN_RECORD) -> list[Path]:
@@ -104,19 +180,56 @@ def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
         path = root / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
         try:
             path.mkdir()
-            return path
         except FileExistsError:
             continue
+        lock(path)
+        return path
     raise UserError(f"{root}: cannot find a free run folder name for {name}-{stamp}")
 
 
 def claim_run_dir(path: Path) -> Path:
-    """Use `path` for a new run; refuse one that already holds files."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    """Use `path` for a new run, locked for this process; refuse one that already holds files."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--run-dir {path}: is a file; pick a new folder")
+    path.mkdir(parents=True, exist_ok=True)
+    lock(path)
+    if any(p.name != LOCK for p in path.iterdir()):
+        unlock(path)
         raise UserError(f"--run-dir {path}: already exists and is not empty; pick a new folder, "
                         f"or add --resume to continue the run in it")
-    path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+_LOCKS: dict[Path, int] = {}  # run folder -> the open lock file this process holds
+
+
+def lock(run_dir: Path) -> None:
+    """Claim `run_dir` for this process until `unlock` (or the process' end): a second rnn train in
+    it gets one line naming this process."""
+    path = run_dir / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"{run_dir}: in use by process {holder} (another rnn train); wait for it "
+                            f"to end, or pick another folder") from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the holder before us removed it as we opened it: take the new one
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _LOCKS[run_dir] = fd
+
+
+def unlock(run_dir: Path) -> None:
+    """Give `run_dir` up; the lock file goes with it."""
+    fd = _LOCKS.pop(run_dir, None)
+    if fd is not None:
+        (run_dir / LOCK).unlink(missing_ok=True)
+        os.close(fd)
 
 
 def newest_run(root: Path = RUNS_ROOT, needs: str = CONFIG) -> Path:
@@ -134,7 +247,13 @@ class RunRecord:
 
     def __init__(self, run_dir: Path, file: str = RUN_RECORD):
         self.path = run_dir / file
-        self.fields: dict = read_json(self.path) if self.path.exists() else {}
+        self.fields: dict = read_mapping(self.path) if self.path.exists() else {}
+
+    def try_update(self, **fields) -> None:
+        """`update`, where a failure is already being reported: a record that cannot be written
+        (a full disk) must not hide the error that ended the run."""
+        with contextlib.suppress(UserError):
+            self.update(**fields)
 
     def update(self, **fields) -> None:
         self.fields.update(fields)
@@ -161,23 +280,48 @@ def load_trained(run_dir: Path):
         hint = (f"it has a checkpoint: finish it with `rnn train --resume --run-dir {run_dir}`"
                 if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")
         raise UserError(f"{run_dir}: no {MODEL} in this run; {hint}")
-    import keras  # here, not at the top: the seed group's process reads run folders without Keras
-
-    return keras.saving.load_model(path)
+    return load_keras(path)
 
 
 def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Config, bool]:
-    """What `rnn train --resume` continues: the folder (default: the newest with a checkpoint), its
-    config with `overrides` (--epochs) applied, and whether it is a seed group."""
+    """What `rnn train --resume` continues, locked for this process: the folder (default: the newest
+    run), its config with `overrides` (--epochs) applied, and whether it is a seed group. A run with
+    no finished epoch starts over in its folder."""
     run_dir = run_dir or newest_run(needs=CHECKPOINT)
-    if (run_dir / SEEDS_SUMMARY).exists():
+    group = (run_dir / SEEDS_SUMMARY).exists()
+    if group:
         # A seed group: its members share the config but the seed; the first was started first.
-        first = read_json(run_dir / SEEDS_SUMMARY)["seeds"][0]
-        return run_dir, load_config(run_dir / f"seed-{first}" / CONFIG, overrides), True
-    config = load_config(run_dir / CONFIG, overrides)
-    if not (run_dir / CHECKPOINT).exists():
-        raise UserError(f"{run_dir}: nothing to resume (no finished epoch yet); start it anew")
-    return run_dir, config, False
+        seeds = read_mapping(run_dir / SEEDS_SUMMARY, {"seeds": list})["seeds"]
+        if not seeds or not all(isinstance(seed, int) for seed in seeds):
+            raise damaged(run_dir / SEEDS_SUMMARY, "expected a list of seeds")
+        members = [run_dir / f"seed-{seed}" for seed in seeds]
+    elif (run_dir / CONFIG).exists():
+        members = [run_dir]
+    else:
+        raise UserError(f"{run_dir}: not a run folder (no {CONFIG}) nor a seed group (no {SEEDS_SUMMARY})")
+    lock(run_dir)
+    try:
+        before = load_config(members[0] / CONFIG)
+        config = load_config(members[0] / CONFIG, overrides)
+        for member in members:
+            check_epochs_change(before.train, config.train, len(recover(member)) if member.exists() else 0)
+    except BaseException:
+        unlock(run_dir)
+        raise
+    return run_dir, config, group
+
+
+def check_epochs_change(before: TrainConfig, after: TrainConfig, finished: int) -> None:
+    """Refuse an --epochs on resume that cannot mean what the user wants."""
+    if after.epochs == before.epochs:
+        return
+    if after.epochs < finished:
+        raise UserError(f"--epochs {after.epochs}: the run has {finished} finished epoch(s) already; "
+                        f"--epochs is the total, so give {finished + 1} or more to train on")
+    if before.schedule == "cosine":
+        raise UserError(f"--epochs {after.epochs}: train.schedule cosine decays the rate to 0 over the run's "
+                        f"{before.epochs} epochs, so it cannot be extended or cut; start a new run with "
+                        f"--epochs {after.epochs}")
 
 
 def remove_run(run_dir: Path) -> None:

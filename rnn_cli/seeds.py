@@ -56,7 +56,7 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
             results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
                                           echo=echo, **options))
     except BaseException as err:
-        record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+        record.try_update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
         raise
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
     record.update(**{**summary, "status": "finished"})  # the group's status, not its rows' (group_row's)
@@ -70,7 +70,7 @@ def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:
     `config` (--epochs may extend it); else None."""
     if not (run_dir / runs.RUN_RECORD).exists() or not (run_dir / runs.METRICS).exists():
         return None
-    if runs.read_json(run_dir / runs.RUN_RECORD).get("status") != "finished":
+    if runs.read_mapping(run_dir / runs.RUN_RECORD).get("status") != "finished":
         return None
     result = runs.read_result(run_dir)
     return None if runs.epochs_left(result.history, config.train) else result

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from rnn_cli import __version__, runs
 from rnn_cli.batches import Batches, bucket_lengths
+from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.data import Splits, Vocabulary, load_imdb
@@ -48,7 +49,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         The history, best epoch and test metrics; every file is already in `run_dir`.
     """
     used_device = select_device(device)
-    history = runs.read_history(run_dir) if resume else []
+    history = runs.recover(run_dir) if resume else []
     record = runs.RunRecord(run_dir)
     splits, model = prepare(config, run_dir, resume, history)
     record_start(record, config, splits, model, used_device, history)
@@ -59,10 +60,10 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)
         metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds)
     except KeyboardInterrupt:
-        record.update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
+        record.try_update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
         raise
     except Exception as err:
-        record.update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
+        record.try_update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
         raise
     return runs.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
 
@@ -72,10 +73,11 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) ->
     and the model (the checkpoint on resume) ready to fit."""
     # Rewritten on resume too: --epochs may have extended the run.
     write_atomic(run_dir / runs.CONFIG, dump_config(config))
-    # A different seed per resumed start, so a continued run does not replay epoch 1's dropout.
-    keras.utils.set_random_seed(config.train.seed + len(history))
+    # The initial weights; each epoch's dropout masks are drawn from (seed, epoch) (RunRecorder).
+    keras.utils.set_random_seed(config.train.seed)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
     splits = load_imdb(config.data, vocabulary)
+    check_batches_fit(config, len(splits.train))
     if not resume:
         splits.vocabulary.save(run_dir / runs.VOCABULARY)
     model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size))
@@ -119,6 +121,8 @@ def feed_line(config: Config, jit_compile: bool) -> str:
     """One line saying how batches are made and compiled, so a slow first epoch is no surprise."""
     data = config.data
     lengths = [str(length) for length in bucket_lengths(data)]
+    if len(lengths) > 6:  # one short line whatever maxlen is
+        lengths = [*lengths[:3], "...", lengths[-2], f"{lengths[-1]} ({len(lengths)} lengths)"]
     listed = f"{', '.join(lengths[:-1])} and {lengths[-1]}" if len(lengths) > 1 else lengths[0]
     batches = (f"length buckets of {listed} tokens, padding masked"
                if data.bucketing else f"every review padded to {data.maxlen} ({data.padding}), no mask")
@@ -157,7 +161,10 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
            record: runs.RunRecord, train_seconds: float) -> dict:
     """Keep the best epoch's weights when asked, save model.keras, score the test split."""
     if config.train.early_stopping.restore_best and (run_dir / runs.BEST_WEIGHTS).exists():
-        model.load_weights(run_dir / runs.BEST_WEIGHTS)
+        try:
+            model.load_weights(run_dir / runs.BEST_WEIGHTS)
+        except Exception as err:  # noqa: BLE001 - h5py reports a damaged file in many ways
+            raise runs.damaged(run_dir / runs.BEST_WEIGHTS, f"cannot load the weights: {type(err).__name__}") from None
     else:
         # The last epoch's averaged weights, when kept (fit does this too, unless it had no epoch left).
         model.optimizer.finalize_variable_values(model.trainable_variables)
@@ -182,7 +189,7 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     """The checkpoint of the last finished epoch on resume, else a fresh compiled model."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
-        return keras.saving.load_model(checkpoint)
+        return runs.load_keras(checkpoint)
     model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing,
                         precision=config.train.precision)
     compile_model(model, config.train, steps_per_epoch)

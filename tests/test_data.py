@@ -303,3 +303,67 @@ def test_keras_source_without_network_says_how_to_use_a_local_copy(monkeypatch):
     message = str(err.value)
     assert "could not load IMDB through Keras" in message and "--data" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "ill-fitting"])
+def test_an_unreadable_or_ill_fitting_cache_entry_is_rebuilt(imdb_archive, damage):
+    first = load_imdb(acl(imdb_archive))
+    (entry,) = data.cache_dir().glob("aclimdb-*.npz")
+    if damage == "empty":
+        entry.write_bytes(b"")
+    elif damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:500])
+    else:  # a valid file whose reviews name words the vocabulary lacks
+        with np.load(entry) as z:
+            arrays = dict(z)
+        arrays["train_tokens"] = arrays["train_tokens"] + 10_000
+        with open(entry, "wb") as out:
+            np.savez(out, **arrays)
+    again = load_imdb(acl(imdb_archive))
+    np.testing.assert_array_equal(again.train.padded(30), first.train.padded(30))
+    with np.load(entry) as z:  # rebuilt, not only worked around
+        assert z["train_tokens"].max() < len(z["words"]) + 3
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning(imdb_archive, tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RNN_CLI_CACHE", str(tmp_path / "file" / "cache"))  # under a file: never a folder
+    splits = load_imdb(acl(imdb_archive))
+    assert len(splits.train) == 160
+    assert "warning: the data cache was not saved" in capsys.readouterr().err
+
+
+def test_only_regular_files_inside_the_dataset_are_read(tmp_path):
+    folder = write_aclimdb(tmp_path / "data", {"train": 6, "test": 6})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("zanzibar " * 5)
+    (folder / "train" / "pos" / "900_9.txt").symlink_to(secret)
+    os.mkfifo(folder / "train" / "neg" / "901_1.txt")  # opening a FIFO would wait forever
+    splits = load_imdb(acl(folder))
+    assert splits.skipped == 2 and "zanzibar" not in splits.vocabulary.words
+    outside = tmp_path / "elsewhere"
+    (folder / "test" / "pos").rename(outside)
+    (folder / "test" / "pos").symlink_to(outside)
+    with pytest.raises(DataError, match="test/pos links out of the dataset folder"):
+        load_imdb(acl(folder))
+
+
+def test_a_path_that_is_no_dataset_is_one_line(tmp_path):
+    with pytest.raises(DataError, match="/dev/zero: not a folder nor a regular file"):
+        load_imdb(acl("/dev/zero"))
+
+
+def test_an_oversized_review_is_skipped_unread(tmp_path, monkeypatch):
+    folder = write_aclimdb(tmp_path / "data", {"train": 6, "test": 6})
+    (folder / "train" / "pos" / "900_9.txt").write_text("huge " * 400)
+    archive = write_archive(folder, tmp_path / "big.tar.gz")
+    monkeypatch.setattr(data, "MAX_REVIEW_BYTES", 1000)
+    for source in (folder, archive):
+        splits = load_imdb(acl(source))
+        assert splits.skipped == 1 and "huge" not in splits.vocabulary.words
+
+
+@pytest.mark.parametrize("fields", [{"validation_split": 0.001}, {"limit": 4, "validation_split": 0.1}])
+def test_a_split_left_empty_is_refused_with_the_sizes(imdb_archive, fields):
+    with pytest.raises(DataError, match=r"data.validation_split .* leaves \d+ to train on and 0 to validate"):
+        load_imdb(acl(imdb_archive, **fields))

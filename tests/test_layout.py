@@ -12,7 +12,7 @@ LAYERS = [
     ["errors", "stopping", "reference", "metrics"],
     ["files"],
     ["config"],
-    ["data", "runs"],
+    ["data", "runs", "budget"],
     ["batches", "model", "process", "results", "plots"],
     ["inference", "callbacks"],
     ["train"],
