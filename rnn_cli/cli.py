@@ -130,8 +130,6 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     else:
         config = load_config(config_path, [*sets, *data_overrides(data, limit), *epochs_override])
         plan = launch.new_launch(config, run_dir, seeds)
-    if not quiet:
-        click.echo(f"run folder: {plan.run_dir}")
     try:
         results = launch.train_launch(plan, device, echo=(lambda line: None) if quiet else click.echo,
                                       progress=False if quiet else None)
@@ -154,6 +152,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
 
     Prints loss, accuracy, precision, recall, F1, ROC AUC and the confusion matrix.
     """
+    divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
     from rnn_cli import runs
     from rnn_cli.evaluate import evaluate_run, metrics_table
 
@@ -161,7 +160,6 @@ def evaluate(run_dir, model_file, data, limit, as_json):
         raise click.UsageError("give --run or --model, not both")
     if not model_file:
         run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    divert_native_logs()
     metrics, out = evaluate_run(run_dir, model_file, data_overrides(data, limit))
     click.echo(json.dumps(metrics, indent=2) if as_json else metrics_table(metrics))
     try:  # the metrics are printed first: a folder that cannot be written loses nothing
@@ -187,14 +185,14 @@ def predict(texts, run_dir, text_file, as_json):
     rnn predict "A wonderful, moving film." "Dull and far too long."
     rnn predict --file reviews.txt --json
     """
+    divert_native_logs()
     from rnn_cli import runs
     from rnn_cli.predict import predict_texts, review_lines
 
     if bool(texts) == bool(text_file):
         raise click.UsageError("give review TEXT arguments or --file FILE (one review per line)")
-    reviews = list(texts) if texts else review_lines(text_file.read(), text_file.name)
+    reviews = list(texts) if texts else review_lines(text_file.read(), getattr(text_file, "name", "<stdin>"))
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    divert_native_logs()
     for result in predict_texts(run_dir, reviews):
         if as_json:
             click.echo(json.dumps(result, ensure_ascii=False))
@@ -262,12 +260,12 @@ def explain(text, run_dir, top, out, as_json):
     \b
     rnn explain "The plot was thin but the acting was wonderful."
     """
+    divert_native_logs()
     from rnn_cli import runs
     from rnn_cli.explain import explain_review, explanation_lines
     from rnn_cli.plots import plot_explanation
 
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    divert_native_logs()
     explanation = explain_review(run_dir, " ".join(text))
     figure = plot_explanation(explanation, out or run_dir / runs.EXPLAIN, top)
     if as_json:
@@ -286,12 +284,11 @@ def inspect(run_dir):
 
     The equations are the ones rnn_cli/reference.py runs in NumPy (and checks against Keras).
     """
+    divert_native_logs()
     from rnn_cli import runs
     from rnn_cli.explain import describe_layers
 
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    divert_native_logs()
-    for line in describe_layers(run_dir):
+    for line in describe_layers(run_dir or runs.newest_run(needs=runs.MODEL)):
         click.echo(line)
 
 

@@ -288,13 +288,7 @@ def load_keras_corpus(num_words: int) -> Corpus:
 
 def load_aclimdb(path: str | Path) -> Corpus:
     """The official Large Movie Review Dataset, as a folder or .tar.gz, through a disk cache."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or "
-                        f"aclImdb_v1.tar.gz")
-    if not (path.is_dir() or path.is_file()):
-        raise DataError(f"{path}: not a folder nor a regular file; expected an aclImdb folder or "
-                        f"aclImdb_v1.tar.gz")
+    path = check_source(path)
     cache_file = cache_dir() / _cache_name(path)
     if cache_file.exists():
         try:
@@ -312,6 +306,18 @@ def load_aclimdb(path: str | Path) -> Corpus:
     except (UserError, OSError) as err:  # the data is loaded all the same; only the next load is slower
         print(f"warning: the data cache was not saved ({' '.join(str(err).split())})", file=sys.stderr)
     return corpus
+
+
+def check_source(path: str | Path) -> Path:
+    """`path` if it can be an aclImdb folder or archive (checked before TensorFlow loads), else one line."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or "
+                        f"aclImdb_v1.tar.gz")
+    if not (path.is_dir() or path.is_file()):
+        raise DataError(f"{path}: not a folder nor a regular file; expected an aclImdb folder or "
+                        f"aclImdb_v1.tar.gz")
+    return path
 
 
 def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: int = 0,

@@ -10,7 +10,8 @@ from typing import Callable
 from rnn_cli import runs
 from rnn_cli.budget import check_model_fits
 from rnn_cli.config import Config
-from rnn_cli.errors import UserError
+from rnn_cli.data import check_source
+from rnn_cli.errors import StorageError, UserError
 from rnn_cli.stopping import stop_signals
 
 
@@ -26,6 +27,8 @@ class Launch:
 def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launch:
     """A new run (or seed group) of `config`, in `run_dir` if given and empty, else a fresh folder."""
     check_model_fits(config)
+    if config.data.source == "aclimdb":
+        check_source(config.data.path)
     run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
     return Launch(config, run_dir, seeds, group=seeds is not None, resume=False)
 
@@ -43,15 +46,17 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
     until it returns."""
     try:
         with stop_signals():
+            echo(f"run folder: {launch.run_dir}")
             if launch.group:  # this process never loads TensorFlow: each seed trains in its own
                 from rnn_cli.seeds import train_seeds
 
                 return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
                                    device=device, echo=echo, progress=progress)
             from rnn_cli.process import configure, divert_native_logs
+
+            divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
             from rnn_cli.train import train
 
-            divert_native_logs()
             configure(launch.config.train, device)
             resume = launch.resume and (launch.run_dir / runs.CHECKPOINT).exists()
             return [train(launch.config, launch.run_dir, device=device, resume=resume, echo=echo,
@@ -60,8 +65,8 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
         if not launch.resume and finished_epochs(launch) == 0:
             runs.unlock(launch.run_dir)
             runs.remove_run(launch.run_dir)
-        elif isinstance(err, UserError):
-            raise UserError(f"{err}; {kept(launch)}") from None
+        elif isinstance(err, StorageError):  # the disk, not the run: once it is mended, go on
+            raise StorageError(f"{err}; {kept(launch)}") from None
         raise
     finally:
         runs.unlock(launch.run_dir)

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def load_keras(path: Path):
     """A Keras model file of a run, or one line saying it is damaged."""
     import keras  # here, not at the top: the seed group's process reads run folders without Keras
 
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise damaged(path, "not a .keras archive: truncated, or overwritten")
     try:
         return keras.saving.load_model(path)
     except Exception as err:  # noqa: BLE001 - Keras reports a damaged file in many ways
@@ -98,11 +101,18 @@ def commit_epoch(run_dir: Path, history: list[dict], save_checkpoint, save_best=
     at any point `recover` brings the folder back to the last committed epoch."""
     epoch = len(history)
     pending = {CHECKPOINT: run_dir / f".checkpoint-{epoch}.keras"}
-    save_checkpoint(pending[CHECKPOINT])
     if save_best is not None:
         pending[BEST_WEIGHTS] = run_dir / f".best-{epoch}.weights.h5"
-        save_best(pending[BEST_WEIGHTS])
-    write_history(run_dir, history)
+    try:
+        save_checkpoint(pending[CHECKPOINT])
+        if save_best is not None:
+            save_best(pending[BEST_WEIGHTS])
+        write_history(run_dir, history)
+    except BaseException:
+        if len(read_history(run_dir)) < epoch:  # not committed: no trace of the epoch stays
+            for path in pending.values():
+                path.unlink(missing_ok=True)
+        raise
     for name, path in pending.items():
         replace(path, run_dir / name)
 
@@ -288,19 +298,21 @@ def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Con
     run), its config with `overrides` (--epochs) applied, and whether it is a seed group. A run with
     no finished epoch starts over in its folder."""
     run_dir = run_dir or newest_run(needs=CHECKPOINT)
-    group = (run_dir / SEEDS_SUMMARY).exists()
-    if group:
-        # A seed group: its members share the config but the seed; the first was started first.
-        seeds = read_mapping(run_dir / SEEDS_SUMMARY, {"seeds": list})["seeds"]
-        if not seeds or not all(isinstance(seed, int) for seed in seeds):
-            raise damaged(run_dir / SEEDS_SUMMARY, "expected a list of seeds")
-        members = [run_dir / f"seed-{seed}" for seed in seeds]
-    elif (run_dir / CONFIG).exists():
-        members = [run_dir]
-    else:
-        raise UserError(f"{run_dir}: not a run folder (no {CONFIG}) nor a seed group (no {SEEDS_SUMMARY})")
-    lock(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"--run-dir {run_dir}: no such folder")
+    lock(run_dir)  # first: a folder another process is still setting up is theirs
     try:
+        group = (run_dir / SEEDS_SUMMARY).exists()
+        if group:
+            # A seed group: its members share the config but the seed; the first was started first.
+            seeds = read_mapping(run_dir / SEEDS_SUMMARY, {"seeds": list})["seeds"]
+            if not seeds or not all(isinstance(seed, int) for seed in seeds):
+                raise damaged(run_dir / SEEDS_SUMMARY, "expected a list of seeds")
+            members = [run_dir / f"seed-{seed}" for seed in seeds]
+        elif (run_dir / CONFIG).exists():
+            members = [run_dir]
+        else:
+            raise UserError(f"{run_dir}: not a run folder (no {CONFIG}) nor a seed group (no {SEEDS_SUMMARY})")
         before = load_config(members[0] / CONFIG)
         config = load_config(members[0] / CONFIG, overrides)
         for member in members:

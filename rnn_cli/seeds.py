@@ -154,7 +154,9 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     try:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
-            from rnn_cli.process import configure
+            from rnn_cli.process import configure, divert_native_logs
+
+            divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
             from rnn_cli.train import train
 
             configure(config.train, options.get("device", "auto"))

@@ -1,6 +1,7 @@
 """rnn_cli.launch through `rnn train`: run folders claimed and never overwritten, bad input in one
 line before TensorFlow, --quiet, SIGTERM."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -8,9 +9,11 @@ import sys
 
 import keras
 import pytest
+import yaml
 
 from rnn_cli import runs
-from tests.conftest import cli_train, invoke
+from rnn_cli.config import dump_config
+from tests.conftest import cli_train, invoke, train_quietly
 
 
 def test_quiet_prints_only_the_result(tmp_path, tiny_config, imdb_archive):
@@ -85,3 +88,138 @@ def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_arch
     assert f"interrupted: 1 finished epoch(s) kept in {run_dir}" in result.output
     assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back
+
+
+def started_train(tmp_path, tiny_config, imdb_archive, *extra):
+    """`rnn train` in a process of its own, once it has claimed its run folder (it printed it)."""
+    process = subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "train", "--config", str(tiny_config),
+                                "--data", str(imdb_archive), "--run-dir", str(tmp_path / "run"),
+                                "--device", "cpu", *extra],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("run folder: ")
+    return process
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_tensorflow_loads_exits_with_its_code_and_leaves_no_folder(tmp_path, tiny_config,
+                                                                                  imdb_archive, signum):
+    process = started_train(tmp_path, tiny_config, imdb_archive)
+    process.send_signal(signum)  # TensorFlow's import takes seconds: this lands in it
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted before the first epoch finished: nothing kept"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_second_train_in_a_folder_in_use_names_the_process_that_holds_it(tmp_path, tiny_config, imdb_archive):
+    first = started_train(tmp_path, tiny_config, imdb_archive, "--epochs", "50")
+    try:
+        for options in ([], ["--resume"]):
+            args = ["--config", tiny_config, "--data", imdb_archive] if not options else []
+            second = invoke("train", *args, "--run-dir", tmp_path / "run", "--device", "cpu", *options)
+            assert second.exit_code == 2, second.output
+            assert f"run: in use by process {first.pid} (another rnn train)" in second.output
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 143 and (tmp_path / "run" / runs.CONFIG).exists() is (
+        (tmp_path / "run").exists())
+
+
+def test_a_run_with_no_finished_epoch_resumes_from_the_start(tmp_path, tiny_config, imdb_archive):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = yaml.safe_load(open(tiny_config))
+    config["data"] |= {"source": "aclimdb", "path": str(imdb_archive)}
+    (run_dir / runs.CONFIG).write_text(yaml.safe_dump(config))  # as a run killed before its first epoch
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
+
+
+def test_a_failure_before_the_first_epoch_leaves_no_folder(tmp_path, tiny_config, imdb_archive, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 4.00 GiB")
+
+    monkeypatch.setattr("rnn_cli.train.load_imdb", out_of_memory)
+    result = cli_train(tmp_path / "run", tiny_config, imdb_archive)
+    assert result.exit_code == 1 and "internal error: MemoryError: Unable to allocate" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a file system of its own that `fill` makes full (root: a tmpfs), or, without
+    root, read-only; `free` undoes it."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                                                   capture_output=True).returncode == 0
+
+    class Disk:
+        path = folder
+
+        def fill(self):
+            if mounted:
+                with open(folder / "filler", "wb") as filler, contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * 65536)
+                        filler.flush()
+            else:
+                os.chmod(folder / "run", 0o555)
+
+        def free(self):
+            (folder / "filler").unlink(missing_ok=True)
+            os.chmod(folder / "run", 0o755)
+
+    yield Disk()
+    if mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+class FillTheDiskAfterEpoch1(keras.callbacks.Callback):
+    def __init__(self, disk):
+        super().__init__()
+        self.disk = disk
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:  # epoch 1 is committed (the run recorder comes first)
+            self.disk.fill()
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_exactly_once_freed(tmp_path, tiny, small_disk, monkeypatch):
+    import rnn_cli.train
+
+    config = tiny("train.epochs=3", "model.layers.0.dropout=0.3")
+    whole = train_quietly(config, tmp_path / "whole").history
+    training = rnn_cli.train.train
+    with monkeypatch.context() as patch:
+        patch.setattr(rnn_cli.train, "train", lambda *args, **kwargs: training(
+            *args, callbacks=(FillTheDiskAfterEpoch1(small_disk),), **kwargs))
+        run_dir = small_disk.path / "run"
+        (run_dir / runs.CONFIG).parent.mkdir()
+        (run_dir / runs.CONFIG).write_text(dump_config(config))
+        result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 2, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert f"{run_dir}/" in line and "cannot write (" in line and "1 finished epoch(s) kept" in line
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary file left
+    small_disk.free()
+    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(run_dir)] == [
+        {k: v for k, v in row.items() if k != "seconds"} for row in whole]
+
+
+def test_eval_prints_its_metrics_even_where_it_cannot_save_them(trained_run, small_disk):
+    run_dir = small_disk.path / "run"
+    run_dir.mkdir()
+    for path in trained_run.iterdir():
+        (run_dir / path.name).write_bytes(path.read_bytes())
+    (run_dir / "eval.json").unlink(missing_ok=True)
+    small_disk.fill()
+    result = invoke("eval", "--run", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and f"warning: metrics not saved: {run_dir}/eval.json: cannot write" in (
+        result.output)
+    assert not (run_dir / "eval.json").exists()

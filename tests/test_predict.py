@@ -2,6 +2,9 @@
 
 import json
 
+from click.testing import CliRunner
+
+from rnn_cli.cli import main
 from tests.conftest import invoke
 
 def test_predict_scores_reviews(trained_run):
@@ -34,3 +37,27 @@ def test_predict_says_when_a_review_is_truncated(trained_run):
 def test_predict_needs_text(trained_run):
     result = invoke("predict", "--run", trained_run)
     assert result.exit_code == 2 and "give review TEXT" in result.output
+
+
+def test_a_file_that_is_not_utf8_text_is_one_line_naming_its_line(trained_run, tmp_path):
+    reviews = tmp_path / "reviews.bin"
+    reviews.write_bytes(b"a fine film\r\nsecond \xff\xfe line\n")
+    result = invoke("predict", "--run", trained_run, "--file", reviews)
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"Error: {reviews}: line 2 is not UTF-8 text; rnn predict reads UTF-8 "
+                                     f"text, one review per line")
+    result = CliRunner().invoke(main, ["predict", "--run", str(trained_run), "--file", "-"], input=b"\xff\n")
+    assert result.exit_code == 2 and "<stdin>: line 1 is not UTF-8 text" in result.output
+
+
+def test_damaged_run_files_are_one_line_naming_the_file(trained_run, tmp_path):
+    damaged = tmp_path / "run"
+    damaged.mkdir()
+    for path in trained_run.iterdir():
+        (damaged / path.name).write_bytes(path.read_bytes())
+    (damaged / "vocab.json").write_text('{"words": 3}')
+    result = invoke("predict", "--run", damaged, "good")
+    assert result.exit_code == 2 and result.output.startswith(f"Error: {damaged}/vocab.json: damaged")
+    (damaged / "model.keras").write_bytes(b"")
+    result = invoke("eval", "--run", damaged)
+    assert result.exit_code == 2 and result.output.startswith(f"Error: {damaged}/model.keras: damaged")

@@ -4,6 +4,8 @@ fast path's decisions (on by default, the book recipe on request, GPU choices)."
 import csv
 import os
 import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -349,3 +351,50 @@ def test_the_training_line_lists_every_bucket_length_or_says_the_recipe():
     recipe = Config(data=DataConfig(bucketing=False))
     assert train_module.feed_line(recipe, jit_compile=False) == (
         "batches: every review padded to 500 (pre), no mask; XLA off")
+
+
+KILLED_MID_EPOCH = """
+import os, signal, sys
+from pathlib import Path
+import keras
+from rnn_cli.config import load_config
+from rnn_cli.process import configure
+from rnn_cli.train import train
+
+class KillInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 5:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer, or kill -9
+
+config = load_config(sys.argv[1])
+configure(config.train, "cpu")
+train(config, Path(sys.argv[2]), device="cpu", echo=print, callbacks=(KillInEpoch2(),))
+"""
+
+
+@pytest.mark.parametrize("config_name", ["tiny", "best"])
+def test_a_run_killed_mid_epoch_resumes_to_the_history_of_one_never_stopped(tmp_path, tiny, config_name):
+    """Dropout included: each epoch's masks come from (seed, epoch), not from the process' start."""
+    settings = ["model.layers.0.dropout=0.3", "train.epochs=3"]
+    if config_name == "best":  # the shipped config's model and schedule, on the tiny data
+        best = load_config("configs/best.yaml")
+        settings = ["model.layers.0.type=gru", "model.layers.0.bidirectional=true", "model.layers.0.dropout=0.2",
+                    "train.schedule=cosine", "train.epochs=3", f"train.learning_rate={best.train.learning_rate}"]
+    config = tiny(*settings)
+    whole = train_quietly(config, tmp_path / "whole").history
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(yaml.safe_load((tmp_path / "whole" / "config.yaml").read_text())))
+    (tmp_path / "killed").mkdir()
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_MID_EPOCH)
+    done = subprocess.run([sys.executable, script, tmp_path / "config.yaml", tmp_path / "killed"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert len(runs.read_history(tmp_path / "killed")) == 1  # epoch 2 was cut in its sixth batch
+    result = invoke("train", "--resume", "--run-dir", tmp_path / "killed", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    resumed = runs.read_history(tmp_path / "killed")
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == [
+        {k: v for k, v in row.items() if k != "seconds"} for row in whole]
