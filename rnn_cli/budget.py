@@ -68,12 +68,16 @@ def check_model_fits(config: Config, available: int | None = None) -> None:
                           f"{gib(needed)}, more than the {gib(available)} of memory available; use a smaller value")
 
 
-def check_batches_fit(config: Config, reviews: int, available: int | None = None) -> None:
-    """Refuse a batch (of at most `reviews` reviews) whose activations would exceed the memory there is."""
+def check_batches_fit(config: Config, reviews: int, longest: int | None = None, available: int | None = None) -> None:
+    """Refuse a batch (of at most `reviews` reviews, bucketed batches at most `longest` tokens long)
+    whose activations would exceed the memory there is."""
     rows = min(config.train.batch_size, reviews)
+    width = config.data.bucket_width
+    steps = min(config.data.maxlen, -(-longest // width) * width) if config.data.bucketing and longest else (
+        config.data.maxlen)
     widths = [config.model.embedding_dim] + [
         GATES[layer.type] * layer.units * (2 if layer.bidirectional else 1) for layer in config.model.layers]
-    needed = rows * config.data.maxlen * sum(widths) * BYTES * ACTIVATION_COPIES
+    needed = rows * steps * sum(widths) * BYTES * ACTIVATION_COPIES
     available = available_memory() if available is None else available
     if needed > available:
         key, value = max((("train.batch_size", rows), ("data.maxlen", config.data.maxlen)),

@@ -47,6 +47,16 @@ def storage_error(path: Path, err: OSError) -> StorageError:
     return StorageError(f"{path}: cannot write ({err.strerror or err}); free space or pick a writable folder")
 
 
+def make_dir(path: Path, exist_ok: bool = True) -> None:
+    """mkdir with its parents, its failure one line naming the folder (FileExistsError passes)."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        raise
+    except OSError as err:
+        raise storage_error(Path(path), err) from None
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` (UTF-8, newlines as given) through `atomic_path`."""
     with atomic_path(path) as tmp:

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from rnn_cli import runs  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
-from rnn_cli.files import atomic_path  # noqa: E402
+from rnn_cli.files import atomic_path, make_dir  # noqa: E402
 from rnn_cli.runs import best_row  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
@@ -79,7 +79,7 @@ def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = ""
 
 def save_figure(figure, out: Path) -> None:
     """savefig through `atomic_path`, like every other file the tool writes."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     with atomic_path(out) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)
 

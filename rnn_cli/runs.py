@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
 from rnn_cli.errors import ConfigError, UserError
-from rnn_cli.files import read_json, replace, write_atomic, write_json
+from rnn_cli.files import make_dir, read_json, replace, storage_error, write_atomic, write_json
 
 RUNS_ROOT = Path("runs")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -185,11 +185,11 @@ def members(path: Path) -> list[Path]:
 def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
     """A fresh `root/<name>-<timestamp>` folder; a suffix keeps it from reusing one that exists."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
+    make_dir(root)
     for attempt in range(1, 1000):
         path = root / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
         try:
-            path.mkdir()
+            make_dir(path, exist_ok=False)
         except FileExistsError:
             continue
         lock(path)
@@ -201,7 +201,7 @@ def claim_run_dir(path: Path) -> Path:
     """Use `path` for a new run, locked for this process; refuse one that already holds files."""
     if path.exists() and not path.is_dir():
         raise UserError(f"--run-dir {path}: is a file; pick a new folder")
-    path.mkdir(parents=True, exist_ok=True)
+    make_dir(path)
     lock(path)
     if any(p.name != LOCK for p in path.iterdir()):
         unlock(path)
@@ -218,7 +218,10 @@ def lock(run_dir: Path) -> None:
     it gets one line naming this process."""
     path = run_dir / LOCK
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise storage_error(path, err) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -24,6 +24,7 @@ from typing import Callable
 from rnn_cli import runs, stopping
 from rnn_cli.config import Config
 from rnn_cli.errors import UserError
+from rnn_cli.files import make_dir
 from rnn_cli.plots import plot_curves
 from rnn_cli.results import group_row, run_row
 
@@ -51,7 +52,7 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
                 echo(f"seed {seed} ({i}/{len(chosen)}): finished, kept: {run_dir}")
                 results.append(kept)
                 continue
-            run_dir.mkdir(exist_ok=resume)
+            make_dir(run_dir, exist_ok=resume)
             echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
             results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
                                           echo=echo, **options))

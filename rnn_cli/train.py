@@ -77,7 +77,8 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) ->
     keras.utils.set_random_seed(config.train.seed)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
     splits = load_imdb(config.data, vocabulary)
-    check_batches_fit(config, len(splits.train))
+    longest = max(int(reviews.lengths.max(initial=0)) for reviews in (splits.train, splits.val, splits.test))
+    check_batches_fit(config, len(splits.train), longest)
     if not resume:
         splits.vocabulary.save(run_dir / runs.VOCABULARY)
     model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size))

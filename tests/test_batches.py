@@ -131,3 +131,11 @@ def test_a_filled_short_batch_trains_as_the_short_batch_itself():
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert filled_logs["accuracy"] == pytest.approx(plain_logs["accuracy"])
     assert filled_logs["loss"] == pytest.approx(plain_logs["loss"], rel=1e-5)
+
+
+def test_a_batch_size_above_the_reviews_fills_to_the_reviews_not_to_the_batch_size():
+    source = reviews(n=5)
+    batches = Batches(source, 1_000_000, data(), masked=True, seed=1, filled=True)
+    (index,) = batches.indices(0)
+    x, y, weights = batches.batch(index)
+    assert x.shape[0] == 5 and weights.tolist() == [1.0] * 5

@@ -35,9 +35,11 @@ def test_a_batch_too_big_for_memory_is_refused_but_one_larger_than_the_data_is_n
     with pytest.raises(ConfigError, match=r"^train.batch_size: 1000000 makes batches"):
         check_batches_fit(config, reviews=10**6, available=8 * GIB)
     check_batches_fit(config, reviews=200, available=8 * GIB)  # only 200 reviews: one batch of 200
-    long = load_config("configs/simple_rnn.yaml", ["data.maxlen=100000000"])
+    long = load_config("configs/simple_rnn.yaml", ["data.maxlen=100000000", "data.bucketing=false"])
     with pytest.raises(ConfigError, match=r"^data.maxlen: 100000000 makes batches"):
-        check_batches_fit(long, reviews=10**6, available=8 * GIB)
+        check_batches_fit(long, reviews=10**6, longest=300, available=8 * GIB)
+    bucketed = load_config("configs/simple_rnn.yaml", ["data.maxlen=100000000"])
+    check_batches_fit(bucketed, reviews=10**6, longest=300, available=8 * GIB)  # padded to 300 at most
 
 
 def test_rnn_summary_refuses_before_tensorflow_loads():

@@ -348,6 +348,9 @@ def test_the_training_line_lists_every_bucket_length_or_says_the_recipe():
     assert train_module.feed_line(Config(), jit_compile=True) == (
         "batches: length buckets of 128, 256, 384 and 500 tokens, padding masked; "
         "XLA on: the first epoch includes compiling")
+    assert train_module.feed_line(Config(data=DataConfig(maxlen=100_000)), jit_compile=False) == (
+        "batches: length buckets of 128, 256, 384, ..., 99968 and 100000 (782 lengths) tokens, padding masked; "
+        "XLA off")
     recipe = Config(data=DataConfig(bucketing=False))
     assert train_module.feed_line(recipe, jit_compile=False) == (
         "batches: every review padded to 500 (pre), no mask; XLA off")
