@@ -40,8 +40,8 @@ class Cli(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             sys.exit(stop_exit_code())
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click's own; a closed pipe (`rnn inspect | head`) click ends quietly
         except Exception as err:  # noqa: BLE001 - the last net: one line, the traceback kept
             if os.environ.get(DEBUG):
                 raise

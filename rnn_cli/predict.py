@@ -24,7 +24,10 @@ def review_lines(raw: bytes, name: str) -> list[str]:
         raise UserError(f"{name}: line {line} is not UTF-8 text; rnn predict reads UTF-8 text, one "
                         f"review per line") from None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
+    lines = lines[:-1] if lines[-1] == "" else lines
+    if not lines:
+        raise UserError(f"{name}: no reviews (the file is empty); give one review per line")
+    return lines
 
 
 def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:

@@ -155,6 +155,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     try:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
+            runs.lock(run_dir)  # the seed's own folder too: `rnn train --resume` on it alone is refused
             from rnn_cli.process import configure, divert_native_logs
 
             divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
@@ -166,6 +167,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
         with contextlib.suppress(OSError):  # the parent is gone (see _stop_with_parent): nobody to tell
             sender.send(("error", _portable(err)))
     finally:
+        runs.unlock(run_dir)
         sender.close()
         sys.stdout.flush()
         sys.stderr.flush()

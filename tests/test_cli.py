@@ -57,3 +57,12 @@ def test_an_error_after_tensorflow_loads_is_still_one_line(trained_run, tmp_path
     assert "oneDNN" in (cache_dir() / "logs" / "tensorflow.log").read_text()  # TensorFlow's lines, kept
     verbose = rnn("--verbose", "predict", "--run", damaged, "good")
     assert verbose.returncode == 2 and len(verbose.stderr.strip().splitlines()) > 1
+
+
+def test_output_into_a_closed_pipe_ends_quietly(trained_run, tmp_path):
+    (tmp_path / "reviews.txt").write_text("a great film\n" * 20_000)  # far more than a pipe holds
+    done = subprocess.run(f"{sys.executable} -m rnn_cli.cli predict --run {trained_run} --file "
+                          f"{tmp_path / 'reviews.txt'} | head -1", shell=True, capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.split()[1:] == ["positive", "a", "great", "film"]
+    assert "internal error" not in done.stderr, done.stderr

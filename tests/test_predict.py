@@ -61,3 +61,9 @@ def test_damaged_run_files_are_one_line_naming_the_file(trained_run, tmp_path):
     (damaged / "model.keras").write_bytes(b"")
     result = invoke("eval", "--run", damaged)
     assert result.exit_code == 2 and result.output.startswith(f"Error: {damaged}/model.keras: damaged")
+
+
+def test_an_empty_file_is_one_line(trained_run, tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    result = invoke("predict", "--run", trained_run, "--file", tmp_path / "empty.txt")
+    assert result.exit_code == 2 and "empty.txt: no reviews (the file is empty)" in result.output
