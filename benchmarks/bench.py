@@ -57,9 +57,9 @@ def peak_memory_mib() -> float:
 
 def measure_recipe(config, _run_dir) -> list[dict]:
     """The book's code: Sequential model, everything padded to maxlen, model.fit on arrays."""
-    from rnn_cli.data import load_imdb
+    from rnn_cli.data import load_data
 
-    splits = load_imdb(config.data)
+    splits = load_data(config.data)
     pad = lambda reviews: reviews.padded(config.data.maxlen)  # noqa: E731
     recurrent = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM}
     keras.utils.set_random_seed(config.train.seed)
@@ -78,9 +78,11 @@ def measure_recipe(config, _run_dir) -> list[dict]:
 
 
 def measure_rnn(config, run_dir) -> list[dict]:
-    """`rnn train`'s own path, through the library function the command calls."""
+    """`rnn train`'s own path, through the library functions the command calls."""
+    from rnn_cli.process import configure
     from rnn_cli.train import train
 
+    configure(config.train, "cpu")  # the process settings `rnn train` makes
     timer = EpochTimer()
     result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False, callbacks=(timer,))
     return [{"seconds": seconds, "val_accuracy": row["val_accuracy"], "first_batch": timer.first_batch}
@@ -126,9 +128,9 @@ def warm_cache(data: str) -> None:
     (building the cache takes more memory than any training here)."""
     from rnn_cli.cli import data_overrides
     from rnn_cli.config import load_config
-    from rnn_cli.data import load_imdb
+    from rnn_cli.data import load_data
 
-    load_imdb(load_config(MODELS["simple_rnn"], data_overrides(Path(data), None)).data)
+    load_data(load_config(MODELS["simple_rnn"], data_overrides(Path(data), None)).data)
 
 
 def run_child(path: str, model: str, args, seed: int) -> dict:

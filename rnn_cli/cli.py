@@ -82,9 +82,11 @@ def main():
 
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
     """The `--data` and `--limit` options as config overrides."""
+    from rnn_cli.data import source_of
+
     items = []
     if data is not None:
-        items += ["data.source=aclimdb", f"data.path={json.dumps(str(data.resolve()))}"]
+        items += [f"data.source={source_of(data)}", f"data.path={json.dumps(str(data.resolve()))}"]
     if limit is not None:
         items.append(f"data.limit={limit}")
     return items
@@ -93,7 +95,9 @@ def data_overrides(data: Path | None, limit: int | None) -> list[str]:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML config, e.g. configs/simple_rnn.yaml (not with --resume).")
-@click.option("--data", type=EXISTING_PATH, help="aclImdb folder or .tar.gz archive (sets data.source=aclimdb).")
+@click.option("--data", type=EXISTING_PATH,
+              help="The data: an aclImdb folder or .tar.gz, a .csv, .tsv or .jsonl file of texts and labels, or a "
+                   "folder of train/<class>/*.txt and test/<class>/*.txt (sets data.source by its kind).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--limit", type=click.IntRange(min=4), help="Keep N train and N test reviews, class-balanced.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -144,7 +148,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Run folder (default: the newest under runs/).")
 @click.option("--model", "model_file", type=EXISTING_PATH, help="A .keras model file instead of a run.")
-@click.option("--data", type=EXISTING_PATH, help="aclImdb folder or .tar.gz archive to test on.")
+@click.option("--data", type=EXISTING_PATH, help="Data to test on, of the kinds rnn train --data takes.")
 @click.option("--limit", type=click.IntRange(min=4), help="Score N test reviews, class-balanced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(run_dir, model_file, data, limit, as_json):

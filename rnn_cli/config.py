@@ -24,14 +24,22 @@ import yaml
 from rnn_cli.errors import ConfigError
 
 LAYER_TYPES = ("simple_rnn", "lstm", "gru")
+TABLES = ("csv", "tsv", "jsonl")  # sources read as rows of a text and a label
 # One path component: no separator, no control character, not hidden, not . or ..
 SAFE_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: Literal["keras", "aclimdb"] = "keras"  # keras: Keras' imdb.npz download
-    path: str | None = None  # aclImdb folder or .tar.gz archive (source: aclimdb)
+    # keras: Keras' imdb.npz download; aclimdb: the official folder or .tar.gz; csv, tsv, jsonl: a
+    # file of labelled texts; folder: train/<class>/*.txt and test/<class>/*.txt (see data.py).
+    source: Literal["keras", "aclimdb", "csv", "tsv", "jsonl", "folder"] = "keras"
+    path: str | None = None  # the data for every source but keras (--data PATH)
+    test_path: str | None = None  # csv, tsv, jsonl: a file of test rows; null: hold out test_split
+    test_split: float = 0.2  # without test_path: share of the rows held out as the test set, by class
+    text_column: str = "text"  # csv, tsv: a header's column; jsonl: a key
+    label_column: str = "label"  # labels may be strings or integers
+    positive_label: str | None = None  # two classes: the one called positive; null: the second, sorted
     num_words: int = 10000  # vocabulary cap, reserved indices 0-2 included (as Keras counts)
     maxlen: int = 500  # tokens kept per review
     # Batches of reviews of similar length, each padded only to its bucket (a multiple of
@@ -64,9 +72,15 @@ class DataConfig:
         )
         _require(self.limit is None or self.limit >= 4, f"{where}.limit", self.limit, "an integer >= 4")
         _require_with(
-            self.source != "aclimdb" or self.path is not None, f"{where}.path",
-            f"required when {where}.source is aclimdb: an aclImdb folder or .tar.gz (--data PATH)",
+            self.source == "keras" or self.path is not None, f"{where}.path",
+            f"required when {where}.source is {self.source}: the data's file or folder (--data PATH)",
         )
+        _require_with(
+            self.test_path is None or self.source in TABLES, f"{where}.test_path",
+            f"only for {where}.source csv, tsv or jsonl (a folder has test/, aclImdb and Keras their test split)",
+        )
+        _require(0.0 < self.test_split < 1.0, f"{where}.test_split", self.test_split,
+                 "a number between 0 and 1 (exclusive)")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""IMDB reviews to padded integer sequences, from Keras' download or an aclImdb folder/archive.
+"""Labelled texts to padded integer sequences: IMDB from Keras' download or an aclImdb folder/archive,
+or a user's own CSV, TSV, JSON Lines file or class folders (`rnn_cli.tables`).
 
 Index conventions are Keras': 0 pads, 1 starts every review, 2 stands for a word outside the
 vocabulary, and words take 3, 4, ... by falling frequency in the training split. A vocabulary of
@@ -33,13 +34,19 @@ import numpy as np
 from rnn_cli.config import DataConfig
 from rnn_cli.errors import DataError, UserError
 from rnn_cli.files import atomic_path, cache_dir, write_atomic
+from rnn_cli.tables import Rows, class_indices, class_order, read_class_folders, read_rows, stratified_split
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
+BINARY = ("negative", "positive")  # IMDB's classes, label 0 and 1
 SPLITS = ("train", "test")
 LABELS = {"neg": 0, "pos": 1}
 # Bump when tokenise() changes: it is part of the cache key.
 TOKENIZER_VERSION = 1
-CACHE_FORMAT = 2  # 2: the training reviews' file numbers are kept (validation_by: movie)
+# What each source of a user's own data expects, for messages.
+OWN_SOURCES = {"csv": "a .csv file with a header row", "tsv": "a .tsv file with a header row",
+               "jsonl": "a .jsonl file, one JSON object per line",
+               "folder": "a folder of train/<class>/*.txt and test/<class>/*.txt"}
+CACHE_FORMAT = 3  # 2: the training reviews' file numbers (validation_by: movie); 3: classes, source
 # aclImdb numbers each label's reviews movie by movie (docs/data.md, benchmarks/movie_order.py).
 # validation_by: movie holds out blocks of this many consecutive numbers, four times the most reviews
 # the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
@@ -72,7 +79,8 @@ class Reviews:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         tokens = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
-        return cls(tokens, offsets, np.asarray(labels, dtype=np.int8))
+        labels = np.asarray(labels)
+        return cls(tokens, offsets, labels.astype(np.int8 if labels.size == 0 or labels.max() < 128 else np.int32))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -165,6 +173,8 @@ class Corpus:
     # aclImdb's file number of each training review (movie order, see MOVIE_BLOCK); None when
     # unknown (Keras' download, files not named <number>_<rating>.txt).
     train_numbers: np.ndarray | None = None
+    classes: tuple[str, ...] = BINARY  # label i is classes[i]
+    test_lines: np.ndarray | None = None  # a file's line of each test row, when held out of it
 
     def encoded(self, vocabulary: Vocabulary) -> tuple[Reviews, Reviews]:
         """Train and test re-encoded with `vocabulary`; words it lacks become OOV."""
@@ -184,14 +194,16 @@ class Splits:
     source: str
     skipped: int
     load_seconds: float
+    classes: tuple[str, ...] = BINARY
+    test_lines: np.ndarray | None = None
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test),
                 "vocabulary": self.vocabulary.size, "skipped": self.skipped}
 
 
-def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Splits:
-    """Load IMDB as the config says, split off validation, and apply `limit`.
+def load_data(config: DataConfig, vocabulary: Vocabulary | None = None) -> Splits:
+    """Load the data as the config says, split off validation, and apply `limit`.
 
     Args:
         config: the data section of the run's config.
@@ -204,7 +216,7 @@ def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
         DataError: the source is missing, corrupt, of the wrong layout, or needs a network.
     """
     started = time.perf_counter()
-    corpus = load_keras_corpus(config.num_words) if config.source == "keras" else load_aclimdb(config.path)
+    corpus = load_corpus(config)
     if vocabulary is None:
         vocabulary = Vocabulary(corpus.words[: max(config.num_words - FIRST_WORD, 0)])
     train, test = corpus.encoded(vocabulary)
@@ -214,9 +226,10 @@ def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
                         f"files named <number>_<rating>.txt as in aclImdb; use validation_by: review")
     rng = np.random.default_rng(config.seed)
     if config.limit is not None:
-        sample = balanced_sample(train.labels, config.limit, rng)
+        count = len(corpus.classes)
+        sample = balanced_sample(train.labels, config.limit, rng, count)
         train, numbers = train.take(sample), None if numbers is None else numbers[sample]
-        test = test.take(balanced_sample(test.labels, config.limit, rng))
+        test = test.take(balanced_sample(test.labels, config.limit, rng, count))
     if config.validation_by == "movie":
         kept, held_out = split_by_movie(train.labels, numbers, config.validation_split, rng)
     else:
@@ -230,7 +243,17 @@ def load_imdb(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
                         f"reviews; each needs at least one (a larger --limit, or another validation_split)")
     return Splits(train=train.take(kept), val=train.take(held_out), test=test,
                   vocabulary=vocabulary, source=corpus.source, skipped=corpus.skipped,
-                  load_seconds=time.perf_counter() - started)
+                  load_seconds=time.perf_counter() - started, classes=corpus.classes,
+                  test_lines=corpus.test_lines if config.limit is None else None)
+
+
+def load_corpus(config: DataConfig) -> Corpus:
+    """The source's corpus, encoded by its own training words."""
+    if config.source == "keras":
+        return load_keras_corpus(config.num_words)
+    if config.source == "aclimdb":
+        return load_aclimdb(config.path)
+    return load_own(config)
 
 
 def split_by_movie(labels: np.ndarray, numbers: np.ndarray, share: float,
@@ -257,10 +280,11 @@ def split_by_movie(labels: np.ndarray, numbers: np.ndarray, share: float,
     return rng.permutation(kept), rng.permutation(held_out)
 
 
-def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of n reviews, half of each class (as far as each class has enough), sorted."""
+def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator, classes: int = 2) -> np.ndarray:
+    """Indices of n reviews, as many of each class as can be (the last classes take the remainder), sorted."""
     picks = []
-    for label, want in ((0, n // 2), (1, n - n // 2)):
+    for label in range(classes):
+        want = n // classes + (1 if label >= classes - n % classes else 0)
         members = np.flatnonzero(labels == label)
         picks.append(rng.choice(members, size=min(want, len(members)), replace=False))
     return np.sort(np.concatenate(picks))
@@ -289,15 +313,63 @@ def load_keras_corpus(num_words: int) -> Corpus:
 def load_aclimdb(path: str | Path) -> Corpus:
     """The official Large Movie Review Dataset, as a folder or .tar.gz, through a disk cache."""
     path = check_source(path)
-    cache_file = cache_dir() / _cache_name(path)
+
+    def build() -> Corpus:
+        texts, numbers, skipped = _read_reviews(path)
+        return build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped, train_numbers=numbers)
+
+    return _cached(cache_dir() / _cache_name(path, "aclimdb"), path, build)
+
+
+def load_own(config: DataConfig) -> Corpus:
+    """A user's own labelled texts (`rnn_cli.tables`), through a disk cache like aclImdb's."""
+    path = check_source(config.path, OWN_SOURCES[config.source])
+    options = [f"text={config.text_column}", f"label={config.label_column}", f"positive={config.positive_label}"]
+    if config.test_path is not None:
+        test = check_source(config.test_path, OWN_SOURCES[config.source])
+        options.append(f"test={test.resolve()}:{test.stat().st_size}:{test.stat().st_mtime_ns}")
+    elif config.source != "folder":
+        options.append(f"test_split={config.test_split}:{config.seed}")
+    return _cached(cache_dir() / _cache_name(path, config.source, options), path, lambda: _build_own(config, path))
+
+
+def _build_own(config: DataConfig, path: Path) -> Corpus:
+    """Rows read, classes ordered, the test rows read or held out by class; then encoded."""
+    test_lines = None
+    if config.source == "folder":
+        rows, skipped = read_class_folders(path, MAX_REVIEW_BYTES)
+        train, test = rows["train"], rows["test"]
+        classes = class_order(train.labels, config.positive_label, path / "train")
+        y_train, y_test = class_indices(train, classes, path / "train"), class_indices(test, classes, path / "test")
+    else:
+        rows = read_rows(path, config.source, config.text_column, config.label_column)
+        classes = class_order(rows.labels, config.positive_label, path)
+        y, skipped = class_indices(rows, classes, path), 0
+        if config.test_path is not None:
+            test_path = Path(config.test_path).expanduser()
+            train, test = rows, read_rows(test_path, config.source, config.text_column, config.label_column)
+            y_train, y_test = y, class_indices(test, classes, test_path)
+        else:
+            kept, held_out = stratified_split(y, config.test_split, np.random.default_rng(config.seed), classes, path)
+            train, test = Rows([rows.texts[i] for i in kept]), Rows([rows.texts[i] for i in held_out])
+            y_train, y_test, test_lines = y[kept], y[held_out], np.array(rows.lines)[held_out]
+        skipped += rows.empty + (test.empty if config.test_path is not None else 0)
+    if config.source == "folder":
+        skipped += train.empty + test.empty
+    texts = {"train": list(zip(train.texts, y_train.tolist())), "test": list(zip(test.texts, y_test.tolist()))}
+    return build_corpus(texts, source=f"{config.source}:{path.resolve()}", skipped=skipped, classes=classes,
+                        test_lines=test_lines)
+
+
+def _cached(cache_file: Path, path: Path, build) -> Corpus:
+    """The corpus from `cache_file`, or built (and cached: failing that, a warning)."""
     if cache_file.exists():
         try:
             return _read_cache(cache_file, path)
         except Exception:  # noqa: BLE001 - any unreadable or ill-fitting entry is rebuilt, never fatal
             with contextlib.suppress(OSError):
                 cache_file.unlink()
-    texts, numbers, skipped = _read_reviews(path)
-    corpus = build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped, train_numbers=numbers)
+    corpus = build()
     try:
         _write_cache(cache_file, corpus)
         for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 1)[0]}-*.npz"):
@@ -308,20 +380,32 @@ def load_aclimdb(path: str | Path) -> Corpus:
     return corpus
 
 
-def check_source(path: str | Path) -> Path:
-    """`path` if it can be an aclImdb folder or archive (checked before TensorFlow loads), else one line."""
+def source_of(path: Path) -> str:
+    """The source `--data PATH` means, from the file's extension or the folder's layout."""
+    name = path.name.lower()
+    for source, endings in (("csv", (".csv",)), ("tsv", (".tsv", ".tab")), ("jsonl", (".jsonl", ".ndjson"))):
+        if name.endswith(endings):
+            return source
+    if path.is_dir():
+        root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+        if not all((root / "train" / label).is_dir() for label in LABELS) and (path / "train").is_dir():
+            return "folder"
+    return "aclimdb"
+
+
+def check_source(path: str | Path, expected: str = "an aclImdb folder or aclImdb_v1.tar.gz") -> Path:
+    """`path` if it can be a source's data (checked before TensorFlow loads), else one line."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or "
-                        f"aclImdb_v1.tar.gz")
+        raise DataError(f"{path}: no such file or folder; expected {expected}")
     if not (path.is_dir() or path.is_file()):
-        raise DataError(f"{path}: not a folder nor a regular file; expected an aclImdb folder or "
-                        f"aclImdb_v1.tar.gz")
+        raise DataError(f"{path}: not a folder nor a regular file; expected {expected}")
     return path
 
 
 def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: int = 0,
-                 train_numbers: np.ndarray | None = None) -> Corpus:
+                 train_numbers: np.ndarray | None = None, classes: tuple[str, ...] = BINARY,
+                 test_lines: np.ndarray | None = None) -> Corpus:
     """Tokenise every review and rank words by training-split frequency (ties alphabetical)."""
     tokenized = {split: [tokenize(text) for text, _ in texts[split]] for split in SPLITS}
     counts = collections.Counter(word for review in tokenized["train"] for word in review)
@@ -334,7 +418,7 @@ def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: 
         for split in SPLITS
     }
     return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped,
-                  train_numbers=train_numbers)
+                  train_numbers=train_numbers, classes=classes, test_lines=test_lines)
 
 
 def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndarray | None, int]:
@@ -414,20 +498,24 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
         raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
 
 
-def _cache_name(path: Path) -> str:
-    """aclimdb-<source>-<version>.npz: one entry per source path; the version changes when the source
-    or the tokeniser does, and a new version replaces the old one."""
+def _cache_name(path: Path, kind: str, options: list[str] = ()) -> str:
+    """<kind>-<source>-<version>.npz: one entry per source path; the version changes when the source,
+    the options that read it or the tokeniser do, and a new version replaces the old one."""
     path = path.resolve()
     if path.is_dir():
+        folders = _review_folders(path) if kind == "aclimdb" else (
+            (split, label.name, Path(label.path)) for split in SPLITS if (path / split).is_dir()
+            for label in sorted(os.scandir(path / split), key=lambda entry: entry.name)
+            if label.is_dir(follow_symlinks=False))
         parts = [f"{split}/{label}:{entry.name}:{entry.stat(follow_symlinks=False).st_size}:"
                  f"{entry.stat(follow_symlinks=False).st_mtime_ns}"
-                 for split, label, folder in _review_folders(path)
+                 for split, label, folder in folders
                  for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)]
     else:
         stat = path.stat()
         parts = [f"{stat.st_size}:{stat.st_mtime_ns}"]
-    version = "\n".join([f"tokenizer={TOKENIZER_VERSION}", f"format={CACHE_FORMAT}", *parts])
-    return f"aclimdb-{_digest(str(path))}-{_digest(version)}.npz"
+    version = "\n".join([f"tokenizer={TOKENIZER_VERSION}", f"format={CACHE_FORMAT}", *options, *parts])
+    return f"{kind}-{_digest(str(path))}-{_digest(version)}.npz"
 
 
 def _digest(text: str) -> str:
@@ -435,9 +523,11 @@ def _digest(text: str) -> str:
 
 
 def _write_cache(file: Path, corpus: Corpus) -> None:
-    arrays = {"words": np.array(corpus.words, dtype=str), "skipped": np.array(corpus.skipped)}
-    if corpus.train_numbers is not None:
-        arrays["train_numbers"] = corpus.train_numbers
+    arrays = {"words": np.array(corpus.words, dtype=str), "skipped": np.array(corpus.skipped),
+              "classes": np.array(corpus.classes, dtype=str), "source": np.array(corpus.source)}
+    for name in ("train_numbers", "test_lines"):
+        if getattr(corpus, name) is not None:
+            arrays[name] = getattr(corpus, name)
     for split in SPLITS:
         reviews = getattr(corpus, split)
         arrays |= {f"{split}_tokens": reviews.tokens, f"{split}_offsets": reviews.offsets,
@@ -453,14 +543,16 @@ def _read_cache(file: Path, path: Path) -> Corpus:
         reviews = {split: Reviews(z[f"{split}_tokens"], z[f"{split}_offsets"], z[f"{split}_labels"])
                    for split in SPLITS}
         corpus = Corpus(tuple(z["words"].tolist()), reviews["train"], reviews["test"],
-                        source=f"aclimdb:{path.resolve()}", skipped=int(z["skipped"]),
-                        train_numbers=z["train_numbers"] if "train_numbers" in z.files else None)
+                        source=str(z["source"]), skipped=int(z["skipped"]),
+                        train_numbers=z["train_numbers"] if "train_numbers" in z.files else None,
+                        classes=tuple(z["classes"].tolist()),
+                        test_lines=z["test_lines"] if "test_lines" in z.files else None)
     ids = len(corpus.words) + FIRST_WORD
     for reviews in (corpus.train, corpus.test):
         offsets = reviews.offsets
         fits = (offsets.ndim == 1 and len(offsets) == len(reviews.labels) + 1 and len(reviews.labels) > 0
                 and offsets[0] == 0 and offsets[-1] == len(reviews.tokens) and np.all(np.diff(offsets) >= 0)
-                and np.isin(reviews.labels, (0, 1)).all() and reviews.tokens.min(initial=0) >= 0
+                and np.isin(reviews.labels, range(len(corpus.classes))).all() and reviews.tokens.min(initial=0) >= 0
                 and reviews.tokens.max(initial=0) < ids)
         if not fits:
             raise ValueError(f"{file}: the cached reviews do not fit their own vocabulary and offsets")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rnn_cli import runs
 from rnn_cli.config import Config, config_from_dict, load_config, to_dict
-from rnn_cli.data import Vocabulary, load_imdb
+from rnn_cli.data import Vocabulary, load_data
 from rnn_cli.errors import UserError
 from rnn_cli.inference import evaluate_model
 
@@ -40,14 +40,20 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
         config = config_from_dict(to_dict(Config()), [f"data.num_words={num_words}", *overrides],
                                   source="--model")
         vocabulary = None
-    splits = load_imdb(config.data, vocabulary)
-    metrics = evaluate_model(model, splits.test, config.data)
+    splits = load_data(config.data, vocabulary)
+    classes = runs.read_classes(run_dir) if run_dir is not None else splits.classes
+    if classes != splits.classes:
+        raise UserError(f"{config.data.path}: its classes ({', '.join(splits.classes)}) are not the model's "
+                        f"({', '.join(classes)})")
+    metrics = evaluate_model(model, splits.test, config.data, classes=classes)
     metrics["data"] = {"source": splits.source, "limit": config.data.limit}
     return metrics, folder / runs.EVAL
 
 
 def metrics_table(m: dict) -> str:
     """The metrics and confusion matrix as a small aligned table."""
+    if "per_class" in m:
+        return multiclass_table(m)
     cm = m["confusion_matrix"]
     auc = "n/a (one class only)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
     rows = [("reviews", f"{m['reviews']}"), ("loss", f"{m['loss']:.4f}"),
@@ -57,4 +63,22 @@ def metrics_table(m: dict) -> str:
     lines += ["", "confusion   predicted neg  predicted pos",
               f"actual neg  {cm['true_negative']:>13}  {cm['false_positive']:>13}",
               f"actual pos  {cm['false_negative']:>13}  {cm['true_positive']:>13}"]
+    return "\n".join(lines)
+
+
+def multiclass_table(m: dict) -> str:
+    """N-class metrics: the averages, a row per class, and the confusion matrix with class names."""
+    auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+    rows = [("reviews", f"{m['reviews']}"), ("loss", f"{m['loss']:.4f}"), ("accuracy", f"{m['accuracy']:.4f}"),
+            ("macro f1", f"{m['macro_f1']:.4f}"), ("weighted f1", f"{m['weighted_f1']:.4f}"),
+            ("roc_auc", f"{auc} (one-vs-rest, macro)")]
+    names = m["confusion_matrix"]["classes"]
+    width = max(len(name) for name in [*names, "actual"]) + 2
+    lines = [f"{name:<12} {value}" for name, value in rows]
+    lines += ["", f"{'class':<{width}}precision  recall  f1      support"]
+    lines += [f"{name:<{width}}{c['precision']:<11.4f}{c['recall']:<8.4f}{c['f1']:<8.4f}{c['support']}"
+              for name, c in m["per_class"].items()]
+    lines += ["", f"{'actual':<{width}}" + "".join(f"{name:>{width}}" for name in names) + "  (predicted)"]
+    lines += [f"{name:<{width}}" + "".join(f"{count:>{width}}" for count in row)
+              for name, row in zip(names, m["confusion_matrix"]["matrix"])]
     return "\n".join(lines)

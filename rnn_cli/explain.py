@@ -60,6 +60,9 @@ def explain_review(run_dir: Path, text: str) -> Explanation:
     config = load_config(run_dir / runs.CONFIG)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
     model = runs.load_trained(run_dir)
+    if model.get_layer("head").units != 1:
+        raise UserError(f"{run_dir}: rnn explain traces two-class runs; this one has "
+                        f"{model.get_layer('head').units} classes")
     ids, known_count = vocabulary.encode(text)
     if known_count == 0:
         what = "is empty" if len(ids) == 1 else "has no word in the model's vocabulary"

@@ -8,26 +8,29 @@ import numpy as np
 from rnn_cli.batches import Batches
 from rnn_cli.config import DataConfig
 from rnn_cli.data import Reviews
-from rnn_cli.metrics import classification_metrics
-from rnn_cli.model import THRESHOLD, masks_padding
+from rnn_cli.metrics import classification_metrics, multiclass_metrics
+from rnn_cli.model import THRESHOLD, class_count, masks_padding
 
 INFERENCE_BATCH_SIZE = 256  # rnn eval and predict: no gradients, larger batches are cheaper
 
 
 def evaluate_model(model, reviews: Reviews, data: DataConfig, batch_size: int | None = None,
-                   callbacks=()) -> dict:
-    """Predict every review, batched as the model was trained, and score with `classification_metrics`.
+                   callbacks=(), classes: tuple[str, ...] | None = None) -> dict:
+    """Predict every review, batched as the model was trained, and score: `classification_metrics`
+    for two classes, `multiclass_metrics` for more (`classes`: their names).
 
     `batch_size` (default: the inference batch size) and `callbacks` as in `predict_probabilities`.
     """
     probabilities = predict_probabilities(model, reviews, data, batch_size or INFERENCE_BATCH_SIZE, callbacks)
-    return classification_metrics(reviews.labels, probabilities, THRESHOLD)
+    if class_count(model) == 2:
+        return classification_metrics(reviews.labels, probabilities, THRESHOLD)
+    return multiclass_metrics(reviews.labels, probabilities, classes or tuple(map(str, range(class_count(model)))))
 
 
 def predict_probabilities(model, reviews: Reviews, data: DataConfig,
                           batch_size: int = INFERENCE_BATCH_SIZE, callbacks=()) -> np.ndarray:
-    """The model's probability of "positive" for every review, in the reviews' order (`callbacks`:
-    Keras callbacks for `model.predict`).
+    """The model's probability of "positive" for every review, in the reviews' order, or for N classes
+    an (n, N) array of each class' probability (`callbacks`: Keras callbacks for `model.predict`).
 
     Without XLA, whatever the model was compiled with: compiling the forward pass for each bucket
     shape costs `rnn eval` and `rnn predict` more time than it saves on a few large batches, and
@@ -36,11 +39,13 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig,
     """
     batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
     order = np.concatenate(batches.indices())
-    probabilities = np.empty(len(reviews), dtype=np.float32)
+    count = class_count(model)
+    probabilities = np.empty((len(reviews), count) if count > 2 else len(reviews), dtype=np.float32)
     # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.
     own, model.jit_compile, model.predict_function = model.jit_compile, False, None
     try:
-        probabilities[order] = model.predict(batches.dataset(), verbose=0, callbacks=list(callbacks)).reshape(-1)
+        out = model.predict(batches.dataset(), verbose=0, callbacks=list(callbacks))
+        probabilities[order] = out if count > 2 else out.reshape(-1)
     finally:
         model.jit_compile, model.predict_function = own, None
     return probabilities

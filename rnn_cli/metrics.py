@@ -1,5 +1,5 @@
 """Test-set metrics from labels and probabilities, pure NumPy: loss, accuracy, precision, recall, F1,
-ROC AUC, confusion matrix."""
+ROC AUC, confusion matrix; for two classes and for N (per class, macro and weighted averages)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
     return {
         "reviews": int(len(y)),
         "loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+        "macro_f1": macro_f1(tp, tn, fp, fn),
         "accuracy": (tp + tn) / len(y),
         "precision": precision,
         "recall": recall,
@@ -31,6 +32,13 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
         "confusion_matrix": {"true_negative": tn, "false_positive": fp,
                              "false_negative": fn, "true_positive": tp},
     }
+
+
+def macro_f1(tp: int, tn: int, fp: int, fn: int) -> float:
+    """The mean of both classes' F1 (each class in turn the positive one)."""
+    def f1(hit, false_alarm, miss):
+        return 2 * hit / (2 * hit + false_alarm + miss) if hit else 0.0
+    return (f1(tp, fp, fn) + f1(tn, fn, fp)) / 2
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -51,3 +59,36 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
         ranks[order[start:end]] = (start + end + 1) / 2
     u = ranks[y == 1].sum() - positives * (positives + 1) / 2
     return float(u / (positives * negatives))
+
+
+def multiclass_metrics(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """Metrics of (n, N) class probabilities `p` against class indices `y`: accuracy, cross-entropy,
+    per-class precision / recall / F1, their macro and weighted averages, one-vs-rest macro ROC AUC,
+    and the confusion matrix (rows: actual, columns: predicted)."""
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    p = np.asarray(p, dtype=np.float64)
+    predicted = p.argmax(axis=1)
+    count = len(classes)
+    matrix = np.zeros((count, count), dtype=np.int64)
+    np.add.at(matrix, (y, predicted), 1)
+    per_class = {}
+    for k, name in enumerate(classes):
+        tp, support, called = matrix[k, k], matrix[k].sum(), matrix[:, k].sum()
+        precision = tp / called if called else 0.0
+        recall = tp / support if support else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "support": int(support),
+                           "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0}
+    f1 = np.array([per_class[name]["f1"] for name in classes])
+    support = matrix.sum(axis=1)
+    aucs = [roc_auc((y == k).astype(np.int64), p[:, k]) for k in range(count)]
+    aucs = [auc for auc in aucs if auc is not None]
+    return {
+        "reviews": int(len(y)),
+        "loss": float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)))),
+        "accuracy": float(np.trace(matrix) / len(y)),
+        "macro_f1": float(f1.mean()),
+        "weighted_f1": float((f1 * support).sum() / support.sum()),
+        "roc_auc": float(np.mean(aucs)) if aucs else None,
+        "per_class": per_class,
+        "confusion_matrix": {"classes": list(classes), "matrix": matrix.tolist()},
+    }

@@ -1,4 +1,5 @@
-"""Embedding -> stacked recurrent layers -> Dense(1, sigmoid), built from the model config."""
+"""Embedding -> stacked recurrent layers -> Dense head, built from the model config: Dense(1, sigmoid)
+for two classes (the book's), Dense(N, softmax) for N."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ THRESHOLD = 0.5  # the head's probability at or above which a review is called p
 
 
 def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
-                precision: str = "float32") -> keras.Model:
+                precision: str = "float32", classes: int = 2) -> keras.Model:
     """The classifier; inputs are (batch, time) token ids of any length.
 
     Args:
@@ -31,6 +32,7 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
         mask_zero: let padding (index 0) be skipped by the recurrent layers.
         precision: the dtype policy of every layer but the head, which computes in float32 so
             the probabilities and the loss keep their precision (as Keras' guide advises).
+        classes: two: one sigmoid output, the probability of the second class; more: a softmax.
     """
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero,
@@ -38,7 +40,8 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
     last = len(config.layers) - 1
     for i, layer in enumerate(config.layers):
         x = recurrent_layer(layer, return_sequences=i < last, name=layer_name(layer, i), dtype=precision)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="head", dtype="float32")(x)
+    units, activation = (1, "sigmoid") if classes == 2 else (classes, "softmax")
+    outputs = keras.layers.Dense(units, activation=activation, name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
 
 
@@ -58,8 +61,8 @@ def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str,
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int = 1) -> None:
-    """Binary cross-entropy with the configured optimizer, schedule, weight averaging and loss scaling
-    (mixed_float16); accuracy."""
+    """Cross-entropy (binary, or sparse categorical for a softmax head) with the configured optimizer,
+    schedule, weight averaging and loss scaling (mixed_float16); accuracy."""
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * config.epochs)
@@ -69,8 +72,14 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
         # Scales the loss up so that float16 gradients do not underflow (Keras does this itself only
         # when the model's own policy is mixed; here every layer but the head has it).
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(reduction=LOSS_REDUCTION),
-                  metrics=["accuracy"], jit_compile=config.jit_compile)
+    loss = (keras.losses.BinaryCrossentropy if class_count(model) == 2
+            else keras.losses.SparseCategoricalCrossentropy)(reduction=LOSS_REDUCTION)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=config.jit_compile)
+
+
+def class_count(model: keras.Model) -> int:
+    """How many classes the model's head tells apart (a single sigmoid output: two)."""
+    return max(model.get_layer("head").units, 2)
 
 
 def averages_over_weights(model: keras.Model) -> bool:

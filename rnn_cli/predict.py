@@ -31,13 +31,15 @@ def review_lines(raw: bytes, name: str) -> list[str]:
 
 
 def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
-    """Probability of "positive" and a label per review.
+    """A label per review and its probability: for two classes the probability of the second
+    ("positive"), for more the likeliest class's (and every class's, `probabilities`).
 
     Empty reviews and reviews with no word in the vocabulary get probability None and a note:
     the model would only be scoring padding.
     """
     config = load_config(run_dir / runs.CONFIG)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
+    classes = runs.read_classes(run_dir)
     model = runs.load_trained(run_dir)
     encoded = [vocabulary.encode(text) for text in texts]
     results = [{"text": text, "words": len(ids) - 1, "known_words": known, "probability": None,
@@ -57,6 +59,11 @@ def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
         reviews = Reviews.from_lists([encoded[i][0] for i in scorable], np.zeros(len(scorable)))
         probabilities = predict_probabilities(model, reviews, config.data)
         for i, p in zip(scorable, probabilities):
-            results[i]["probability"] = float(p)
-            results[i]["label"] = "positive" if p >= THRESHOLD else "negative"
+            if np.ndim(p) == 0:  # two classes: the probability of the second
+                results[i]["probability"] = float(p)
+                results[i]["label"] = classes[1] if p >= THRESHOLD else classes[0]
+            else:  # the likeliest class and its probability, and every class's
+                results[i]["probability"] = float(p.max())
+                results[i]["label"] = classes[int(p.argmax())]
+                results[i]["probabilities"] = {name: float(q) for name, q in zip(classes, p)}
     return results

@@ -29,6 +29,8 @@ MODEL = "model.keras"
 CHECKPOINT = "checkpoint.keras"  # the last finished epoch, optimizer state included
 BEST_WEIGHTS = "best.weights.h5"  # the epoch with the best val_accuracy so far
 VOCABULARY = "vocab.json"
+CLASSES = "classes.json"  # the class names in the model's order (a two-class head's output: the second's)
+SPLIT = "split.json"  # the file lines of the rows held out as the test set, when they came from one file
 SUMMARY = "summary.txt"
 RUN_RECORD = "run.json"
 METRICS = "metrics.json"
@@ -284,6 +286,17 @@ def read_run_config(run_dir: Path) -> dict:
 def config_name(run_dir: Path, config: dict | None = None) -> str:
     """The config's name, else the folder's; `config`: its config.yaml when already read."""
     return (read_run_config(run_dir) if config is None else config).get("name", run_dir.name)
+
+
+def read_classes(run_dir: Path) -> tuple[str, ...]:
+    """The run's class names; a run older than classes.json is IMDB's."""
+    path = run_dir / CLASSES
+    if not path.exists():
+        return ("negative", "positive")
+    classes = read_mapping(path, {"classes": list})["classes"]
+    if len(classes) < 2 or not all(isinstance(name, str) for name in classes):
+        raise damaged(path, "expected a list of two or more class names")
+    return tuple(classes)
 
 
 def load_trained(run_dir: Path):

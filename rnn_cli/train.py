@@ -18,8 +18,8 @@ from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
 from rnn_cli.config import Config, TrainConfig, dump_config
-from rnn_cli.data import Splits, Vocabulary, load_imdb
-from rnn_cli.files import write_atomic
+from rnn_cli.data import Splits, Vocabulary, load_data
+from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility,
                            cudnn_warnings, keeps_average, masks_padding, parameters_before_head,
@@ -76,12 +76,16 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) ->
     # The initial weights; each epoch's dropout masks are drawn from (seed, epoch) (RunRecorder).
     keras.utils.set_random_seed(config.train.seed)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
-    splits = load_imdb(config.data, vocabulary)
+    splits = load_data(config.data, vocabulary)
     longest = max(int(reviews.lengths.max(initial=0)) for reviews in (splits.train, splits.val, splits.test))
     check_batches_fit(config, len(splits.train), longest)
     if not resume:
         splits.vocabulary.save(run_dir / runs.VOCABULARY)
-    model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size))
+        write_json(run_dir / runs.CLASSES, {"classes": list(splits.classes)})
+        if splits.test_lines is not None:
+            write_json(run_dir / runs.SPLIT, {"test_lines": splits.test_lines.tolist()})
+    model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size),
+                             classes=len(splits.classes))
     write_atomic(run_dir / runs.SUMMARY, summary_text(model))
     return splits, model
 
@@ -91,7 +95,7 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
     """run.json at a (re)start: what runs, where, on what data, with which fast path."""
     on_gpu = device.startswith("gpu")
     record.update(status="running", device=device, seed=config.train.seed,
-                  data={"source": splits.source, "sizes": splits.sizes()},
+                  data={"source": splits.source, "sizes": splits.sizes(), "classes": list(splits.classes)},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
                              "determinism": determinism(config.train, device),
@@ -175,7 +179,7 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     # pass for every bucket shape again costs more memory than it saves time (docs/performance.md).
     with stops_at_batch_end() as stop:  # a Ctrl-C here waits for the end of a batch too
         metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
-                                 callbacks=[stop])
+                                 callbacks=[stop], classes=splits.classes)
     runs.write_json(run_dir / runs.METRICS, metrics)
     plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})
@@ -186,13 +190,14 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     return metrics
 
 
-def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoch: int) -> keras.Model:
+def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoch: int,
+                     classes: int = 2) -> keras.Model:
     """The checkpoint of the last finished epoch on resume, else a fresh compiled model."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
         return runs.load_keras(checkpoint)
     model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing,
-                        precision=config.train.precision)
+                        precision=config.train.precision, classes=classes)
     compile_model(model, config.train, steps_per_epoch)
     return model
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import random
 import tarfile
@@ -59,6 +61,45 @@ def write_aclimdb(root: Path, per_class: dict[str, int] | None = None, seed: int
                 rating = rng.randint(7, 10) if label == "pos" else rng.randint(1, 4)
                 (folder / f"{i}_{rating}.txt").write_text(make_review(rng, label), encoding="utf-8")
     return root / "aclImdb"
+
+
+TOPICS = {"sport": ["goal", "match", "team", "score"], "music": ["song", "guitar", "album", "band"],
+          "food": ["bread", "soup", "spice", "dinner"]}
+
+
+def topic_rows(classes: list[str], per_class: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) rows: filler words and a few of the class' own words, classes interleaved."""
+    rng = random.Random(seed)
+    words = {**TOPICS, "pos": POSITIVE, "neg": NEGATIVE}
+    rows = []
+    for _ in range(per_class):
+        for label in classes:
+            text = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
+            for _ in range(rng.randint(2, 4)):
+                text.insert(rng.randrange(len(text) + 1), rng.choice(words[label]))
+            rows.append((" ".join(text), label))
+    return rows
+
+
+def write_table(path: Path, rows: list[tuple[str, str]], text="text", label="label") -> Path:
+    """Rows as a .csv, .tsv or .jsonl file, by the path's extension."""
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps({text: t, label: l}) + "\n" for t, l in rows), encoding="utf-8")
+        return path
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, delimiter="\t" if path.suffix == ".tsv" else ",")
+        writer.writerow([label, text])
+        writer.writerows([(l, t) for t, l in rows])
+    return path
+
+
+def write_class_folders(root: Path, rows: list[tuple[str, str]], test_share: float = 0.25) -> Path:
+    """train/<class>/<n>.txt and test/<class>/<n>.txt."""
+    for i, (text, label) in enumerate(rows):
+        split = "test" if i % round(1 / test_share) == 0 else "train"
+        (root / split / label).mkdir(parents=True, exist_ok=True)
+        (root / split / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    return root
 
 
 def write_archive(folder: Path, archive: Path) -> Path:

@@ -1,4 +1,5 @@
 import io
+import json
 import os
 import tarfile
 
@@ -8,9 +9,9 @@ import pytest
 
 from rnn_cli import data
 from rnn_cli.config import DataConfig
-from rnn_cli.data import OOV, PAD, START, Reviews, Vocabulary, load_imdb, tokenize
+from rnn_cli.data import OOV, PAD, START, Reviews, Vocabulary, load_data, tokenize
 from rnn_cli.errors import DataError
-from tests.conftest import write_aclimdb, write_archive
+from tests.conftest import topic_rows, write_aclimdb, write_archive, write_class_folders, write_table
 
 
 def acl(path, **fields):
@@ -25,7 +26,7 @@ def test_tokenize_lowercases_and_strips_breaks_and_punctuation():
 
 
 def test_index_conventions_and_vocabulary_cap(imdb_folder):
-    splits = load_imdb(acl(imdb_folder, num_words=10))
+    splits = load_data(acl(imdb_folder, num_words=10))
     words = splits.vocabulary.words
     assert len(words) == 10 - 3 and splits.vocabulary.size == 10
     everything = np.concatenate([splits.train.tokens, splits.val.tokens, splits.test.tokens])
@@ -45,7 +46,7 @@ def test_index_conventions_and_vocabulary_cap(imdb_folder):
 def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     folder = write_aclimdb(tmp_path, {"train": 6, "test": 6})
     (folder / "test" / "pos" / "99_10.txt").write_text("zebra zebra zebra zebra zebra zebra zebra zebra")
-    splits = load_imdb(acl(folder, num_words=1000))
+    splits = load_data(acl(folder, num_words=1000))
     assert "zebra" not in splits.vocabulary.words
 
 
@@ -88,7 +89,7 @@ def test_take_reorders_reviews():
 
 
 def test_folder_and_archive_give_the_same_data(imdb_folder, imdb_archive):
-    a, b = load_imdb(acl(imdb_folder)), load_imdb(acl(imdb_archive))
+    a, b = load_data(acl(imdb_folder)), load_data(acl(imdb_archive))
     assert a.vocabulary == b.vocabulary
     np.testing.assert_array_equal(a.train.padded(30), b.train.padded(30))
     np.testing.assert_array_equal(a.test.labels, b.test.labels)
@@ -96,9 +97,9 @@ def test_folder_and_archive_give_the_same_data(imdb_folder, imdb_archive):
 
 
 def test_validation_split_is_seeded_and_mixes_classes(imdb_archive):
-    a = load_imdb(acl(imdb_archive, seed=1))
-    b = load_imdb(acl(imdb_archive, seed=1))
-    c = load_imdb(acl(imdb_archive, seed=2))
+    a = load_data(acl(imdb_archive, seed=1))
+    b = load_data(acl(imdb_archive, seed=1))
+    c = load_data(acl(imdb_archive, seed=2))
     np.testing.assert_array_equal(a.val.padded(30), b.val.padded(30))
     assert not np.array_equal(a.val.padded(30), c.val.padded(30))
     assert 0 < a.val.labels.mean() < 1  # not all one class, though the archive is sorted by label
@@ -129,7 +130,7 @@ def test_validation_by_movie_keeps_a_movie_on_one_side(tmp_path):
             number = int(file.name.split("_")[0])
             file.write_text(f"{file.read_text()} {label}title{number // data.MOVIE_BLOCK}")
     config = acl(folder, num_words=1000, validation_split=0.2, validation_by="movie")
-    splits = load_imdb(config)
+    splits = load_data(config)
     assert splits.sizes()["val"] == 120 and splits.val.labels.sum() == 60
 
     def movies(reviews):
@@ -137,7 +138,7 @@ def test_validation_by_movie_keeps_a_movie_on_one_side(tmp_path):
         return {words[t] for t in reviews.tokens.tolist() if "title" in words.get(t, "")}
 
     assert len(movies(splits.val) & movies(splits.train)) <= 2  # one cut block per label at most
-    cached = load_imdb(config)  # from the cache, numbers included
+    cached = load_data(config)  # from the cache, numbers included
     np.testing.assert_array_equal(cached.val.padded(40), splits.val.padded(40))
     np.testing.assert_array_equal(cached.train.padded(40), splits.train.padded(40))
 
@@ -146,26 +147,26 @@ def test_validation_by_movie_needs_numbered_files(tmp_path):
     folder = write_aclimdb(tmp_path, {"train": 6, "test": 2})
     next((folder / "train" / "pos").glob("0_*.txt")).rename(folder / "train" / "pos" / "first.txt")
     with pytest.raises(DataError, match="validation_by: movie needs .* <number>_<rating>.txt"):
-        load_imdb(acl(folder, validation_by="movie"))
-    load_imdb(acl(folder))  # review: any names
+        load_data(acl(folder, validation_by="movie"))
+    load_data(acl(folder))  # review: any names
 
 
 def test_limit_keeps_n_reviews_class_balanced(imdb_archive):
-    splits = load_imdb(acl(imdb_archive, limit=20))
+    splits = load_data(acl(imdb_archive, limit=20))
     assert len(splits.train) + len(splits.val) == 20
     assert len(splits.test) == 20 and splits.test.labels.sum() == 10
     assert np.concatenate([splits.train.labels, splits.val.labels]).sum() == 10
 
 
 def test_second_load_uses_the_cache(imdb_archive, monkeypatch):
-    first = load_imdb(acl(imdb_archive))
+    first = load_data(acl(imdb_archive))
     assert list(data.cache_dir().glob("aclimdb-*.npz"))
 
     def no_reading(path):
         raise AssertionError("the archive was read again")
 
     monkeypatch.setattr(data, "_read_reviews", no_reading)
-    second = load_imdb(acl(imdb_archive))
+    second = load_data(acl(imdb_archive))
     assert second.vocabulary == first.vocabulary
     np.testing.assert_array_equal(second.train.padded(30), first.train.padded(30))
 
@@ -173,20 +174,20 @@ def test_second_load_uses_the_cache(imdb_archive, monkeypatch):
 def test_a_changed_source_replaces_its_cache_entry(imdb_folder, tmp_path):
     archive = write_archive(imdb_folder, tmp_path / "aclImdb_v1.tar.gz")
     other = write_archive(imdb_folder, tmp_path / "other.tar.gz")
-    load_imdb(acl(archive))
-    load_imdb(acl(other))
+    load_data(acl(archive))
+    load_data(acl(other))
     first = {p.name for p in data.cache_dir().glob("*.npz")}
     assert len(first) == 2  # one entry per source
 
     os.utime(archive, ns=(0, 10**18))  # the same path, a new copy (another modification time)
-    load_imdb(acl(archive))
+    load_data(acl(archive))
     entries = {p.name for p in data.cache_dir().glob("*.npz")}
     assert len(entries) == 2 and len(entries & first) == 1  # the old entry went, the other source's stayed
 
 
 def test_a_run_vocabulary_re_encodes_the_corpus(imdb_archive):
     vocabulary = Vocabulary(("movie", "the", "great"))
-    splits = load_imdb(acl(imdb_archive), vocabulary)
+    splits = load_data(acl(imdb_archive), vocabulary)
     used = set(np.unique(np.concatenate([splits.train.tokens, splits.test.tokens])).tolist())
     assert used <= {START, OOV, 3, 4, 5}
     ids, known = vocabulary.encode("The GREAT unknown movie")
@@ -216,7 +217,7 @@ def test_crafted_archive_never_writes_outside(tmp_path, imdb_folder):
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
     before = set(tmp_path.parent.rglob("*"))
-    splits = load_imdb(acl(archive))
+    splits = load_data(acl(archive))
     assert len(splits.train) + len(splits.val) == 200  # the crafted members were not taken as reviews
     created = set(tmp_path.parent.rglob("*")) - before
     assert all("escape" not in p.name for p in created)
@@ -227,38 +228,38 @@ def test_truncated_archive_is_a_clear_error(tmp_path, imdb_archive):
     broken = tmp_path / "broken.tar.gz"
     broken.write_bytes(imdb_archive.read_bytes()[: imdb_archive.stat().st_size // 2])
     with pytest.raises(DataError, match="broken.tar.gz: not a readable aclImdb archive"):
-        load_imdb(acl(broken))
+        load_data(acl(broken))
 
 
 def test_not_an_archive_is_a_clear_error(tmp_path):
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"this is not a tar file at all")
     with pytest.raises(DataError, match="junk.tar.gz: not a readable aclImdb archive"):
-        load_imdb(acl(junk))
+        load_data(acl(junk))
 
 
 def test_folder_without_the_layout_is_a_clear_error(tmp_path):
     (tmp_path / "train" / "pos").mkdir(parents=True)
     with pytest.raises(DataError, match="missing folder train/neg"):
-        load_imdb(acl(tmp_path))
+        load_data(acl(tmp_path))
 
 
 def test_archive_without_a_split_is_a_clear_error(tmp_path):
     folder = write_aclimdb(tmp_path / "src", {"train": 4})
     archive = write_archive(folder, tmp_path / "train-only.tar.gz")
     with pytest.raises(DataError, match="no reviews in test/neg"):
-        load_imdb(acl(archive))
+        load_data(acl(archive))
 
 
 def test_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="nowhere.tar.gz: no such file or folder"):
-        load_imdb(acl(tmp_path / "nowhere.tar.gz"))
+        load_data(acl(tmp_path / "nowhere.tar.gz"))
 
 
 def test_non_utf8_reviews_are_counted_and_skipped(tmp_path):
     folder = write_aclimdb(tmp_path, {"train": 6, "test": 6})
     (folder / "train" / "neg" / "100_1.txt").write_bytes(b"bad \xff\xfe bytes")
-    splits = load_imdb(acl(folder))
+    splits = load_data(acl(folder))
     assert splits.skipped == 1
     assert len(splits.train) + len(splits.val) == 12
 
@@ -283,7 +284,7 @@ def fake_keras_imdb(monkeypatch, calls):
 def test_keras_source_uses_load_data_with_the_same_conventions(monkeypatch):
     calls = []
     fake_keras_imdb(monkeypatch, calls)
-    splits = load_imdb(DataConfig(source="keras", num_words=6, maxlen=5))
+    splits = load_data(DataConfig(source="keras", num_words=6, maxlen=5))
     assert calls == [{"num_words": 6, "index_from": 2}]
     assert splits.vocabulary.words == ("the", "great", "awful")
     assert splits.source == "keras"
@@ -299,7 +300,7 @@ def test_keras_source_without_network_says_how_to_use_a_local_copy(monkeypatch):
 
     monkeypatch.setattr(keras.datasets.imdb, "load_data", offline)
     with pytest.raises(DataError) as err:
-        load_imdb(DataConfig(source="keras"))
+        load_data(DataConfig(source="keras"))
     message = str(err.value)
     assert "could not load IMDB through Keras" in message and "--data" in message
     assert "\n" not in message
@@ -307,7 +308,7 @@ def test_keras_source_without_network_says_how_to_use_a_local_copy(monkeypatch):
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "ill-fitting"])
 def test_an_unreadable_or_ill_fitting_cache_entry_is_rebuilt(imdb_archive, damage):
-    first = load_imdb(acl(imdb_archive))
+    first = load_data(acl(imdb_archive))
     (entry,) = data.cache_dir().glob("aclimdb-*.npz")
     if damage == "empty":
         entry.write_bytes(b"")
@@ -319,7 +320,7 @@ def test_an_unreadable_or_ill_fitting_cache_entry_is_rebuilt(imdb_archive, damag
         arrays["train_tokens"] = arrays["train_tokens"] + 10_000
         with open(entry, "wb") as out:
             np.savez(out, **arrays)
-    again = load_imdb(acl(imdb_archive))
+    again = load_data(acl(imdb_archive))
     np.testing.assert_array_equal(again.train.padded(30), first.train.padded(30))
     with np.load(entry) as z:  # rebuilt, not only worked around
         assert z["train_tokens"].max() < len(z["words"]) + 3
@@ -328,7 +329,7 @@ def test_an_unreadable_or_ill_fitting_cache_entry_is_rebuilt(imdb_archive, damag
 def test_a_cache_that_cannot_be_written_is_a_warning(imdb_archive, tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("RNN_CLI_CACHE", str(tmp_path / "file" / "cache"))  # under a file: never a folder
-    splits = load_imdb(acl(imdb_archive))
+    splits = load_data(acl(imdb_archive))
     assert len(splits.train) == 160
     assert "warning: the data cache was not saved" in capsys.readouterr().err
 
@@ -339,18 +340,18 @@ def test_only_regular_files_inside_the_dataset_are_read(tmp_path):
     secret.write_text("zanzibar " * 5)
     (folder / "train" / "pos" / "900_9.txt").symlink_to(secret)
     os.mkfifo(folder / "train" / "neg" / "901_1.txt")  # opening a FIFO would wait forever
-    splits = load_imdb(acl(folder))
+    splits = load_data(acl(folder))
     assert splits.skipped == 2 and "zanzibar" not in splits.vocabulary.words
     outside = tmp_path / "elsewhere"
     (folder / "test" / "pos").rename(outside)
     (folder / "test" / "pos").symlink_to(outside)
     with pytest.raises(DataError, match="test/pos links out of the dataset folder"):
-        load_imdb(acl(folder))
+        load_data(acl(folder))
 
 
 def test_a_path_that_is_no_dataset_is_one_line(tmp_path):
     with pytest.raises(DataError, match="/dev/zero: not a folder nor a regular file"):
-        load_imdb(acl("/dev/zero"))
+        load_data(acl("/dev/zero"))
 
 
 def test_an_oversized_review_is_skipped_unread(tmp_path, monkeypatch):
@@ -359,11 +360,62 @@ def test_an_oversized_review_is_skipped_unread(tmp_path, monkeypatch):
     archive = write_archive(folder, tmp_path / "big.tar.gz")
     monkeypatch.setattr(data, "MAX_REVIEW_BYTES", 1000)
     for source in (folder, archive):
-        splits = load_imdb(acl(source))
+        splits = load_data(acl(source))
         assert splits.skipped == 1 and "huge" not in splits.vocabulary.words
 
 
 @pytest.mark.parametrize("fields", [{"validation_split": 0.001}, {"limit": 4, "validation_split": 0.1}])
 def test_a_split_left_empty_is_refused_with_the_sizes(imdb_archive, fields):
     with pytest.raises(DataError, match=r"data.validation_split .* leaves \d+ to train on and 0 to validate"):
-        load_imdb(acl(imdb_archive, **fields))
+        load_data(acl(imdb_archive, **fields))
+
+
+def own(path, source, **fields):
+    return DataConfig(source=source, path=str(path), **fields)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_a_file_without_test_path_holds_out_test_split_of_each_class(tmp_path, suffix):
+    path = write_table(tmp_path / f"d{suffix}", topic_rows(["sport", "music", "food"], 20))
+    splits = load_data(own(path, suffix[1:], test_split=0.25, validation_split=0.2))
+    assert splits.classes == ("food", "music", "sport")
+    assert np.bincount(splits.test.labels).tolist() == [5, 5, 5]
+    assert len(splits.train) + len(splits.val) == 45
+    assert len(splits.test_lines) == 15 and len(set(splits.test_lines.tolist())) == 15  # recorded for the run
+    again = load_data(own(path, suffix[1:], test_split=0.25, validation_split=0.2))  # from the cache
+    assert again.classes == splits.classes and again.test_lines.tolist() == splits.test_lines.tolist()
+
+
+def test_a_test_file_and_its_unknown_label(tmp_path):
+    train = write_table(tmp_path / "train.csv", topic_rows(["pos", "neg"], 10))
+    test = write_table(tmp_path / "test.csv", topic_rows(["pos", "neg"], 3, seed=1))
+    splits = load_data(own(train, "csv", test_path=str(test)))
+    assert splits.classes == ("neg", "pos") and len(splits.test) == 6 and splits.test_lines is None
+    write_table(tmp_path / "test.csv", [("a goal", "sport")])
+    with pytest.raises(DataError, match=r"test.csv, line 2: label 'sport' is not among the training data's classes"):
+        load_data(own(train, "csv", test_path=str(test)))
+
+
+def test_a_class_too_small_to_hold_out_is_one_line(tmp_path):
+    path = write_table(tmp_path / "d.csv", [*topic_rows(["sport", "music"], 10), ("a song", "food")])
+    with pytest.raises(DataError, match="class 'food' has 1 row\\(s\\), too few to hold some out"):
+        load_data(own(path, "csv"))
+
+
+def test_class_folders_and_integer_labels(tmp_path):
+    root = write_class_folders(tmp_path / "d", topic_rows(["sport", "music", "food"], 12))
+    splits = load_data(own(root, "folder"))
+    assert splits.classes == ("food", "music", "sport") and len(splits.test) == 9
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": int(l == "pos")}) + "\n"
+                            for t, l in topic_rows(["pos", "neg"], 10)))
+    assert load_data(own(path, "jsonl")).classes == ("0", "1")
+
+
+def test_the_source_comes_from_the_extension_or_the_layout(tmp_path, imdb_folder, imdb_archive):
+    from rnn_cli.data import source_of
+
+    assert [source_of(tmp_path / name) for name in ("a.csv", "b.TSV", "c.jsonl", "d.ndjson")] == [
+        "csv", "tsv", "jsonl", "jsonl"]
+    assert source_of(imdb_folder) == source_of(imdb_archive) == "aclimdb"
+    assert source_of(write_class_folders(tmp_path / "own", topic_rows(["sport", "music"], 4))) == "folder"

@@ -141,7 +141,7 @@ def test_a_failure_before_the_first_epoch_leaves_no_folder(tmp_path, tiny_config
     def out_of_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 4.00 GiB")
 
-    monkeypatch.setattr("rnn_cli.train.load_imdb", out_of_memory)
+    monkeypatch.setattr("rnn_cli.train.load_data", out_of_memory)
     result = cli_train(tmp_path / "run", tiny_config, imdb_archive)
     assert result.exit_code == 1 and "internal error: MemoryError: Unable to allocate" in result.output
     assert not (tmp_path / "run").exists()
@@ -161,8 +161,8 @@ def small_disk(tmp_path):
 
         def fill(self):
             if mounted:
-                with open(folder / "filler", "wb") as filler, contextlib.suppress(OSError):
-                    while True:
+                with contextlib.suppress(OSError), open(folder / "filler", "wb") as filler:
+                    while True:  # until the disk is full (it may be already)
                         filler.write(b"\0" * 65536)
                         filler.flush()
             else:

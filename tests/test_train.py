@@ -2,6 +2,7 @@
 fast path's decisions (on by default, the book recipe on request, GPU choices)."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -16,11 +17,11 @@ from tensorflow.python.framework import config as tf_config
 from rnn_cli import runs, stopping
 from rnn_cli import train as train_module
 from rnn_cli.config import load_config
-from rnn_cli.data import load_imdb
+from rnn_cli.data import load_data
 from rnn_cli.inference import predict_probabilities
 from rnn_cli.metrics import classification_metrics
 from rnn_cli.model import THRESHOLD
-from tests.conftest import cli_train, invoke, train_quietly
+from tests.conftest import cli_train, invoke, topic_rows, train_quietly, write_class_folders, write_table
 
 RUN_FILES = {"config.yaml", "history.csv", "history.json", "model.keras", "checkpoint.keras", "curves.png",
              "vocab.json", "summary.txt", "run.json", "metrics.json"}
@@ -306,7 +307,7 @@ def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, 
     config = tiny("train.ema_momentum=0.9", "train.epochs=3",
                   "train.early_stopping.restore_best=false")
     train_whole_and_resumed(config, tmp_path)
-    val = load_imdb(config.data).val
+    val = load_data(config.data).val
     for run_dir in (tmp_path / "full", tmp_path / "resumed"):
         saved = keras.saving.load_model(run_dir / "model.keras")
         checkpoint = keras.saving.load_model(run_dir / "checkpoint.keras")
@@ -401,3 +402,40 @@ def test_a_run_killed_mid_epoch_resumes_to_the_history_of_one_never_stopped(tmp_
     resumed = runs.read_history(tmp_path / "killed")
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == [
         {k: v for k, v in row.items() if k != "seconds"} for row in whole]
+
+
+OWN_CONFIG = """\
+data: {num_words: 60, maxlen: 30, validation_split: 0.2}
+model:
+  embedding_dim: 8
+  layers: [{type: gru, units: 8}]
+train: {optimizer: adam, learning_rate: 0.02, batch_size: 16, epochs: 4}
+"""
+
+
+@pytest.mark.parametrize("source, classes", [("csv", ["sport", "music", "food"]), ("jsonl", ["pos", "neg"]),
+                                             ("tsv", ["pos", "neg"]), ("folder", ["sport", "music", "food"])])
+def test_own_data_trains_evaluates_and_predicts(tmp_path, source, classes):
+    rows = topic_rows(classes, 60)
+    data = (write_class_folders(tmp_path / "own", rows) if source == "folder"
+            else write_table(tmp_path / f"own.{source}", rows))
+    (tmp_path / "own.yaml").write_text(OWN_CONFIG)
+    run_dir = tmp_path / "run"
+    result = cli_train(run_dir, tmp_path / "own.yaml", data)
+    assert result.exit_code == 0, result.output
+    assert runs.read_json(run_dir / runs.CLASSES)["classes"] == sorted(classes)
+    metrics = runs.read_json(run_dir / runs.METRICS)
+    assert metrics["accuracy"] > 1.5 / len(classes), metrics  # well above chance on this easy data
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert model.get_layer("head").units == (1 if len(classes) == 2 else len(classes))
+    shown = invoke("eval", "--run", run_dir)
+    assert shown.exit_code == 0, shown.output
+    assert ("macro f1" in shown.output) == (len(classes) > 2) and "accuracy" in shown.output
+    word = {"sport": "goal", "music": "guitar", "food": "soup", "pos": "wonderful", "neg": "awful"}
+    texts = [f"the {word[name]} and the {word[name]}" for name in classes]
+    predicted = invoke("predict", "--run", run_dir, "--json", *texts)
+    assert predicted.exit_code == 0, predicted.output
+    answers = [json.loads(line) for line in predicted.output.strip().splitlines()]
+    assert [answer["label"] for answer in answers] == classes
+    if len(classes) > 2:
+        assert all(set(answer["probabilities"]) == set(classes) for answer in answers)
