@@ -152,27 +152,32 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
 @click.option("--limit", type=click.IntRange(min=4), help="Score N test reviews, class-balanced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(run_dir, model_file, data, limit, as_json):
-    """Score a trained model on the test set and write eval.json.
+    """Score a trained model on the test set; write eval.json and its figures.
 
-    Prints loss, accuracy, precision, recall, F1, ROC AUC and the confusion matrix.
+    Prints loss, accuracy, precision, recall, F1 (per class and averaged for more than two), ROC AUC,
+    the calibration error and the confusion matrix; confusion.png, roc_pr.png and reliability.png
+    go beside the model.
     """
     divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
     from rnn_cli import runs
     from rnn_cli.evaluate import evaluate_run, metrics_table
+    from rnn_cli.plots import plot_evaluation
 
     if run_dir and model_file:
         raise click.UsageError("give --run or --model, not both")
     if not model_file:
         run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    metrics, out = evaluate_run(run_dir, model_file, data_overrides(data, limit))
-    click.echo(json.dumps(metrics, indent=2) if as_json else metrics_table(metrics))
+    result = evaluate_run(run_dir, model_file, data_overrides(data, limit))
+    click.echo(json.dumps(result.metrics, indent=2) if as_json else metrics_table(result.metrics))
     try:  # the metrics are printed first: a folder that cannot be written loses nothing
-        runs.write_json(out, metrics)
+        runs.write_json(result.folder / runs.EVAL, result.metrics)
+        written = [result.folder / runs.EVAL, *plot_evaluation(result.labels, result.probabilities,
+                                                               result.classes, result.folder)]
     except UserError as err:
-        click.echo(f"warning: metrics not saved: {err}", err=True)
+        click.echo(f"warning: not saved: {err}", err=True)
     else:
         if not as_json:
-            click.echo(f"written: {out}")
+            click.echo(f"written: {', '.join(map(str, written))}")
 
 
 @main.command()
@@ -300,7 +305,9 @@ def inspect(run_dir):
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="YAML config.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
-def summary(config_path, sets):
+@click.option("--classes", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Classes the data has: 2 gives Dense(1, sigmoid), more Dense(N, softmax).")
+def summary(config_path, sets, classes):
     """Build the model of a config and print its layers and parameter counts."""
     from rnn_cli.budget import check_model_fits
 
@@ -309,7 +316,7 @@ def summary(config_path, sets):
     divert_native_logs()
     from rnn_cli.model import build_model, summary_text
 
-    click.echo(summary_text(build_model(config.model, config.data.num_words)), nl=False)
+    click.echo(summary_text(build_model(config.model, config.data.num_words, classes=classes)), nl=False)
 
 
 if __name__ == "__main__":

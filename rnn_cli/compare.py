@@ -15,6 +15,7 @@ from rnn_cli.results import group_row, run_row
 COLUMNS = {  # key: heading
     "name": "config", "settings": "settings", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
     "best_val_accuracy": "best val acc", "best_epoch": "best epoch", "test_accuracy": "test acc",
+    "test_macro_f1": "test macro-F1",
     "seconds_per_epoch": "s/epoch", "train_minutes": "train min", "device": "device", "path": "run",
 }
 _MISSING = object()  # a key one config lacks differs from any value another has
@@ -87,6 +88,7 @@ def cells(row: dict) -> dict[str, str]:
         "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
         "epochs": number(row["epochs"], ".3g"), "best_val_accuracy": accuracy("best_val_accuracy"),
         "best_epoch": number(row["best_epoch"], ".3g"), "test_accuracy": accuracy("test_accuracy"),
+        "test_macro_f1": accuracy("test_macro_f1"),
         "seconds_per_epoch": number(row["seconds_per_epoch"], ".1f"),
         "train_minutes": number(row["train_minutes"], ".1f"), "device": str(row["device"]), "path": row["path"],
     }
@@ -98,9 +100,11 @@ def _yaml_scalar(value) -> str:
 
 
 def _keys(rows: list[dict]) -> list[str]:
-    """The columns to show: settings only where some rows need it, never the run paths."""
-    shown = any(row.get("settings") for row in rows)
-    return [key for key in COLUMNS if key != "path" and (key != "settings" or shown)]
+    """The columns to show: settings only where some rows need it, macro-F1 only where a run has more
+    than two classes (for two, accuracy says it), never the run paths."""
+    optional = {"settings": any(row.get("settings") for row in rows),
+                "test_macro_f1": any(row.get("classes", 2) > 2 for row in rows)}
+    return [key for key in COLUMNS if key != "path" and optional.get(key, True)]
 
 
 def text_table(rows: list[dict]) -> str:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from rnn_cli import runs
 from rnn_cli.config import Config, config_from_dict, load_config, to_dict
 from rnn_cli.data import Vocabulary, load_data
 from rnn_cli.errors import UserError
-from rnn_cli.inference import evaluate_model
+from rnn_cli.inference import predict_probabilities, score
 
 
-def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[str]) -> tuple[dict, Path]:
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict
+    labels: np.ndarray  # each test review's class
+    probabilities: np.ndarray  # as `predict_probabilities` gives them
+    classes: tuple[str, ...]
+    folder: Path  # where eval.json and the figures belong: beside the model
+
+
+def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[str]) -> Evaluation:
     """Score a trained model on the test split.
 
     Args:
@@ -20,7 +32,7 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
         overrides: `--set` style strings for the data section (another path, a limit).
 
     Returns:
-        The metrics, and where they belong: eval.json beside the model.
+        The metrics, what they were computed from, and the folder they belong in.
     """
     if model_file is not None:
         folder = model_file.parent
@@ -45,9 +57,10 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
     if classes != splits.classes:
         raise UserError(f"{config.data.path}: its classes ({', '.join(splits.classes)}) are not the model's "
                         f"({', '.join(classes)})")
-    metrics = evaluate_model(model, splits.test, config.data, classes=classes)
+    probabilities = predict_probabilities(model, splits.test, config.data)
+    metrics = score(splits.test.labels, probabilities, classes)
     metrics["data"] = {"source": splits.source, "limit": config.data.limit}
-    return metrics, folder / runs.EVAL
+    return Evaluation(metrics, splits.test.labels, probabilities, classes, folder)
 
 
 def metrics_table(m: dict) -> str:
@@ -58,7 +71,8 @@ def metrics_table(m: dict) -> str:
     auc = "n/a (one class only)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
     rows = [("reviews", f"{m['reviews']}"), ("loss", f"{m['loss']:.4f}"),
             ("accuracy", f"{m['accuracy']:.4f}"), ("precision", f"{m['precision']:.4f}"),
-            ("recall", f"{m['recall']:.4f}"), ("f1", f"{m['f1']:.4f}"), ("roc_auc", auc)]
+            ("recall", f"{m['recall']:.4f}"), ("f1", f"{m['f1']:.4f}"), ("roc_auc", auc),
+            ("ece", f"{m['expected_calibration_error']:.4f} (expected calibration error)")]
     lines = [f"{name:<10} {value}" for name, value in rows]
     lines += ["", "confusion   predicted neg  predicted pos",
               f"actual neg  {cm['true_negative']:>13}  {cm['false_positive']:>13}",
@@ -71,7 +85,8 @@ def multiclass_table(m: dict) -> str:
     auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
     rows = [("reviews", f"{m['reviews']}"), ("loss", f"{m['loss']:.4f}"), ("accuracy", f"{m['accuracy']:.4f}"),
             ("macro f1", f"{m['macro_f1']:.4f}"), ("weighted f1", f"{m['weighted_f1']:.4f}"),
-            ("roc_auc", f"{auc} (one-vs-rest, macro)")]
+            ("roc_auc", f"{auc} (one-vs-rest, macro)"),
+            ("ece", f"{m['expected_calibration_error']:.4f} (expected calibration error)")]
     names = m["confusion_matrix"]["classes"]
     width = max(len(name) for name in [*names, "actual"]) + 2
     lines = [f"{name:<12} {value}" for name, value in rows]

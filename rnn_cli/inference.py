@@ -22,9 +22,14 @@ def evaluate_model(model, reviews: Reviews, data: DataConfig, batch_size: int | 
     `batch_size` (default: the inference batch size) and `callbacks` as in `predict_probabilities`.
     """
     probabilities = predict_probabilities(model, reviews, data, batch_size or INFERENCE_BATCH_SIZE, callbacks)
-    if class_count(model) == 2:
-        return classification_metrics(reviews.labels, probabilities, THRESHOLD)
-    return multiclass_metrics(reviews.labels, probabilities, classes or tuple(map(str, range(class_count(model)))))
+    return score(reviews.labels, probabilities, classes or tuple(map(str, range(class_count(model)))))
+
+
+def score(labels: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """The metrics of `predict_probabilities`' output: two classes' or N's."""
+    if probabilities.ndim == 1:
+        return classification_metrics(labels, probabilities, THRESHOLD)
+    return multiclass_metrics(labels, probabilities, classes)
 
 
 def predict_probabilities(model, reviews: Reviews, data: DataConfig,

@@ -29,6 +29,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "roc_auc": roc_auc(y, p),
+        "expected_calibration_error": reliability(y, p)["expected_calibration_error"],
         "confusion_matrix": {"true_negative": tn, "false_positive": fp,
                              "false_negative": fn, "true_positive": tp},
     }
@@ -89,6 +90,48 @@ def multiclass_metrics(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...]) -
         "macro_f1": float(f1.mean()),
         "weighted_f1": float((f1 * support).sum() / support.sum()),
         "roc_auc": float(np.mean(aucs)) if aucs else None,
+        "expected_calibration_error": reliability(y, p)["expected_calibration_error"],
         "per_class": per_class,
         "confusion_matrix": {"classes": list(classes), "matrix": matrix.tolist()},
     }
+
+
+CALIBRATION_BINS = 10  # equal-width bins of the predicted class's probability
+
+
+def top_label(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The probability of the class each review is given (two classes: `p` or 1 - `p`), and whether
+    that class is right."""
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 1:
+        predicted = (p >= threshold).astype(np.int64)
+        return np.where(predicted == 1, p, 1 - p), predicted == y
+    return p.max(axis=1), p.argmax(axis=1) == y
+
+
+def reliability(y: np.ndarray, p: np.ndarray) -> dict:
+    """Per confidence bin: reviews, mean confidence, accuracy; and the expected calibration error
+    (the bins' |accuracy - confidence|, weighted by their reviews)."""
+    confidence, right = top_label(y, p)
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
+    counts = np.bincount(bins, minlength=CALIBRATION_BINS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(bins, confidence, CALIBRATION_BINS) / counts
+        accuracy = np.bincount(bins, right.astype(np.float64), CALIBRATION_BINS) / counts
+    gaps = np.where(counts > 0, np.abs(accuracy - mean_confidence), 0.0)
+    return {"counts": counts.tolist(), "confidence": np.nan_to_num(mean_confidence).tolist(),
+            "accuracy": np.nan_to_num(accuracy).tolist(),
+            "expected_calibration_error": float((gaps * counts).sum() / max(counts.sum(), 1))}
+
+
+def curve_points(y: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC (false and true positive rates) and precision-recall points of `scores` for 0/1 labels `y`,
+    one per distinct score, highest first."""
+    order = np.argsort(-scores, kind="mergesort")
+    y, scores = np.asarray(y)[order], np.asarray(scores)[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # the end of each run of equal scores
+    tp, fp = np.cumsum(y)[last], np.cumsum(1 - y)[last]
+    positives, negatives = max(int(y.sum()), 1), max(int(len(y) - y.sum()), 1)
+    return {"fpr": np.r_[0, fp / negatives], "tpr": np.r_[0, tp / positives],
+            "recall": tp / positives, "precision": tp / np.maximum(tp + fp, 1)}

@@ -1,4 +1,6 @@
-"""Learning curves as PNG: loss and accuracy per epoch, training and validation, best epoch marked."""
+"""Figures as PNG: learning curves (loss and accuracy per epoch, best epoch marked), a review's score
+word by word, and a test evaluation's confusion matrix, ROC and precision-recall curves and
+reliability diagram."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np  # noqa: E402
 from rnn_cli import runs  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
 from rnn_cli.files import atomic_path, make_dir  # noqa: E402
+from rnn_cli.metrics import curve_points, reliability, roc_auc, top_label  # noqa: E402
 from rnn_cli.runs import best_row  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
@@ -106,6 +109,88 @@ def plot_explanation(explanation, out: Path, top: int = 5) -> Path:
         strip.set_xticks(positions, e.words, rotation=60, ha="right", fontsize="small")
     else:
         strip.set_xlabel("word position (0: start token)")
+    figure.tight_layout()
+    save_figure(figure, Path(out))
+    plt.close(figure)
+    return Path(out)
+
+
+def plot_evaluation(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...], folder: Path) -> list[Path]:
+    """The confusion matrix, ROC and precision-recall curves (one-vs-rest for N classes) and the
+    reliability diagram of a test evaluation, written into `folder`."""
+    return [confusion_figure(y, p, classes, folder / runs.CONFUSION),
+            curves_figure(y, p, classes, folder / runs.ROC_PR),
+            reliability_figure(y, p, folder / runs.RELIABILITY)]
+
+
+def confusion_figure(y, p, classes, out: Path) -> Path:
+    """A heatmap of the confusion matrix, each cell's count and its share of the actual class."""
+    predicted = (p >= 0.5).astype(int) if p.ndim == 1 else p.argmax(axis=1)
+    matrix = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(matrix, (np.asarray(y, dtype=int), predicted), 1)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.6 * len(classes), 12)
+    figure, axis = plt.subplots(figsize=(size, size * 0.85), dpi=DPI)
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        axis.text(j, i, f"{count}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize="small",
+                  color="white" if shares[i, j] > 0.6 else "black")
+    axis.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 4 else 0, ha="right"
+                    if len(classes) > 4 else "center")
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("actual")
+    axis.set_title(f"confusion matrix: {np.trace(matrix)} of {matrix.sum()} right", fontsize="medium")
+    figure.colorbar(image, ax=axis, fraction=0.046, label="share of the actual class")
+    return _saved(figure, out)
+
+
+def curves_figure(y, p, classes, out: Path) -> Path:
+    """ROC and precision-recall curves: of the positive class for two, one-vs-rest for each of N."""
+    figure, (roc, pr) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
+    y = np.asarray(y, dtype=int)
+    pairs = [(classes[1], y, p)] if p.ndim == 1 else [(name, (y == k).astype(int), p[:, k])
+                                                      for k, name in enumerate(classes)]
+    for i, (name, truth, scores) in enumerate(pairs):
+        points = curve_points(truth, scores)
+        roc.plot(points["fpr"], points["tpr"], color=f"C{i % 10}", label=f"{name} (AUC {roc_auc(truth, scores):.3f})")
+        pr.plot(points["recall"], points["precision"], color=f"C{i % 10}", label=name)
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for axis, (x, label) in ((roc, ("false positive rate", "true positive rate")),
+                             (pr, ("recall", "precision"))):
+        axis.set_xlabel(x)
+        axis.set_ylabel(label)
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    roc.set_title("ROC" + (" (one class against the rest)" if len(pairs) > 1 else ""), fontsize="medium")
+    pr.set_title("precision-recall", fontsize="medium")
+    return _saved(figure, out)
+
+
+def reliability_figure(y, p, out: Path) -> Path:
+    """How often the predicted class is right against how sure the model was, by confidence bin."""
+    bins = reliability(y, p)
+    figure, axis = plt.subplots(figsize=(6, 5), dpi=DPI)
+    edges = np.linspace(0, 1, len(bins["counts"]) + 1)
+    filled = np.array(bins["counts"]) > 0
+    axis.bar(edges[:-1][filled], np.array(bins["accuracy"])[filled], width=edges[1] - edges[0], align="edge",
+             edgecolor="black", alpha=0.7, label="share right")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    confidence, _ = top_label(y, p)
+    axis.set_xlim(min(0.5, float(confidence.min(initial=0.5))) if p.ndim == 1 else 0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("probability of the predicted class")
+    axis.set_ylabel("share of those reviews it got right")
+    axis.set_title(f"reliability: expected calibration error {bins['expected_calibration_error']:.4f}",
+                   fontsize="medium")
+    axis.legend(fontsize="small", loc="upper left")
+    axis.grid(alpha=0.3)
+    return _saved(figure, out)
+
+
+def _saved(figure, out: Path) -> Path:
     figure.tight_layout()
     save_figure(figure, Path(out))
     plt.close(figure)

@@ -25,6 +25,7 @@ def run_row(run_dir: Path, config: dict | None = None) -> dict:
         "name": runs.config_name(run_dir, config), "runs": 1, "parameters": record.get("parameters"),
         "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else None,
         "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
+        "test_macro_f1": metrics.get("macro_f1"), "classes": len(runs.read_classes(run_dir)),
         # The median also skips any one-off stall.
         "seconds_per_epoch": statistics.median(seconds) if seconds else None,
         "train_minutes": timings.get("train_seconds", 0.0) / 60,
@@ -49,6 +50,8 @@ def group_row(members: list[dict], path: Path) -> dict:
         # Each seed's own best epoch: their mean would name an epoch no run had.
         "best_val_accuracy_std": spread("best_val_accuracy"), "best_epoch": [m["best_epoch"] for m in members],
         "test_accuracy": mean("test_accuracy"), "test_accuracy_std": spread("test_accuracy"),
+        "test_macro_f1": mean("test_macro_f1"), "test_macro_f1_std": spread("test_macro_f1"),
+        "classes": first["classes"],
         "seconds_per_epoch": mean("seconds_per_epoch"), "train_minutes": mean("train_minutes"),
         "device": ", ".join(sorted({str(m["device"]) for m in members})),
         "status": ", ".join(sorted({str(m["status"]) for m in members})), "path": str(path),

@@ -37,6 +37,9 @@ METRICS = "metrics.json"
 EVAL = "eval.json"
 CURVES = "curves.png"  # learning curves (rnn plot, and rnn train at the end)
 EXPLAIN = "explain.png"  # the score word by word of the last `rnn explain`
+CONFUSION = "confusion.png"  # `rnn eval`'s figures: the confusion matrix,
+ROC_PR = "roc_pr.png"  # ROC and precision-recall curves,
+RELIABILITY = "reliability.png"  # and the reliability diagram
 SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
 LOCK = ".lock"  # held by the process training in the folder; names its process id
 # An epoch's checkpoint and best weights are written under these names first, and take their own

@@ -103,3 +103,13 @@ def test_compare_prints_a_table_of_runs(trained_run):
     assert header.split()[:3] == ["config", "runs", "parameters"] and row.startswith("tiny ")
     rows = json.loads(invoke("compare", trained_run, "--json").output)
     assert rows[0]["epochs"] == 3 and rows[0]["test_accuracy"] >= 0.75
+
+
+def test_macro_f1_shows_beside_accuracy_once_a_run_has_more_than_two_classes(tmp_path):
+    binary = fake_run(tmp_path / "a", "imdb", [0.8], 0.85)
+    assert "macro-F1" not in text_table(compare([binary]))
+    topics = fake_run(tmp_path / "b", "topics", [0.7], 0.75)
+    runs.write_json(topics / runs.CLASSES, {"classes": ["food", "music", "sport"]})
+    runs.write_json(topics / runs.METRICS, {"accuracy": 0.75, "macro_f1": 0.7321})
+    table = markdown_table(compare([binary, topics]))
+    assert "| test acc | test macro-F1 |" in table and "| 0.7500 | 0.7321 |" in table

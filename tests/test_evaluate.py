@@ -14,6 +14,8 @@ def test_eval_prints_metrics_and_writes_eval_json(trained_run):
     assert result.exit_code == 0, result.output
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "actual pos"):
         assert name in result.output
+    for figure in ("confusion.png", "roc_pr.png", "reliability.png"):
+        assert (trained_run / figure).read_bytes()[:4] == b"\x89PNG"
     written = runs.read_json(trained_run / "eval.json")
     assert written["reviews"] == 50
     assert written["accuracy"] == pytest.approx(runs.read_json(trained_run / "metrics.json")["accuracy"])
@@ -38,7 +40,7 @@ def test_eval_defaults_to_the_newest_run(trained_run, tmp_path, monkeypatch):
 
 def test_metrics_table_shows_auc_as_not_available_for_one_class():
     metrics = {"reviews": 2, "loss": 0.5, "accuracy": 0.5, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-               "roc_auc": None, "confusion_matrix": {"true_negative": 1, "false_positive": 1,
+               "roc_auc": None, "expected_calibration_error": 0.25, "confusion_matrix": {"true_negative": 1, "false_positive": 1,
                                                      "false_negative": 0, "true_positive": 0}}
     lines = metrics_table(metrics).splitlines()
     assert lines[6] == "roc_auc    n/a (one class only)"

@@ -220,6 +220,6 @@ def test_eval_prints_its_metrics_even_where_it_cannot_save_them(trained_run, sma
     small_disk.fill()
     result = invoke("eval", "--run", run_dir)
     assert result.exit_code == 0, result.output
-    assert "accuracy" in result.output and f"warning: metrics not saved: {run_dir}/eval.json: cannot write" in (
+    assert "accuracy" in result.output and f"warning: not saved: {run_dir}/eval.json: cannot write" in (
         result.output)
     assert not (run_dir / "eval.json").exists()

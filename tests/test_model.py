@@ -125,3 +125,13 @@ def test_summary_prints_the_book_parameter_count():
     result = invoke("summary", "--config", "configs/simple_rnn.yaml")
     assert result.exit_code == 0, result.output
     assert "Parameters before the Dense head: 322,080" in result.output
+
+
+def test_more_than_two_classes_get_a_softmax_head_and_rnn_summary_shows_it():
+    model = build_model(ModelConfig(layers=layers("lstm")), num_words=100, classes=4)
+    assert model.get_layer("head").units == 4 and model.output_shape == (None, 4)
+    compile_model(model, TrainConfig(jit_compile=False))
+    assert type(model.loss).__name__ == "SparseCategoricalCrossentropy"
+    result = invoke("summary", "--config", "configs/simple_rnn.yaml", "--classes", "3")
+    assert result.exit_code == 0, result.output
+    assert "Parameters before the Dense head: 322,080" in result.output and "(None, 3)" in result.output
