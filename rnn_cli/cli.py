@@ -260,8 +260,10 @@ def compare(run_dirs, as_markdown, as_json):
               help="How many of the words that moved the score most to list.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="PNG of the score over the review (default: explain.png in the run folder).")
+@click.option("--class", "traced", metavar="NAME",
+              help="Trace this class's probability (default: positive of two, the model's class of more).")
 @click.option("--json", "as_json", is_flag=True, help="Print the words and scores as JSON.")
-def explain(text, run_dir, top, out, as_json):
+def explain(text, run_dir, top, out, traced, as_json):
     """Show how a review's score moves word by word, and which words moved it most.
 
     The scores come from rnn_cli/reference.py, the model's layers written as NumPy loops.
@@ -275,7 +277,7 @@ def explain(text, run_dir, top, out, as_json):
     from rnn_cli.plots import plot_explanation
 
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    explanation = explain_review(run_dir, " ".join(text))
+    explanation = explain_review(run_dir, " ".join(text), traced)
     figure = plot_explanation(explanation, out or run_dir / runs.EXPLAIN, top)
     if as_json:
         click.echo(json.dumps({**explanation.as_dict(top), "figure": str(figure)}, ensure_ascii=False))

@@ -13,7 +13,7 @@ from rnn_cli import runs
 from rnn_cli.config import DataConfig, load_config
 from rnn_cli.data import OOV, Reviews, Vocabulary, tokenize
 from rnn_cli.errors import UserError
-from rnn_cli.model import masks_padding
+from rnn_cli.model import THRESHOLD, masks_padding
 from rnn_cli.reference import EQUATIONS, GATES, apply_head, forward
 
 START_WORD = "<start>"
@@ -21,7 +21,7 @@ START_WORD = "<start>"
 
 @dataclass(frozen=True)
 class Explanation:
-    """The probability of "positive" after each word the model reads."""
+    """The probability of a class ("positive" unless asked) after each word the model reads."""
 
     words: list[str]  # as read: START_WORD first, unless maxlen truncation cut it
     known: list[bool]  # False: not in the vocabulary, read as the unknown-word token
@@ -32,6 +32,9 @@ class Explanation:
     maxlen: int
     truncating: str  # "pre": maxlen kept the review's last words; "post": its first
     shown: str  # what the scores are, in a sentence
+    traced: str = "positive"  # the class whose probability the scores are
+    label: str = ""  # the class the model gives the review
+    asked: bool = False  # traced is not simply the second of two classes (a --class, or a softmax's)
 
     @property
     def changes(self) -> np.ndarray:
@@ -43,26 +46,28 @@ class Explanation:
         return [int(i) for i in np.argsort(-np.abs(self.changes), kind="stable")[:top]]
 
     def as_dict(self, top: int) -> dict:
-        return {"probability": self.probability, "shown": self.shown, "dropped": self.dropped,
+        return {"probability": self.probability, "class": self.traced, "label": self.label,
+                "shown": self.shown, "dropped": self.dropped,
                 "tokens": [{"word": w, "known": k, "score": float(s), "change": float(c)}
                            for w, k, s, c in zip(self.words, self.known, self.scores, self.changes)],
                 "movers": self.movers(top)}
 
 
-def explain_review(run_dir: Path, text: str) -> Explanation:
+def explain_review(run_dir: Path, text: str, traced: str | None = None) -> Explanation:
     """The score of `text` after every word, from the run's model through the NumPy reference.
 
     For a model that reads left to right, the score after a word is the Dense head applied to the
     last recurrent layer's running state there. A bidirectional layer has no such state (its
     backward half has read the review from the end), so there the score after a word is the
-    model's prediction for the review cut off after that word.
+    model's prediction for the review cut off after that word. The score is the probability of
+    `traced` (default: the second of two classes, "positive"; of more, the one the model gives).
     """
     config = load_config(run_dir / runs.CONFIG)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
+    classes = runs.read_classes(run_dir)
+    if traced is not None and traced not in classes:
+        raise UserError(f"--class {traced!r}: not a class of this run ({', '.join(classes)})")
     model = runs.load_trained(run_dir)
-    if model.get_layer("head").units != 1:
-        raise UserError(f"{run_dir}: rnn explain traces two-class runs; this one has "
-                        f"{model.get_layer('head').units} classes")
     ids, known_count = vocabulary.encode(text)
     if known_count == 0:
         what = "is empty" if len(ids) == 1 else "has no word in the model's vocabulary"
@@ -74,7 +79,15 @@ def explain_review(run_dir: Path, text: str) -> Explanation:
     recurrent = [layer for layer in model.layers if layer.weights][1:-1]
     bidirectional = [layer.name for layer in recurrent if type(layer).__name__ == "Bidirectional"]
     score = prefix_scores if bidirectional else running_scores
-    baseline, scores, probability = score(model, ids[kept], data)
+    baseline, scores, final = score(model, ids[kept], data)
+    predicted = classes[int(np.argmax(final))] if np.ndim(final) else classes[int(final >= THRESHOLD)]
+    if np.ndim(final):  # a softmax head: trace one class's column
+        column = classes.index(traced or predicted)
+        baseline, scores, probability = float(baseline[column]), scores[:, column], float(final[column])
+    elif traced == classes[0]:  # a sigmoid head gives the second class's probability
+        baseline, scores, probability = 1 - float(baseline), 1 - scores, 1 - float(final)
+    else:
+        baseline, probability = float(baseline), float(final)
     if bidirectional:
         shown = (f"{bidirectional[0]} also reads the review backwards, so no state sums up 'the review so far'; "
                  "each score is the model's prediction for the review cut off after that word")
@@ -85,11 +98,14 @@ def explain_review(run_dir: Path, text: str) -> Explanation:
             shown += "; the model then reads padding up to maxlen, which the probability includes"
     return Explanation(words=words, known=[bool(i != OOV) for i in ids[kept]], scores=scores, baseline=baseline,
                        probability=probability, dropped=max(len(ids) - data.maxlen, 0), maxlen=data.maxlen,
-                       truncating=data.truncating, shown=shown)
+                       truncating=data.truncating, shown=shown,
+                       traced=(traced or predicted) if np.ndim(final) else (traced or classes[1]), label=predicted,
+                       asked=bool(np.ndim(final)) or traced not in (None, classes[1]))
 
 
-def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[float, np.ndarray, float]:
-    """The head on the last layer's state after each token: (before any, after each, the prediction)."""
+def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[np.ndarray, ...]:
+    """The head on the last layer's state after each token: (before any, after each, the prediction),
+    each a probability, or a row of the classes' for a softmax head."""
     x = model_input(Reviews.from_lists([ids], [0]), data, model)
     trace = forward(model, x)
     # Unmasked and pre-padded, the review's words are the last steps, after the padding.
@@ -97,15 +113,14 @@ def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tup
     states = list(trace.sequences.values())[-1][0]
     head = model.get_layer("head")
     before = states[start - 1] if start else np.zeros(states.shape[1])
-    return (float(apply_head(head, before)), apply_head(head, states[start:start + len(ids)]),
-            float(trace.probabilities[0]))
+    return apply_head(head, before), apply_head(head, states[start:start + len(ids)]), trace.probabilities[0]
 
 
-def prefix_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[float, np.ndarray, float]:
+def prefix_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[np.ndarray, ...]:
     """The prediction for every prefix, the empty one first, in one batch."""
     prefixes = Reviews.from_lists([ids[:k] for k in range(len(ids) + 1)], np.zeros(len(ids) + 1))
     scores = forward(model, model_input(prefixes, data, model)).probabilities
-    return float(scores[0]), scores[1:], float(scores[-1])
+    return scores[0], scores[1:], scores[-1]
 
 
 def model_input(reviews: Reviews, data: DataConfig, model: keras.Model) -> np.ndarray:
@@ -118,8 +133,9 @@ def model_input(reviews: Reviews, data: DataConfig, model: keras.Model) -> np.nd
 def explanation_lines(explanation: Explanation, top: int) -> list[str]:
     """The review word by word with its running score, then the words that moved it most."""
     e = explanation
-    label = "positive" if e.probability >= 0.5 else "negative"
-    lines = [f"probability {e.probability:.4f} {label}", f"shown: {e.shown}"]
+    head = (f"probability of {e.traced} {e.probability:.4f} (the model's class: {e.label})" if e.asked
+            else f"probability {e.probability:.4f} {e.label}")
+    lines = [head, f"shown: {e.shown}"]
     if e.dropped:
         side = "last" if e.truncating == "pre" else "first"
         lines.append(f"the review is longer than maxlen {e.maxlen}: the model reads its {side} {e.maxlen} tokens, "

@@ -99,7 +99,7 @@ def plot_explanation(explanation, out: Path, top: int = 5) -> Path:
         curve.annotate(e.words[i], (i, e.scores[i]), textcoords="offset points", xytext=(0, 8),
                        ha="center", fontsize="small", color="C2" if e.changes[i] > 0 else "C3")
     curve.set_ylim(-0.02, 1.08)
-    curve.set_ylabel('P("positive")')
+    curve.set_ylabel(f'P("{e.traced}")')
     curve.set_title(f"score after each word (final {e.probability:.4f})", fontsize="medium")
     curve.grid(alpha=0.3)
     strip.imshow(np.asarray(e.scores)[None, :], aspect="auto", cmap="RdYlGn", vmin=0.0, vmax=1.0,

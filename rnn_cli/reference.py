@@ -147,7 +147,7 @@ class Trace:
     mask: np.ndarray | None  # (batch, time) True where a token is read; None without mask_zero
     sequences: dict[str, np.ndarray]  # recurrent layer name -> outputs at every step
     last: np.ndarray  # the last recurrent layer's final output: what the head reads
-    probabilities: np.ndarray  # (batch,) the head's sigmoid
+    probabilities: np.ndarray  # (batch,) the head's sigmoid, or (batch, classes) its softmax
 
 
 def forward(model, tokens: np.ndarray) -> Trace:
@@ -173,7 +173,12 @@ def forward(model, tokens: np.ndarray) -> Trace:
 
 
 def apply_head(head, states: np.ndarray) -> np.ndarray:
-    """The Dense(1, sigmoid) head on states of any leading shape: p = sigmoid(w @ h + b)."""
-    kernel = np.asarray(head.kernel, dtype=np.float64)[:, 0]
-    bias = float(np.asarray(head.bias)[0])
-    return sigmoid(states @ kernel + bias)
+    """The Dense head on states of any leading shape: p = sigmoid(w @ h + b) for one output,
+    softmax(W @ h + b) over the classes for several."""
+    kernel = np.asarray(head.kernel, dtype=np.float64)
+    bias = np.asarray(head.bias, dtype=np.float64)
+    if kernel.shape[1] == 1:
+        return sigmoid(states @ kernel[:, 0] + bias[0])
+    logits = states @ kernel + bias
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)

@@ -63,7 +63,7 @@ def test_explain_refuses_what_it_cannot_score(trained_run, text, message):
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def fake_run(trained_run, tmp_path, layers, bucketing=True):
+def fake_run(trained_run, tmp_path, layers, bucketing=True, classes=2):
     """A run folder holding a random model of another shape, with the tiny run's vocabulary."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -71,7 +71,7 @@ def fake_run(trained_run, tmp_path, layers, bucketing=True):
     config = yaml.safe_load((trained_run / runs.CONFIG).read_text())
     config["data"]["bucketing"] = bucketing
     (run_dir / runs.CONFIG).write_text(yaml.safe_dump(config))
-    model = build_model(ModelConfig(embedding_dim=8, layers=layers), 40, mask_zero=bucketing)
+    model = build_model(ModelConfig(embedding_dim=8, layers=layers), 40, mask_zero=bucketing, classes=classes)
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
     model.save(run_dir / runs.MODEL)
@@ -105,3 +105,28 @@ def test_inspect_lists_shapes_parameters_and_equations(trained_run):
     assert "recurrent_kernel  (8, 8)" in result.output
     assert "h_t = tanh(W @ x_t + U @ h_(t-1) + b)" in result.output
     assert "head: Dense(1, sigmoid), 9 parameters" in result.output
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_more_than_two_classes_trace_the_models_class_or_the_one_asked(trained_run, tmp_path, bidirectional):
+    run_dir = fake_run(trained_run, tmp_path, (LayerConfig(type="gru", units=4, bidirectional=bidirectional),),
+                       classes=3)
+    runs.write_json(run_dir / runs.CLASSES, {"classes": ["food", "music", "sport"]})
+    model = keras.saving.load_model(run_dir / runs.MODEL)
+    ids, _ = Vocabulary.load(run_dir / runs.VOCABULARY).encode(REVIEW)
+    probabilities = model.predict(np.asarray([ids]), verbose=0)[0]
+    explanation = explain_review(run_dir, REVIEW)
+    assert explanation.label == explanation.traced == ["food", "music", "sport"][int(probabilities.argmax())]
+    assert explanation.probability == pytest.approx(float(probabilities.max()), abs=1e-5)
+    sport = explain_review(run_dir, REVIEW, "sport")
+    assert sport.traced == "sport" and sport.probability == pytest.approx(float(probabilities[2]), abs=1e-5)
+    prefix = model.predict(np.asarray([ids[:3]]), verbose=0)[0]
+    assert sport.scores[2] == pytest.approx(float(prefix[2]), abs=1e-5)  # the score after the third token
+    result = CliRunner().invoke(main, ["explain", "--run", str(run_dir), "--class", "jazz", REVIEW])
+    assert result.exit_code == 2 and "--class 'jazz': not a class of this run (food, music, sport)" in result.output
+
+
+def test_the_first_of_two_classes_traces_one_minus_the_head(trained_run):
+    positive, negative = explain_review(trained_run, REVIEW), explain_review(trained_run, REVIEW, "negative")
+    assert negative.probability == pytest.approx(1 - positive.probability)
+    assert negative.asked and not positive.asked and negative.label == positive.label
