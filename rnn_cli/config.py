@@ -40,6 +40,9 @@ class DataConfig:
     text_column: str = "text"  # csv, tsv: a header's column; jsonl: a key
     label_column: str = "label"  # labels may be strings or integers
     positive_label: str | None = None  # two classes: the one called positive; null: the second, sorted
+    # csv, tsv, jsonl: a column (a product, an author) whose rows all go to one side of the validation
+    # split, as validation_by: movie does for aclImdb; null: any rows
+    group_column: str | None = None
     num_words: int = 10000  # vocabulary cap, reserved indices 0-2 included (as Keras counts)
     maxlen: int = 500  # tokens kept per review
     # Batches of reviews of similar length, each padded only to its bucket (a multiple of
@@ -81,6 +84,8 @@ class DataConfig:
         )
         _require(0.0 < self.test_split < 1.0, f"{where}.test_split", self.test_split,
                  "a number between 0 and 1 (exclusive)")
+        _require_with(self.group_column is None or self.source in TABLES, f"{where}.group_column",
+                      f"only for {where}.source csv, tsv or jsonl (aclImdb: validation_by movie)")
 
 
 @dataclass(frozen=True)

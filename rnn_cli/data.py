@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -34,7 +35,8 @@ import numpy as np
 from rnn_cli.config import DataConfig
 from rnn_cli.errors import DataError, UserError
 from rnn_cli.files import atomic_path, cache_dir, write_atomic
-from rnn_cli.tables import Rows, class_indices, class_order, read_class_folders, read_rows, stratified_split
+from rnn_cli.tables import (class_indices, class_order, read_class_folders, read_rows, split_by_group,
+                            stratified_split)
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 BINARY = ("negative", "positive")  # IMDB's classes, label 0 and 1
@@ -175,6 +177,7 @@ class Corpus:
     train_numbers: np.ndarray | None = None
     classes: tuple[str, ...] = BINARY  # label i is classes[i]
     test_lines: np.ndarray | None = None  # a file's line of each test row, when held out of it
+    train_groups: np.ndarray | None = None  # each training row's group (data.group_column)
 
     def encoded(self, vocabulary: Vocabulary) -> tuple[Reviews, Reviews]:
         """Train and test re-encoded with `vocabulary`; words it lacks become OOV."""
@@ -220,7 +223,7 @@ def load_data(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
     if vocabulary is None:
         vocabulary = Vocabulary(corpus.words[: max(config.num_words - FIRST_WORD, 0)])
     train, test = corpus.encoded(vocabulary)
-    numbers = corpus.train_numbers
+    numbers, groups = corpus.train_numbers, corpus.train_groups
     if config.validation_by == "movie" and numbers is None:
         raise DataError(f"{config.path}: validation_by: movie needs the training reviews' numbers, from "
                         f"files named <number>_<rating>.txt as in aclImdb; use validation_by: review")
@@ -229,9 +232,12 @@ def load_data(config: DataConfig, vocabulary: Vocabulary | None = None) -> Split
         count = len(corpus.classes)
         sample = balanced_sample(train.labels, config.limit, rng, count)
         train, numbers = train.take(sample), None if numbers is None else numbers[sample]
+        groups = None if groups is None else groups[sample]
         test = test.take(balanced_sample(test.labels, config.limit, rng, count))
     if config.validation_by == "movie":
         kept, held_out = split_by_movie(train.labels, numbers, config.validation_split, rng)
+    elif config.group_column is not None:
+        kept, held_out = split_by_group(groups, config.validation_split, rng)
     else:
         # The sources are sorted by label: a plain "last 20%" would be all one class.
         order = rng.permutation(len(train))
@@ -324,7 +330,8 @@ def load_aclimdb(path: str | Path) -> Corpus:
 def load_own(config: DataConfig) -> Corpus:
     """A user's own labelled texts (`rnn_cli.tables`), through a disk cache like aclImdb's."""
     path = check_source(config.path, OWN_SOURCES[config.source])
-    options = [f"text={config.text_column}", f"label={config.label_column}", f"positive={config.positive_label}"]
+    options = [f"text={config.text_column}", f"label={config.label_column}", f"positive={config.positive_label}",
+               f"group={config.group_column}"]
     if config.test_path is not None:
         test = check_source(config.test_path, OWN_SOURCES[config.source])
         options.append(f"test={test.resolve()}:{test.stat().st_size}:{test.stat().st_mtime_ns}")
@@ -342,7 +349,7 @@ def _build_own(config: DataConfig, path: Path) -> Corpus:
         classes = class_order(train.labels, config.positive_label, path / "train")
         y_train, y_test = class_indices(train, classes, path / "train"), class_indices(test, classes, path / "test")
     else:
-        rows = read_rows(path, config.source, config.text_column, config.label_column)
+        rows = read_rows(path, config.source, config.text_column, config.label_column, config.group_column)
         classes = class_order(rows.labels, config.positive_label, path)
         y, skipped = class_indices(rows, classes, path), 0
         if config.test_path is not None:
@@ -351,14 +358,15 @@ def _build_own(config: DataConfig, path: Path) -> Corpus:
             y_train, y_test = y, class_indices(test, classes, test_path)
         else:
             kept, held_out = stratified_split(y, config.test_split, np.random.default_rng(config.seed), classes, path)
-            train, test = Rows([rows.texts[i] for i in kept]), Rows([rows.texts[i] for i in held_out])
+            train, test = rows.take(kept), rows.take(held_out)
             y_train, y_test, test_lines = y[kept], y[held_out], np.array(rows.lines)[held_out]
         skipped += rows.empty + (test.empty if config.test_path is not None else 0)
     if config.source == "folder":
         skipped += train.empty + test.empty
     texts = {"train": list(zip(train.texts, y_train.tolist())), "test": list(zip(test.texts, y_test.tolist()))}
-    return build_corpus(texts, source=f"{config.source}:{path.resolve()}", skipped=skipped, classes=classes,
-                        test_lines=test_lines)
+    corpus = build_corpus(texts, source=f"{config.source}:{path.resolve()}", skipped=skipped, classes=classes,
+                          test_lines=test_lines)
+    return dataclasses.replace(corpus, train_groups=np.array(train.groups, dtype=str)) if train.groups else corpus
 
 
 def _cached(cache_file: Path, path: Path, build) -> Corpus:
@@ -525,7 +533,7 @@ def _digest(text: str) -> str:
 def _write_cache(file: Path, corpus: Corpus) -> None:
     arrays = {"words": np.array(corpus.words, dtype=str), "skipped": np.array(corpus.skipped),
               "classes": np.array(corpus.classes, dtype=str), "source": np.array(corpus.source)}
-    for name in ("train_numbers", "test_lines"):
+    for name in ("train_numbers", "test_lines", "train_groups"):
         if getattr(corpus, name) is not None:
             arrays[name] = getattr(corpus, name)
     for split in SPLITS:
@@ -546,7 +554,8 @@ def _read_cache(file: Path, path: Path) -> Corpus:
                         source=str(z["source"]), skipped=int(z["skipped"]),
                         train_numbers=z["train_numbers"] if "train_numbers" in z.files else None,
                         classes=tuple(z["classes"].tolist()),
-                        test_lines=z["test_lines"] if "test_lines" in z.files else None)
+                        test_lines=z["test_lines"] if "test_lines" in z.files else None,
+                        train_groups=z["train_groups"] if "train_groups" in z.files else None)
     ids = len(corpus.words) + FIRST_WORD
     for reviews in (corpus.train, corpus.test):
         offsets = reviews.offsets
@@ -556,7 +565,8 @@ def _read_cache(file: Path, path: Path) -> Corpus:
                 and reviews.tokens.max(initial=0) < ids)
         if not fits:
             raise ValueError(f"{file}: the cached reviews do not fit their own vocabulary and offsets")
-    if corpus.train_numbers is not None and len(corpus.train_numbers) != len(corpus.train):
-        raise ValueError(f"{file}: the cached review numbers do not fit the reviews")
+    for extra in (corpus.train_numbers, corpus.train_groups):
+        if extra is not None and len(extra) != len(corpus.train):
+            raise ValueError(f"{file}: the cached review numbers or groups do not fit the reviews")
     return corpus
 

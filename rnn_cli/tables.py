@@ -25,23 +25,32 @@ class Rows:
     texts: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # with a group column
     empty: int = 0  # rows whose text was empty: skipped and counted
 
-    def add(self, text: str, label: str, line: int) -> None:
+    def add(self, text: str, label: str, line: int, group: str | None = None) -> None:
         if not text.strip():
             self.empty += 1
             return
         self.texts.append(text)
         self.labels.append(label)
         self.lines.append(line)
+        if group is not None:
+            self.groups.append(group)
+
+    def take(self, rows: np.ndarray) -> Rows:
+        """The rows at `rows`, in that order."""
+        pick = (lambda values: [values[i] for i in rows] if values else [])
+        return Rows(pick(self.texts), pick(self.labels), pick(self.lines), pick(self.groups))
 
 
-def read_rows(path: Path, kind: str, text_column: str, label_column: str) -> Rows:
+def read_rows(path: Path, kind: str, text_column: str, label_column: str, group_column: str | None = None) -> Rows:
     """The rows of a CSV, TSV (a header row naming the columns) or JSON Lines file (one object per line)."""
+    columns = [text_column, label_column, *([group_column] if group_column else [])]
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:  # utf-8-sig: a BOM is no column name
-            rows = _read_jsonl(file, path, text_column, label_column) if kind == "jsonl" else (
-                _read_delimited(file, path, "\t" if kind == "tsv" else ",", text_column, label_column))
+            rows = _read_jsonl(file, path, columns) if kind == "jsonl" else (
+                _read_delimited(file, path, "\t" if kind == "tsv" else ",", columns))
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start} of a line); save the file as UTF-8") from None
     except OSError as err:
@@ -51,17 +60,17 @@ def read_rows(path: Path, kind: str, text_column: str, label_column: str) -> Row
     return rows
 
 
-def _read_delimited(file, path: Path, delimiter: str, text_column: str, label_column: str) -> Rows:
+def _read_delimited(file, path: Path, delimiter: str, columns: list[str]) -> Rows:
     reader = csv.reader(file, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         if header is None:
             raise DataError(f"{path}: empty file; expected a header row naming the columns, then one row per text")
-        for name in (text_column, label_column):
+        for name in columns:
             if name not in header:
                 raise DataError(f"{path}: no column {name!r}; the file has {', '.join(map(repr, header))} "
-                                f"(set data.text_column and data.label_column)")
-        text_at, label_at = header.index(text_column), header.index(label_column)
+                                f"(set data.text_column, data.label_column, data.group_column)")
+        at = [header.index(name) for name in columns]
         rows = Rows()
         for row in reader:
             if not row:
@@ -69,13 +78,14 @@ def _read_delimited(file, path: Path, delimiter: str, text_column: str, label_co
             if len(row) != len(header):
                 raise DataError(f"{path}, line {reader.line_num}: {len(row)} field(s) where the header has "
                                 f"{len(header)}; quote texts that hold the delimiter")
-            rows.add(row[text_at], row[label_at].strip(), reader.line_num)
+            rows.add(row[at[0]], row[at[1]].strip(), reader.line_num, row[at[2]] if len(at) > 2 else None)
     except csv.Error as err:
         raise DataError(f"{path}, line {reader.line_num}: malformed row ({err})") from None
     return rows
 
 
-def _read_jsonl(file, path: Path, text_column: str, label_column: str) -> Rows:
+def _read_jsonl(file, path: Path, columns: list[str]) -> Rows:
+    text_column, label_column = columns[:2]
     rows = Rows()
     for number, line in enumerate(file, start=1):
         if not line.strip():
@@ -87,7 +97,7 @@ def _read_jsonl(file, path: Path, text_column: str, label_column: str) -> Rows:
         if not isinstance(record, dict):
             raise DataError(f"{path}, line {number}: a JSON {type(record).__name__}, not an object with "
                             f"keys {text_column!r} and {label_column!r}")
-        for key in (text_column, label_column):
+        for key in columns:
             if key not in record:
                 raise DataError(f"{path}, line {number}: no key {key!r}; the object has "
                                 f"{', '.join(map(repr, record)) or 'no keys'}")
@@ -96,7 +106,7 @@ def _read_jsonl(file, path: Path, text_column: str, label_column: str) -> Rows:
             raise DataError(f"{path}, line {number}: {text_column!r} is a {type(text).__name__}, not a string")
         if isinstance(label, bool) or not isinstance(label, (str, int)):
             raise DataError(f"{path}, line {number}: {label_column!r} is {label!r}; labels are strings or integers")
-        rows.add(text, str(label).strip(), number)
+        rows.add(text, str(label).strip(), number, str(record[columns[2]]) if len(columns) > 2 else None)
     return rows
 
 
@@ -170,3 +180,16 @@ def stratified_split(labels: np.ndarray, share: float, rng: np.random.Generator,
         held_out.append(rows[:n])
         kept.append(rows[n:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
+
+
+def split_by_group(groups: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows kept and rows held out, whole groups (drawn at random) held out until `share` of the rows are."""
+    names, of_row, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    held, wanted, total = [], int(round(len(groups) * share)), 0
+    for group in rng.permutation(len(names)):
+        if total >= wanted:
+            break
+        held.append(group)
+        total += sizes[group]
+    out = np.isin(of_row, held)
+    return rng.permutation(np.flatnonzero(~out)), rng.permutation(np.flatnonzero(out))

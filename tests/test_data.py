@@ -419,3 +419,22 @@ def test_the_source_comes_from_the_extension_or_the_layout(tmp_path, imdb_folder
         "csv", "tsv", "jsonl", "jsonl"]
     assert source_of(imdb_folder) == source_of(imdb_archive) == "aclimdb"
     assert source_of(write_class_folders(tmp_path / "own", topic_rows(["sport", "music"], 4))) == "folder"
+
+
+def test_a_group_column_keeps_each_group_on_one_side_of_the_validation_split(tmp_path):
+    rows = topic_rows(["sport", "music"], 30)
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": l, "shop": f"shop{i // 4}"}) + "\n"
+                            for i, (t, l) in enumerate(rows)))
+    config = own(path, "jsonl", group_column="shop", validation_split=0.25)
+    splits = load_data(config)
+    words = splits.vocabulary.words
+
+    def shops(reviews):  # each review's shop, read back from its text (texts are unique here)
+        texts = {" ".join(words[t - 3] for t in reviews.tokens[a + 1:b]): None
+                 for a, b in zip(reviews.offsets[:-1], reviews.offsets[1:])}
+        return {f"shop{i // 4}" for i, (t, _) in enumerate(rows) if t in texts}
+
+    assert len(splits.val) > 0 and not shops(splits.train) & shops(splits.val)
+    with pytest.raises(DataError, match="no key 'store'"):
+        load_data(own(path, "jsonl", group_column="store"))
