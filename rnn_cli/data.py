@@ -14,9 +14,8 @@ straight from those flat arrays (a test checks it against `pad_sequences`).
 
 from __future__ import annotations
 
-import collections
+import array
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import json
@@ -35,7 +34,7 @@ import numpy as np
 from rnn_cli.config import DataConfig
 from rnn_cli.errors import DataError, UserError
 from rnn_cli.files import atomic_path, cache_dir, write_atomic
-from rnn_cli.tables import (class_indices, class_order, read_class_folders, read_rows, split_by_group,
+from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_folders, read_rows, split_by_group,
                             stratified_split)
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
@@ -341,32 +340,55 @@ def load_own(config: DataConfig) -> Corpus:
 
 
 def _build_own(config: DataConfig, path: Path) -> Corpus:
-    """Rows read, classes ordered, the test rows read or held out by class; then encoded."""
-    test_lines = None
+    """Classes ordered, the test rows read or held out by class; then every row encoded."""
+    source = f"{config.source}:{path.resolve()}"
     if config.source == "folder":
         rows, skipped = read_class_folders(path, MAX_REVIEW_BYTES)
         train, test = rows["train"], rows["test"]
         classes = class_order(train.labels, config.positive_label, path / "train")
         y_train, y_test = class_indices(train, classes, path / "train"), class_indices(test, classes, path / "test")
+        texts = {"train": list(zip(train.texts, y_train.tolist())), "test": list(zip(test.texts, y_test.tolist()))}
+        return build_corpus(texts, source=source, skipped=skipped + train.empty + test.empty, classes=classes)
+    return _encode_table(config, path, source)
+
+
+def _encode_table(config: DataConfig, path: Path, source: str) -> Corpus:
+    """A file read twice, so no text is kept: first its labels (and groups) to order the classes and
+    hold out the test rows, then its texts, encoded as they come."""
+    columns = (config.source, config.text_column, config.label_column)
+    scan = read_rows(path, *columns, config.group_column, texts=False)
+    classes = class_order(scan.labels, config.positive_label, path)
+    y = class_indices(scan, classes, path)
+    test_lines, skipped = None, scan.empty
+    if config.test_path is not None:
+        test_path = Path(config.test_path).expanduser()
+        test_scan = read_rows(test_path, *columns, texts=False)
+        y_test, skipped = class_indices(test_scan, classes, test_path), skipped + test_scan.empty
+        split_of = np.zeros(len(y), dtype=bool)  # every row of the file trains
+        train_groups = np.array(scan.groups, dtype=str) if scan.groups else None
+        rows = [(path, split_of, y, config.group_column), (test_path, np.ones(len(y_test), dtype=bool), y_test, None)]
     else:
-        rows = read_rows(path, config.source, config.text_column, config.label_column, config.group_column)
-        classes = class_order(rows.labels, config.positive_label, path)
-        y, skipped = class_indices(rows, classes, path), 0
-        if config.test_path is not None:
-            test_path = Path(config.test_path).expanduser()
-            train, test = rows, read_rows(test_path, config.source, config.text_column, config.label_column)
-            y_train, y_test = y, class_indices(test, classes, test_path)
-        else:
-            kept, held_out = stratified_split(y, config.test_split, np.random.default_rng(config.seed), classes, path)
-            train, test = rows.take(kept), rows.take(held_out)
-            y_train, y_test, test_lines = y[kept], y[held_out], np.array(rows.lines)[held_out]
-        skipped += rows.empty + (test.empty if config.test_path is not None else 0)
-    if config.source == "folder":
-        skipped += train.empty + test.empty
-    texts = {"train": list(zip(train.texts, y_train.tolist())), "test": list(zip(test.texts, y_test.tolist()))}
-    corpus = build_corpus(texts, source=f"{config.source}:{path.resolve()}", skipped=skipped, classes=classes,
-                          test_lines=test_lines)
-    return dataclasses.replace(corpus, train_groups=np.array(train.groups, dtype=str)) if train.groups else corpus
+        kept, held_out = stratified_split(y, config.test_split, np.random.default_rng(config.seed), classes, path)
+        split_of = np.zeros(len(y), dtype=bool)
+        split_of[held_out] = True
+        test_lines = np.array(scan.lines)[held_out]
+        train_groups = np.array(scan.groups, dtype=str)[kept] if scan.groups else None
+        rows = [(path, split_of, y, config.group_column)]
+
+    def encoded_rows():
+        for file, is_test, labels, group in rows:
+            count = 0
+            for i, (text, _, _, _) in enumerate(iter_rows(file, *columns, group)):
+                if i >= len(labels):
+                    break
+                count += 1
+                yield ("test" if is_test[i] else "train"), text, int(labels[i])
+            if count != len(labels) or i >= len(labels):
+                raise DataError(f"{file}: changed while it was read; try again")
+
+    words, reviews = encode_rows(encoded_rows())
+    return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped, classes=classes,
+                  test_lines=test_lines, train_groups=train_groups)
 
 
 def _cached(cache_file: Path, path: Path, build) -> Corpus:
@@ -415,18 +437,47 @@ def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: 
                  train_numbers: np.ndarray | None = None, classes: tuple[str, ...] = BINARY,
                  test_lines: np.ndarray | None = None) -> Corpus:
     """Tokenise every review and rank words by training-split frequency (ties alphabetical)."""
-    tokenized = {split: [tokenize(text) for text, _ in texts[split]] for split in SPLITS}
-    counts = collections.Counter(word for review in tokenized["train"] for word in review)
-    words = tuple(sorted(counts, key=lambda w: (-counts[w], w)))
-    index = {word: i + FIRST_WORD for i, word in enumerate(words)}
-    reviews = {
-        split: Reviews.from_lists(
-            [[START, *(index.get(w, OOV) for w in review)] for review in tokenized[split]],
-            [label for _, label in texts[split]])
-        for split in SPLITS
-    }
+    words, reviews = encode_rows((split, text, label) for split in SPLITS for text, label in texts[split])
     return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped,
                   train_numbers=train_numbers, classes=classes, test_lines=test_lines)
+
+
+def encode_rows(rows) -> tuple[tuple[str, ...], dict[str, Reviews]]:
+    """(split, text, label) rows, in one pass, to the training words ranked by frequency (ties
+    alphabetical) and each split's reviews encoded by those ranks.
+
+    Each word gets a provisional id when first seen and the training rows count them; the ids are
+    mapped to ranks at the end. Memory grows with the tokens (4 bytes each), not with the texts.
+    """
+    provisional: dict[str, int] = {}
+    counts = array.array("q")
+    tokens = {split: array.array("i") for split in SPLITS}
+    lengths = {split: array.array("q") for split in SPLITS}
+    labels = {split: array.array("q") for split in SPLITS}
+    for split, text, label in rows:
+        ids = [provisional.setdefault(word, len(provisional)) for word in tokenize(text)]
+        if len(counts) < len(provisional):
+            counts.extend([0] * (len(provisional) - len(counts)))
+        if split == "train":
+            for i in ids:
+                counts[i] += 1
+        tokens[split].append(-1)  # the start token
+        tokens[split].extend(ids)
+        lengths[split].append(len(ids) + 1)
+        labels[split].append(label)
+    names = list(provisional)
+    ranked = sorted((i for i in range(len(names)) if counts[i] > 0), key=lambda i: (-counts[i], names[i]))
+    lookup = np.full(len(names) + 1, OOV, dtype=np.int32)  # the last entry: the start token's -1
+    lookup[np.array(ranked, dtype=np.int64)] = np.arange(FIRST_WORD, FIRST_WORD + len(ranked), dtype=np.int32)
+    lookup[-1] = START
+    reviews = {}
+    for split in SPLITS:
+        offsets = np.concatenate([[0], np.cumsum(np.frombuffer(lengths[split], dtype=np.int64))]).astype(np.int64)
+        encoded = lookup[np.frombuffer(tokens[split], dtype=np.int32)]
+        split_labels = np.frombuffer(labels[split], dtype=np.int64)
+        dtype = np.int8 if split_labels.size == 0 or split_labels.max() < 128 else np.int32
+        reviews[split] = Reviews(encoded, offsets, split_labels.astype(dtype))
+    return tuple(names[i] for i in ranked), reviews
 
 
 def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndarray | None, int]:

@@ -29,6 +29,7 @@ class Rows:
     empty: int = 0  # rows whose text was empty: skipped and counted
 
     def add(self, text: str, label: str, line: int, group: str | None = None) -> None:
+        """A row; one whose text is empty is only counted."""
         if not text.strip():
             self.empty += 1
             return
@@ -44,23 +45,40 @@ class Rows:
         return Rows(pick(self.texts), pick(self.labels), pick(self.lines), pick(self.groups))
 
 
-def read_rows(path: Path, kind: str, text_column: str, label_column: str, group_column: str | None = None) -> Rows:
-    """The rows of a CSV, TSV (a header row naming the columns) or JSON Lines file (one object per line)."""
-    columns = [text_column, label_column, *([group_column] if group_column else [])]
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as file:  # utf-8-sig: a BOM is no column name
-            rows = _read_jsonl(file, path, columns) if kind == "jsonl" else (
-                _read_delimited(file, path, "\t" if kind == "tsv" else ",", columns))
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start} of a line); save the file as UTF-8") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+def read_rows(path: Path, kind: str, text_column: str, label_column: str, group_column: str | None = None,
+              texts: bool = True) -> Rows:
+    """The rows of a CSV, TSV (a header row naming the columns) or JSON Lines file (one object per
+    line); `texts` False keeps everything but the texts (a first pass over a large file)."""
+    rows = Rows()
+    for text, label, line, group in iter_rows(path, kind, text_column, label_column, group_column, rows):
+        rows.add(text if texts else "-", label, line, group)
     if not rows.texts:
         raise DataError(f"{path}: no rows with a text" + (f" ({rows.empty} with an empty one)" if rows.empty else ""))
     return rows
 
 
-def _read_delimited(file, path: Path, delimiter: str, columns: list[str]) -> Rows:
+def iter_rows(path: Path, kind: str, text_column: str, label_column: str, group_column: str | None = None,
+              counts: Rows | None = None):
+    """(text, label, line, group) of every row with a text, read as they come; `counts.empty` counts
+    the rows whose text is empty."""
+    columns = [text_column, label_column, *([group_column] if group_column else [])]
+    counts = counts if counts is not None else Rows()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:  # utf-8-sig: a BOM is no column name
+            rows = _read_jsonl(file, path, columns) if kind == "jsonl" else (
+                _read_delimited(file, path, "\t" if kind == "tsv" else ",", columns))
+            for text, label, line, group in rows:
+                if text.strip():
+                    yield text, label, line, group
+                else:
+                    counts.empty += 1
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start} of a line); save the file as UTF-8") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def _read_delimited(file, path: Path, delimiter: str, columns: list[str]):
     reader = csv.reader(file, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
@@ -71,22 +89,19 @@ def _read_delimited(file, path: Path, delimiter: str, columns: list[str]) -> Row
                 raise DataError(f"{path}: no column {name!r}; the file has {', '.join(map(repr, header))} "
                                 f"(set data.text_column, data.label_column, data.group_column)")
         at = [header.index(name) for name in columns]
-        rows = Rows()
         for row in reader:
             if not row:
                 continue  # a blank line
             if len(row) != len(header):
                 raise DataError(f"{path}, line {reader.line_num}: {len(row)} field(s) where the header has "
                                 f"{len(header)}; quote texts that hold the delimiter")
-            rows.add(row[at[0]], row[at[1]].strip(), reader.line_num, row[at[2]] if len(at) > 2 else None)
+            yield row[at[0]], row[at[1]].strip(), reader.line_num, row[at[2]] if len(at) > 2 else None
     except csv.Error as err:
         raise DataError(f"{path}, line {reader.line_num}: malformed row ({err})") from None
-    return rows
 
 
-def _read_jsonl(file, path: Path, columns: list[str]) -> Rows:
+def _read_jsonl(file, path: Path, columns: list[str]):
     text_column, label_column = columns[:2]
-    rows = Rows()
     for number, line in enumerate(file, start=1):
         if not line.strip():
             continue
@@ -106,8 +121,7 @@ def _read_jsonl(file, path: Path, columns: list[str]) -> Rows:
             raise DataError(f"{path}, line {number}: {text_column!r} is a {type(text).__name__}, not a string")
         if isinstance(label, bool) or not isinstance(label, (str, int)):
             raise DataError(f"{path}, line {number}: {label_column!r} is {label!r}; labels are strings or integers")
-        rows.add(text, str(label).strip(), number, str(record[columns[2]]) if len(columns) > 2 else None)
-    return rows
+        yield text, str(label).strip(), number, str(record[columns[2]]) if len(columns) > 2 else None
 
 
 def read_class_folders(path: Path, max_bytes: int) -> tuple[dict[str, Rows], int]:
