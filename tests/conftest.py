@@ -94,9 +94,11 @@ def write_table(path: Path, rows: list[tuple[str, str]], text="text", label="lab
 
 
 def write_class_folders(root: Path, rows: list[tuple[str, str]], test_share: float = 0.25) -> Path:
-    """train/<class>/<n>.txt and test/<class>/<n>.txt."""
+    """train/<class>/<n>.txt and test/<class>/<n>.txt, `test_share` of each class in test/."""
+    seen = {}
     for i, (text, label) in enumerate(rows):
-        split = "test" if i % round(1 / test_share) == 0 else "train"
+        seen[label] = seen.get(label, -1) + 1
+        split = "test" if seen[label] % round(1 / test_share) == 0 else "train"
         (root / split / label).mkdir(parents=True, exist_ok=True)
         (root / split / label / f"{i}.txt").write_text(text, encoding="utf-8")
     return root

@@ -413,8 +413,8 @@ train: {optimizer: adam, learning_rate: 0.02, batch_size: 16, epochs: 4}
 """
 
 
-@pytest.mark.parametrize("source, classes", [("csv", ["sport", "music", "food"]), ("jsonl", ["pos", "neg"]),
-                                             ("tsv", ["pos", "neg"]), ("folder", ["sport", "music", "food"])])
+@pytest.mark.parametrize("classes", [["sport", "music"], ["sport", "music", "food"]], ids=["binary", "3 classes"])
+@pytest.mark.parametrize("source", ["csv", "tsv", "jsonl", "folder"])
 def test_own_data_trains_evaluates_and_predicts(tmp_path, source, classes):
     rows = topic_rows(classes, 60)
     data = (write_class_folders(tmp_path / "own", rows) if source == "folder"
@@ -439,3 +439,27 @@ def test_own_data_trains_evaluates_and_predicts(tmp_path, source, classes):
     assert [answer["label"] for answer in answers] == classes
     if len(classes) > 2:
         assert all(set(answer["probabilities"]) == set(classes) for answer in answers)
+
+
+def test_an_own_data_run_of_three_classes_resumes_inspects_plots_and_compares(tmp_path):
+    data = write_table(tmp_path / "own.csv", topic_rows(["sport", "music", "food"], 40))
+    (tmp_path / "own.yaml").write_text(OWN_CONFIG)
+    run_dir = tmp_path / "run"
+    assert cli_train(run_dir, tmp_path / "own.yaml", data, "--epochs", "1").exit_code == 0
+    resumed = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "2", "--device", "cpu")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(runs.read_history(run_dir)) == 2
+    inspected = invoke("inspect", "--run", run_dir)
+    assert inspected.exit_code == 0 and "head: Dense(3, softmax)" in inspected.output
+    assert invoke("plot", "--run", run_dir).exit_code == 0 and (run_dir / runs.CURVES).exists()
+    table = invoke("compare", run_dir)
+    assert table.exit_code == 0 and "test macro-F1" in table.output
+
+
+def test_a_missing_column_is_one_line_and_leaves_no_run(tmp_path):
+    data = write_table(tmp_path / "own.csv", topic_rows(["sport", "music"], 10), text="body")
+    (tmp_path / "own.yaml").write_text(OWN_CONFIG)
+    result = cli_train(tmp_path / "run", tmp_path / "own.yaml", data)
+    assert result.exit_code == 2, result.output
+    assert "own.csv: no column 'text'; the file has 'label', 'body'" in result.output
+    assert not (tmp_path / "run").exists()
