@@ -190,3 +190,19 @@ def test_an_error_in_a_seed_process_is_raised_in_the_group_with_its_traceback(tm
     assert record["status"] == "failed" and record["error"] == "ValueError: broken callback"
     assert len(runs.read_history(group / "seed-42")) == 1  # the finished epoch is kept
     assert runs.read_json(group / "seeds.json")["status"] == "failed"
+
+
+def test_a_seed_group_of_three_classes_reports_macro_f1(tmp_path):
+    from tests.conftest import topic_rows, write_table
+    from tests.test_train import OWN_CONFIG
+
+    data = write_table(tmp_path / "own.jsonl", topic_rows(["sport", "music", "food"], 30))
+    (tmp_path / "own.yaml").write_text(OWN_CONFIG)
+    group = tmp_path / "group"
+    result = cli_train(group, tmp_path / "own.yaml", data, "--seeds", "2", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert [runs.read_json(group / f"seed-{s}" / runs.CLASSES)["classes"] for s in (42, 43)] == [
+        ["food", "music", "sport"]] * 2
+    table = invoke("compare", group, "--markdown")
+    assert "test macro-F1" in table.output and "| own | 2 |" in table.output
+    assert runs.read_json(group / runs.SEEDS_SUMMARY)["test_macro_f1"] is not None
