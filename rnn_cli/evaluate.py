@@ -12,6 +12,7 @@ from rnn_cli.config import Config, config_from_dict, load_config, to_dict
 from rnn_cli.data import Vocabulary, load_data
 from rnn_cli.errors import UserError
 from rnn_cli.inference import predict_probabilities, score
+from rnn_cli.model import class_count
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
         vocabulary = None
     splits = load_data(config.data, vocabulary)
     classes = runs.read_classes(run_dir) if run_dir is not None else splits.classes
-    if classes != splits.classes:
-        raise UserError(f"{config.data.path}: its classes ({', '.join(splits.classes)}) are not the model's "
-                        f"({', '.join(classes)})")
+    if classes != splits.classes or len(classes) != class_count(model):
+        raise UserError(f"{config.data.path or 'the test data'}: its classes ({', '.join(splits.classes)}) are not "
+                        f"the model's ({', '.join(classes)}, {class_count(model)} in its head)")
     probabilities = predict_probabilities(model, splits.test, config.data)
     metrics = score(splits.test.labels, probabilities, classes)
     metrics["data"] = {"source": splits.source, "limit": config.data.limit}
