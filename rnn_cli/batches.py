@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_cli.config import DataConfig
-from rnn_cli.data import Reviews
+from rnn_cli.corpus import Reviews
 
 POOL = 50  # batches sorted together: enough to group similar lengths, few enough to vary batches
 

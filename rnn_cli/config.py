@@ -32,7 +32,7 @@ SAFE_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*")
 @dataclass(frozen=True)
 class DataConfig:
     # keras: Keras' imdb.npz download; aclimdb: the official folder or .tar.gz; csv, tsv, jsonl: a
-    # file of labelled texts; folder: train/<class>/*.txt and test/<class>/*.txt (see data.py).
+    # file of labelled texts; folder: train/<class>/*.txt and test/<class>/*.txt (see data.py and tables.py).
     source: Literal["keras", "aclimdb", "csv", "tsv", "jsonl", "folder"] = "keras"
     path: str | None = None  # the data for every source but keras (--data PATH)
     test_path: str | None = None  # csv, tsv, jsonl: a file of test rows; null: hold out test_split

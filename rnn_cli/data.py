@@ -1,27 +1,11 @@
-"""Labelled texts to padded integer sequences: IMDB from Keras' download or an aclImdb folder/archive,
-or a user's own CSV, TSV, JSON Lines file or class folders (`rnn_cli.tables`).
-
-Index conventions are Keras': 0 pads, 1 starts every review, 2 stands for a word outside the
-vocabulary, and words take 3, 4, ... by falling frequency in the training split. A vocabulary of
-`num_words` counts those three reserved indices, so every index is below `num_words`.
-
-Why not Keras' `TextVectorization` and `pad_sequences`: the index convention above (a start token,
-so a model trained on Keras' own imdb.npz and one trained on the aclImdb files read alike) is not
-TextVectorization's; the encoded corpus is cached on disk as flat arrays, read in a fraction of a
-second; the archive is read as a stream without extracting it; and `Reviews.padded` pads a batch
-straight from those flat arrays (a test checks it against `pad_sequences`).
-"""
+"""The data a config names, as training needs it: IMDB from Keras' download or an aclImdb folder or
+archive, or a user's own CSV, TSV, JSON Lines file or class folders (`rnn_cli.tables`), encoded
+(`rnn_cli.corpus`), cached (`rnn_cli.cache`) and split three ways."""
 
 from __future__ import annotations
 
-import array
-import contextlib
-import functools
-import hashlib
-import json
 import os
 import re
-import sys
 import tarfile
 import time
 import zlib
@@ -31,158 +15,27 @@ from typing import Iterator
 
 import numpy as np
 
+from rnn_cli.cache import cached
 from rnn_cli.config import DataConfig
-from rnn_cli.errors import DataError, UserError
-from rnn_cli.files import atomic_path, cache_dir, write_atomic
+from rnn_cli.corpus import BINARY, FIRST_WORD, SPLITS, Corpus, Reviews, Vocabulary, build_corpus, encode_rows
+from rnn_cli.errors import DataError
 from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_folders, read_rows, split_by_group,
                             stratified_split)
 
-PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
-BINARY = ("negative", "positive")  # IMDB's classes, label 0 and 1
-SPLITS = ("train", "test")
 LABELS = {"neg": 0, "pos": 1}
-# Bump when tokenise() changes: it is part of the cache key.
-TOKENIZER_VERSION = 1
 # What each source of a user's own data expects, for messages.
 OWN_SOURCES = {"csv": "a .csv file with a header row", "tsv": "a .tsv file with a header row",
                "jsonl": "a .jsonl file, one JSON object per line",
                "folder": "a folder of train/<class>/*.txt and test/<class>/*.txt"}
-CACHE_FORMAT = 3  # 2: the training reviews' file numbers (validation_by: movie); 3: classes, source
 # aclImdb numbers each label's reviews movie by movie (docs/data.md, benchmarks/movie_order.py).
 # validation_by: movie holds out blocks of this many consecutive numbers, four times the most reviews
 # the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
 MOVIE_BLOCK = 125
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-# Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
 NUMBERED_FILE = re.compile(r"(\d+)_\d+\.txt")  # <review number>_<rating>.txt
 # aclImdb's longest review is about 14 KB: a larger file is no review (and reading it whole could
 # exhaust memory); skipped and counted, like a review that is not UTF-8.
 MAX_REVIEW_BYTES = 1 << 20
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words of a review, with `<br />` and punctuation removed."""
-    return _WORD.findall(_BREAK.sub(" ", text).lower())
-
-
-@dataclass(frozen=True)
-class Reviews:
-    """Variable-length reviews stored flat: review i is tokens[offsets[i]:offsets[i + 1]]."""
-
-    tokens: np.ndarray  # int32; uint16 once mapped to a vocabulary that fits (half the memory)
-    offsets: np.ndarray  # int64, len(labels) + 1
-    labels: np.ndarray  # int8, 0 negative, 1 positive
-
-    @classmethod
-    def from_lists(cls, sequences, labels) -> Reviews:
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        tokens = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
-        labels = np.asarray(labels)
-        return cls(tokens, offsets, labels.astype(np.int8 if labels.size == 0 or labels.max() < 128 else np.int32))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def take(self, indices: np.ndarray) -> Reviews:
-        """The reviews at `indices`, in that order."""
-        indices = np.asarray(indices, dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(self.lengths[indices])]).astype(np.int64)
-        # One slice per review: ten times faster than one gather index per token on the full split.
-        starts, ends = self.offsets[indices].tolist(), self.offsets[indices + 1].tolist()
-        tokens = np.concatenate([self.tokens[a:b] for a, b in zip(starts, ends)] or [self.tokens[:0]])
-        return Reviews(tokens, offsets, self.labels[indices])
-
-    def mapped(self, lookup: np.ndarray) -> Reviews:
-        """The same reviews with every token t replaced by lookup[t], in 16 bits when the ids fit.
-
-        A vocabulary of up to 65,536 ids (every config's num_words so far) halves the memory the
-        reviews take during training; batches are int32 all the same (`padded`).
-        """
-        compact = np.uint16 if len(lookup) == 0 or lookup.max() <= np.iinfo(np.uint16).max else np.int32
-        return Reviews(lookup.astype(compact)[self.tokens], self.offsets, self.labels)
-
-    def padded(self, maxlen: int, padding: str = "pre", truncating: str = "pre") -> np.ndarray:
-        """An (n, maxlen) int32 matrix, as `keras.utils.pad_sequences` would make it."""
-        n, lengths = len(self), self.lengths
-        kept = np.minimum(lengths, maxlen)
-        src = self.offsets[:-1] + (lengths - kept if truncating == "pre" else 0)
-        dst = maxlen - kept if padding == "pre" else np.zeros(n, dtype=np.int64)
-        rows = np.repeat(np.arange(n), kept)
-        within = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-        out = np.full((n, maxlen), PAD, dtype=np.int32)
-        out[rows, dst[rows] + within] = self.tokens[src[rows] + within]
-        return out
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The words a model knows: words[i] has index i + FIRST_WORD."""
-
-    words: tuple[str, ...]
-
-    @property
-    def size(self) -> int:
-        """Indices in use, reserved ones included: the Embedding needs at least this many rows."""
-        return len(self.words) + FIRST_WORD
-
-    @functools.cached_property
-    def index(self) -> dict[str, int]:
-        """Word to id, built once per vocabulary (predict encodes many reviews with it)."""
-        return {word: i + FIRST_WORD for i, word in enumerate(self.words)}
-
-    def encode(self, text: str) -> tuple[np.ndarray, int]:
-        """The token ids of `text` (START first) and how many of its words are known."""
-        index = self.index
-        ids = [index.get(word, OOV) for word in tokenize(text)]
-        known = sum(i != OOV for i in ids)
-        return np.asarray([START, *ids], dtype=np.int32), known
-
-    def save(self, path: Path) -> None:
-        payload = {"tokenizer_version": TOKENIZER_VERSION, "pad": PAD, "start": START, "oov": OOV,
-                   "first_word": FIRST_WORD, "words": list(self.words)}
-        write_atomic(path, json.dumps(payload, ensure_ascii=False))
-
-    @classmethod
-    def load(cls, path: Path) -> Vocabulary:
-        try:
-            payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise DataError(f"{path}: cannot read the vocabulary ({err})") from None
-        words = payload.get("words") if isinstance(payload, dict) else None
-        if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
-            raise DataError(f"{path}: damaged or not written by rnn train (expected a JSON object with a "
-                            f"list of words); restore it, or train the run again")
-        return cls(tuple(words))
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """Every review of a source, encoded by the word ranks of its training split."""
-
-    words: tuple[str, ...]  # all training words, most frequent first: words[i] is index i + 3
-    train: Reviews
-    test: Reviews
-    source: str
-    skipped: int = 0  # files skipped: not UTF-8, over MAX_REVIEW_BYTES, or not a regular file
-    # aclImdb's file number of each training review (movie order, see MOVIE_BLOCK); None when
-    # unknown (Keras' download, files not named <number>_<rating>.txt).
-    train_numbers: np.ndarray | None = None
-    classes: tuple[str, ...] = BINARY  # label i is classes[i]
-    test_lines: np.ndarray | None = None  # a file's line of each test row, when held out of it
-    train_groups: np.ndarray | None = None  # each training row's group (data.group_column)
-
-    def encoded(self, vocabulary: Vocabulary) -> tuple[Reviews, Reviews]:
-        """Train and test re-encoded with `vocabulary`; words it lacks become OOV."""
-        index = vocabulary.index
-        lookup = np.array([PAD, START, OOV] + [index.get(w, OOV) for w in self.words], dtype=np.int32)
-        return self.train.mapped(lookup), self.test.mapped(lookup)
 
 
 @dataclass(frozen=True)
@@ -323,7 +176,7 @@ def load_aclimdb(path: str | Path) -> Corpus:
         texts, numbers, skipped = _read_reviews(path)
         return build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped, train_numbers=numbers)
 
-    return _cached(cache_dir() / _cache_name(path, "aclimdb"), path, build)
+    return cached(path, "aclimdb", _source_version(path, _review_folders), build)
 
 
 def load_own(config: DataConfig) -> Corpus:
@@ -336,7 +189,8 @@ def load_own(config: DataConfig) -> Corpus:
         options.append(f"test={test.resolve()}:{test.stat().st_size}:{test.stat().st_mtime_ns}")
     elif config.source != "folder":
         options.append(f"test_split={config.test_split}:{config.seed}")
-    return _cached(cache_dir() / _cache_name(path, config.source, options), path, lambda: _build_own(config, path))
+    return cached(path, config.source, [*options, *_source_version(path, _class_folders)],
+                  lambda: _build_own(config, path))
 
 
 def _build_own(config: DataConfig, path: Path) -> Corpus:
@@ -391,25 +245,6 @@ def _encode_table(config: DataConfig, path: Path, source: str) -> Corpus:
                   test_lines=test_lines, train_groups=train_groups)
 
 
-def _cached(cache_file: Path, path: Path, build) -> Corpus:
-    """The corpus from `cache_file`, or built (and cached: failing that, a warning)."""
-    if cache_file.exists():
-        try:
-            return _read_cache(cache_file, path)
-        except Exception:  # noqa: BLE001 - any unreadable or ill-fitting entry is rebuilt, never fatal
-            with contextlib.suppress(OSError):
-                cache_file.unlink()
-    corpus = build()
-    try:
-        _write_cache(cache_file, corpus)
-        for stale in cache_file.parent.glob(f"{cache_file.name.rsplit('-', 1)[0]}-*.npz"):
-            if stale != cache_file:
-                stale.unlink(missing_ok=True)  # the same source before it changed (or an older tokeniser)
-    except (UserError, OSError) as err:  # the data is loaded all the same; only the next load is slower
-        print(f"warning: the data cache was not saved ({' '.join(str(err).split())})", file=sys.stderr)
-    return corpus
-
-
 def source_of(path: Path) -> str:
     """The source `--data PATH` means, from the file's extension or the folder's layout."""
     name = path.name.lower()
@@ -431,53 +266,6 @@ def check_source(path: str | Path, expected: str = "an aclImdb folder or aclImdb
     if not (path.is_dir() or path.is_file()):
         raise DataError(f"{path}: not a folder nor a regular file; expected {expected}")
     return path
-
-
-def build_corpus(texts: dict[str, list[tuple[str, int]]], source: str, skipped: int = 0,
-                 train_numbers: np.ndarray | None = None, classes: tuple[str, ...] = BINARY,
-                 test_lines: np.ndarray | None = None) -> Corpus:
-    """Tokenise every review and rank words by training-split frequency (ties alphabetical)."""
-    words, reviews = encode_rows((split, text, label) for split in SPLITS for text, label in texts[split])
-    return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped,
-                  train_numbers=train_numbers, classes=classes, test_lines=test_lines)
-
-
-def encode_rows(rows) -> tuple[tuple[str, ...], dict[str, Reviews]]:
-    """(split, text, label) rows, in one pass, to the training words ranked by frequency (ties
-    alphabetical) and each split's reviews encoded by those ranks.
-
-    Each word gets a provisional id when first seen and the training rows count them; the ids are
-    mapped to ranks at the end. Memory grows with the tokens (4 bytes each), not with the texts.
-    """
-    provisional: dict[str, int] = {}
-    counts = array.array("q")
-    tokens = {split: array.array("i") for split in SPLITS}
-    lengths = {split: array.array("q") for split in SPLITS}
-    labels = {split: array.array("q") for split in SPLITS}
-    for split, text, label in rows:
-        ids = [provisional.setdefault(word, len(provisional)) for word in tokenize(text)]
-        if len(counts) < len(provisional):
-            counts.extend([0] * (len(provisional) - len(counts)))
-        if split == "train":
-            for i in ids:
-                counts[i] += 1
-        tokens[split].append(-1)  # the start token
-        tokens[split].extend(ids)
-        lengths[split].append(len(ids) + 1)
-        labels[split].append(label)
-    names = list(provisional)
-    ranked = sorted((i for i in range(len(names)) if counts[i] > 0), key=lambda i: (-counts[i], names[i]))
-    lookup = np.full(len(names) + 1, OOV, dtype=np.int32)  # the last entry: the start token's -1
-    lookup[np.array(ranked, dtype=np.int64)] = np.arange(FIRST_WORD, FIRST_WORD + len(ranked), dtype=np.int32)
-    lookup[-1] = START
-    reviews = {}
-    for split in SPLITS:
-        offsets = np.concatenate([[0], np.cumsum(np.frombuffer(lengths[split], dtype=np.int64))]).astype(np.int64)
-        encoded = lookup[np.frombuffer(tokens[split], dtype=np.int32)]
-        split_labels = np.frombuffer(labels[split], dtype=np.int64)
-        dtype = np.int8 if split_labels.size == 0 or split_labels.max() < 128 else np.int32
-        reviews[split] = Reviews(encoded, offsets, split_labels.astype(dtype))
-    return tuple(names[i] for i in ranked), reviews
 
 
 def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndarray | None, int]:
@@ -528,6 +316,27 @@ def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes | None]]:
             yield split, label, entry.name, raw if len(raw) <= MAX_REVIEW_BYTES else None
 
 
+def _source_version(path: Path, folders) -> list[str]:
+    """What a cache entry of `path` depends on: the file's size and time, or every review file's
+    (in the `folders` of a folder)."""
+    path = path.resolve()
+    if not path.is_dir():
+        return [f"{path.stat().st_size}:{path.stat().st_mtime_ns}"]
+    return [f"{split}/{label}:{entry.name}:{entry.stat(follow_symlinks=False).st_size}:"
+            f"{entry.stat(follow_symlinks=False).st_mtime_ns}"
+            for split, label, folder in folders(path)
+            for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)]
+
+
+def _class_folders(path: Path) -> Iterator[tuple[str, str, Path]]:
+    """The class folders of a `folder` source: train/<class>, test/<class>."""
+    for split in SPLITS:
+        if (path / split).is_dir():
+            for label in sorted(os.scandir(path / split), key=lambda entry: entry.name):
+                if label.is_dir(follow_symlinks=False):
+                    yield split, label.name, Path(label.path)
+
+
 def _review_folders(path: Path) -> Iterator[tuple[str, str, Path]]:
     """The four review folders of an aclImdb folder, each inside it (no link out of it)."""
     root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
@@ -556,68 +365,4 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
 
-
-def _cache_name(path: Path, kind: str, options: list[str] = ()) -> str:
-    """<kind>-<source>-<version>.npz: one entry per source path; the version changes when the source,
-    the options that read it or the tokeniser do, and a new version replaces the old one."""
-    path = path.resolve()
-    if path.is_dir():
-        folders = _review_folders(path) if kind == "aclimdb" else (
-            (split, label.name, Path(label.path)) for split in SPLITS if (path / split).is_dir()
-            for label in sorted(os.scandir(path / split), key=lambda entry: entry.name)
-            if label.is_dir(follow_symlinks=False))
-        parts = [f"{split}/{label}:{entry.name}:{entry.stat(follow_symlinks=False).st_size}:"
-                 f"{entry.stat(follow_symlinks=False).st_mtime_ns}"
-                 for split, label, folder in folders
-                 for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)]
-    else:
-        stat = path.stat()
-        parts = [f"{stat.st_size}:{stat.st_mtime_ns}"]
-    version = "\n".join([f"tokenizer={TOKENIZER_VERSION}", f"format={CACHE_FORMAT}", *options, *parts])
-    return f"{kind}-{_digest(str(path))}-{_digest(version)}.npz"
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _write_cache(file: Path, corpus: Corpus) -> None:
-    arrays = {"words": np.array(corpus.words, dtype=str), "skipped": np.array(corpus.skipped),
-              "classes": np.array(corpus.classes, dtype=str), "source": np.array(corpus.source)}
-    for name in ("train_numbers", "test_lines", "train_groups"):
-        if getattr(corpus, name) is not None:
-            arrays[name] = getattr(corpus, name)
-    for split in SPLITS:
-        reviews = getattr(corpus, split)
-        arrays |= {f"{split}_tokens": reviews.tokens, f"{split}_offsets": reviews.offsets,
-                   f"{split}_labels": reviews.labels}
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(file) as tmp, open(tmp, "wb") as out:
-        np.savez(out, **arrays)
-
-
-def _read_cache(file: Path, path: Path) -> Corpus:
-    """The cached corpus; any error (a damaged file, contents that do not fit) means rebuild it."""
-    with np.load(file, allow_pickle=False) as z:
-        reviews = {split: Reviews(z[f"{split}_tokens"], z[f"{split}_offsets"], z[f"{split}_labels"])
-                   for split in SPLITS}
-        corpus = Corpus(tuple(z["words"].tolist()), reviews["train"], reviews["test"],
-                        source=str(z["source"]), skipped=int(z["skipped"]),
-                        train_numbers=z["train_numbers"] if "train_numbers" in z.files else None,
-                        classes=tuple(z["classes"].tolist()),
-                        test_lines=z["test_lines"] if "test_lines" in z.files else None,
-                        train_groups=z["train_groups"] if "train_groups" in z.files else None)
-    ids = len(corpus.words) + FIRST_WORD
-    for reviews in (corpus.train, corpus.test):
-        offsets = reviews.offsets
-        fits = (offsets.ndim == 1 and len(offsets) == len(reviews.labels) + 1 and len(reviews.labels) > 0
-                and offsets[0] == 0 and offsets[-1] == len(reviews.tokens) and np.all(np.diff(offsets) >= 0)
-                and np.isin(reviews.labels, range(len(corpus.classes))).all() and reviews.tokens.min(initial=0) >= 0
-                and reviews.tokens.max(initial=0) < ids)
-        if not fits:
-            raise ValueError(f"{file}: the cached reviews do not fit their own vocabulary and offsets")
-    for extra in (corpus.train_numbers, corpus.train_groups):
-        if extra is not None and len(extra) != len(corpus.train):
-            raise ValueError(f"{file}: the cached review numbers or groups do not fit the reviews")
-    return corpus
 

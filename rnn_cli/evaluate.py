@@ -9,7 +9,8 @@ import numpy as np
 
 from rnn_cli import runs
 from rnn_cli.config import Config, config_from_dict, load_config, to_dict
-from rnn_cli.data import Vocabulary, load_data
+from rnn_cli.corpus import Vocabulary
+from rnn_cli.data import load_data
 from rnn_cli.errors import UserError
 from rnn_cli.inference import predict_probabilities, score
 from rnn_cli.model import class_count

@@ -11,7 +11,7 @@ import numpy as np
 
 from rnn_cli import runs
 from rnn_cli.config import DataConfig, load_config
-from rnn_cli.data import OOV, Reviews, Vocabulary, tokenize
+from rnn_cli.corpus import OOV, Reviews, Vocabulary, tokenize
 from rnn_cli.errors import UserError
 from rnn_cli.model import THRESHOLD, masks_padding
 from rnn_cli.reference import EQUATIONS, GATES, apply_head, forward

@@ -7,7 +7,7 @@ import numpy as np
 
 from rnn_cli.batches import Batches
 from rnn_cli.config import DataConfig
-from rnn_cli.data import Reviews
+from rnn_cli.corpus import Reviews
 from rnn_cli.metrics import classification_metrics, multiclass_metrics
 from rnn_cli.model import THRESHOLD, class_count, masks_padding
 

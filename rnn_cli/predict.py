@@ -8,7 +8,7 @@ import numpy as np
 
 from rnn_cli import runs
 from rnn_cli.config import load_config
-from rnn_cli.data import Reviews, Vocabulary
+from rnn_cli.corpus import Reviews, Vocabulary
 from rnn_cli.errors import UserError
 from rnn_cli.inference import predict_probabilities
 from rnn_cli.model import THRESHOLD

@@ -18,7 +18,8 @@ from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
 from rnn_cli.config import Config, TrainConfig, dump_config
-from rnn_cli.data import Splits, Vocabulary, load_data
+from rnn_cli.corpus import Vocabulary
+from rnn_cli.data import Splits, load_data
 from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility,

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from rnn_cli.cli import main
 from rnn_cli.config import load_config
-from rnn_cli.data import Reviews
+from rnn_cli.corpus import Reviews
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -6,7 +6,7 @@ import pytest
 
 from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.config import DataConfig, LayerConfig, ModelConfig
-from rnn_cli.data import PAD, Reviews
+from rnn_cli.corpus import PAD, Reviews
 from rnn_cli.model import build_model
 from tests.conftest import random_reviews as reviews
 

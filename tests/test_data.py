@@ -9,20 +9,14 @@ import pytest
 
 from rnn_cli import data
 from rnn_cli.config import DataConfig
-from rnn_cli.data import OOV, PAD, START, Reviews, Vocabulary, load_data, tokenize
+from rnn_cli.corpus import OOV, START, Vocabulary, tokenize
+from rnn_cli.data import load_data
 from rnn_cli.errors import DataError
 from tests.conftest import topic_rows, write_aclimdb, write_archive, write_class_folders, write_table
 
 
 def acl(path, **fields):
     return DataConfig(source="aclimdb", path=str(path), **fields)
-
-
-def test_tokenize_lowercases_and_strips_breaks_and_punctuation():
-    text = "A <br />GREAT film!<br/>Don't miss it... (10/10) - really."
-    assert tokenize(text) == ["a", "great", "film", "don't", "miss", "it", "10", "10", "really"]
-    assert tokenize("") == []
-    assert tokenize("!!! ...") == []
 
 
 def test_index_conventions_and_vocabulary_cap(imdb_folder):
@@ -48,44 +42,6 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     (folder / "test" / "pos" / "99_10.txt").write_text("zebra zebra zebra zebra zebra zebra zebra zebra")
     splits = load_data(acl(folder, num_words=1000))
     assert "zebra" not in splits.vocabulary.words
-
-
-@pytest.mark.parametrize("padding", ["pre", "post"])
-@pytest.mark.parametrize("truncating", ["pre", "post"])
-@pytest.mark.parametrize("maxlen", [1, 5, 500])
-def test_padding_matches_keras(padding, truncating, maxlen):
-    rng = np.random.default_rng(0)
-    sequences = [list(rng.integers(1, 50, size=n)) for n in (0, 1, 4, 5, 9, 700)]
-    reviews = Reviews.from_lists(sequences, np.zeros(len(sequences)))
-    ours = reviews.padded(maxlen, padding, truncating)
-    theirs = keras.utils.pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating)
-    assert ours.shape == (6, maxlen) and ours.dtype == np.int32
-    np.testing.assert_array_equal(ours, theirs)
-
-
-def test_pre_padding_keeps_review_end_at_the_right():
-    reviews = Reviews.from_lists([[1, 5, 6, 7]], [1])
-    np.testing.assert_array_equal(reviews.padded(6), [[PAD, PAD, 1, 5, 6, 7]])
-    np.testing.assert_array_equal(reviews.padded(6, padding="post"), [[1, 5, 6, 7, PAD, PAD]])
-    np.testing.assert_array_equal(reviews.padded(2), [[6, 7]])
-    np.testing.assert_array_equal(reviews.padded(2, truncating="post"), [[1, 5]])
-
-
-def test_mapped_reviews_keep_16_bits_when_the_ids_fit():
-    reviews = Reviews.from_lists([[1, 2], [3]], [0, 1])
-    small = reviews.mapped(np.array([0, 1, 7, 65535], dtype=np.int32))
-    assert small.tokens.dtype == np.uint16 and small.tokens.tolist() == [1, 7, 65535]
-    large = reviews.mapped(np.array([0, 1, 7, 65536], dtype=np.int32))
-    assert large.tokens.dtype == np.int32 and large.tokens.tolist() == [1, 7, 65536]
-    # Batches are int32 either way.
-    assert small.padded(3).dtype == np.int32 and small.padded(3).tolist() == [[0, 1, 7], [0, 0, 65535]]
-
-
-def test_take_reorders_reviews():
-    reviews = Reviews.from_lists([[1, 2], [3], [4, 5, 6]], [0, 1, 0])
-    picked = reviews.take(np.array([2, 0]))
-    assert picked.padded(3, padding="post").tolist() == [[4, 5, 6], [1, 2, 0]]
-    assert picked.labels.tolist() == [0, 0]
 
 
 def test_folder_and_archive_give_the_same_data(imdb_folder, imdb_archive):
@@ -158,33 +114,6 @@ def test_limit_keeps_n_reviews_class_balanced(imdb_archive):
     assert np.concatenate([splits.train.labels, splits.val.labels]).sum() == 10
 
 
-def test_second_load_uses_the_cache(imdb_archive, monkeypatch):
-    first = load_data(acl(imdb_archive))
-    assert list(data.cache_dir().glob("aclimdb-*.npz"))
-
-    def no_reading(path):
-        raise AssertionError("the archive was read again")
-
-    monkeypatch.setattr(data, "_read_reviews", no_reading)
-    second = load_data(acl(imdb_archive))
-    assert second.vocabulary == first.vocabulary
-    np.testing.assert_array_equal(second.train.padded(30), first.train.padded(30))
-
-
-def test_a_changed_source_replaces_its_cache_entry(imdb_folder, tmp_path):
-    archive = write_archive(imdb_folder, tmp_path / "aclImdb_v1.tar.gz")
-    other = write_archive(imdb_folder, tmp_path / "other.tar.gz")
-    load_data(acl(archive))
-    load_data(acl(other))
-    first = {p.name for p in data.cache_dir().glob("*.npz")}
-    assert len(first) == 2  # one entry per source
-
-    os.utime(archive, ns=(0, 10**18))  # the same path, a new copy (another modification time)
-    load_data(acl(archive))
-    entries = {p.name for p in data.cache_dir().glob("*.npz")}
-    assert len(entries) == 2 and len(entries & first) == 1  # the old entry went, the other source's stayed
-
-
 def test_a_run_vocabulary_re_encodes_the_corpus(imdb_archive):
     vocabulary = Vocabulary(("movie", "the", "great"))
     splits = load_data(acl(imdb_archive), vocabulary)
@@ -192,12 +121,6 @@ def test_a_run_vocabulary_re_encodes_the_corpus(imdb_archive):
     assert used <= {START, OOV, 3, 4, 5}
     ids, known = vocabulary.encode("The GREAT unknown movie")
     assert ids.tolist() == [START, 4, 5, OOV, 3] and known == 3
-
-
-def test_vocabulary_save_and_load(tmp_path):
-    vocabulary = Vocabulary(("a", "b", "café"))
-    vocabulary.save(tmp_path / "vocab.json")
-    assert Vocabulary.load(tmp_path / "vocab.json") == vocabulary
 
 
 def add_member(tar, name, payload=b"evil"):
@@ -304,34 +227,6 @@ def test_keras_source_without_network_says_how_to_use_a_local_copy(monkeypatch):
     message = str(err.value)
     assert "could not load IMDB through Keras" in message and "--data" in message
     assert "\n" not in message
-
-
-@pytest.mark.parametrize("damage", ["empty", "truncated", "ill-fitting"])
-def test_an_unreadable_or_ill_fitting_cache_entry_is_rebuilt(imdb_archive, damage):
-    first = load_data(acl(imdb_archive))
-    (entry,) = data.cache_dir().glob("aclimdb-*.npz")
-    if damage == "empty":
-        entry.write_bytes(b"")
-    elif damage == "truncated":
-        entry.write_bytes(entry.read_bytes()[:500])
-    else:  # a valid file whose reviews name words the vocabulary lacks
-        with np.load(entry) as z:
-            arrays = dict(z)
-        arrays["train_tokens"] = arrays["train_tokens"] + 10_000
-        with open(entry, "wb") as out:
-            np.savez(out, **arrays)
-    again = load_data(acl(imdb_archive))
-    np.testing.assert_array_equal(again.train.padded(30), first.train.padded(30))
-    with np.load(entry) as z:  # rebuilt, not only worked around
-        assert z["train_tokens"].max() < len(z["words"]) + 3
-
-
-def test_a_cache_that_cannot_be_written_is_a_warning(imdb_archive, tmp_path, monkeypatch, capsys):
-    (tmp_path / "file").write_text("")
-    monkeypatch.setenv("RNN_CLI_CACHE", str(tmp_path / "file" / "cache"))  # under a file: never a folder
-    splits = load_data(acl(imdb_archive))
-    assert len(splits.train) == 160
-    assert "warning: the data cache was not saved" in capsys.readouterr().err
 
 
 def test_only_regular_files_inside_the_dataset_are_read(tmp_path):

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from rnn_cli import runs
 from rnn_cli.cli import main
 from rnn_cli.config import LayerConfig, ModelConfig
-from rnn_cli.data import Vocabulary
+from rnn_cli.corpus import Vocabulary
 from rnn_cli.explain import START_WORD, explain_review
 from rnn_cli.model import build_model
 

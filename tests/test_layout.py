@@ -11,7 +11,8 @@ PACKAGE = Path(rnn_cli.__file__).parent
 LAYERS = [
     ["errors", "stopping", "reference", "metrics"],
     ["files", "tables"],
-    ["config"],
+    ["config", "corpus"],
+    ["cache"],
     ["data", "runs", "budget"],
     ["batches", "model", "process", "results", "plots"],
     ["inference", "callbacks"],
