@@ -9,10 +9,11 @@ from typing import Callable
 
 from rnn_cli import runs
 from rnn_cli.budget import check_model_fits
-from rnn_cli.config import Config
+from rnn_cli.config import TABLES, Config
 from rnn_cli.data import OWN_SOURCES, check_source
 from rnn_cli.errors import StorageError, UserError
 from rnn_cli.stopping import stop_signals
+from rnn_cli.tables import check_columns
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,13 @@ class Launch:
 def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launch:
     """A new run (or seed group) of `config`, in `run_dir` if given and empty, else a fresh folder."""
     check_model_fits(config)
-    for path in (config.data.path, config.data.test_path):
-        if config.data.source != "keras" and path is not None:
-            check_source(path, OWN_SOURCES.get(config.data.source, "an aclImdb folder or aclImdb_v1.tar.gz"))
+    data = config.data
+    for path in (data.path, data.test_path):
+        if data.source != "keras" and path is not None:
+            check_source(path, OWN_SOURCES.get(data.source, "an aclImdb folder or aclImdb_v1.tar.gz"))
+            if data.source in TABLES:  # a missing column is found before TensorFlow loads
+                check_columns(Path(path).expanduser(), data.source, data.text_column, data.label_column,
+                              data.group_column if path == data.path else None)
     run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
     return Launch(config, run_dir, seeds, group=seeds is not None, resume=False)
 

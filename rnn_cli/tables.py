@@ -57,6 +57,14 @@ def read_rows(path: Path, kind: str, text_column: str, label_column: str, group_
     return rows
 
 
+def check_columns(path: Path, kind: str, text_column: str, label_column: str, group_column: str | None = None) -> None:
+    """Read the header (CSV, TSV) and the first row, so that a missing column or key is one line
+    before TensorFlow loads."""
+    rows = iter_rows(path, kind, text_column, label_column, group_column)
+    next(rows, None)
+    rows.close()
+
+
 def iter_rows(path: Path, kind: str, text_column: str, label_column: str, group_column: str | None = None,
               counts: Rows | None = None):
     """(text, label, line, group) of every row with a text, read as they come; `counts.empty` counts

@@ -456,10 +456,15 @@ def test_an_own_data_run_of_three_classes_resumes_inspects_plots_and_compares(tm
     assert table.exit_code == 0 and "test macro-F1" in table.output
 
 
-def test_a_missing_column_is_one_line_and_leaves_no_run(tmp_path):
+def test_a_missing_column_is_one_line_before_tensorflow_loads_and_leaves_no_run(tmp_path):
     data = write_table(tmp_path / "own.csv", topic_rows(["sport", "music"], 10), text="body")
     (tmp_path / "own.yaml").write_text(OWN_CONFIG)
-    result = cli_train(tmp_path / "run", tmp_path / "own.yaml", data)
-    assert result.exit_code == 2, result.output
-    assert "own.csv: no column 'text'; the file has 'label', 'body'" in result.output
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom rnn_cli.cli import main\n"
+            f"result = CliRunner().invoke(main, ['train', '--config', {str(tmp_path / 'own.yaml')!r}, '--data', "
+            f"{str(data)!r}, '--run-dir', {str(tmp_path / 'run')!r}])\n"
+            "print(result.exit_code, 'tensorflow' in sys.modules, repr(result.output))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    exit_code, loaded, output = done.stdout.split(" ", 2)
+    assert (exit_code, loaded) == ("2", "False"), done.stdout
+    assert "own.csv: no column 'text'; the file has 'label', 'body'" in output
     assert not (tmp_path / "run").exists()
