@@ -25,7 +25,7 @@ def cached(path: Path, kind: str, version: list[str], build) -> Corpus:
     cache_file = cache_dir() / cache_name(path, kind, version)
     if cache_file.exists():
         try:
-            return _read_cache(cache_file, path)
+            return _read_cache(cache_file)
         except Exception:  # noqa: BLE001 - any unreadable or ill-fitting entry is rebuilt, never fatal
             with contextlib.suppress(OSError):
                 cache_file.unlink()
@@ -65,7 +65,7 @@ def _write_cache(file: Path, corpus: Corpus) -> None:
         np.savez(out, **arrays)
 
 
-def _read_cache(file: Path, path: Path) -> Corpus:
+def _read_cache(file: Path) -> Corpus:
     """The cached corpus; any error (a damaged file, contents that do not fit) means rebuild it."""
     with np.load(file, allow_pickle=False) as z:
         reviews = {split: Reviews(z[f"{split}_tokens"], z[f"{split}_offsets"], z[f"{split}_labels"])

@@ -14,7 +14,7 @@ import click
 from rnn_cli import __version__
 from rnn_cli.config import load_config
 from rnn_cli.errors import UserError
-from rnn_cli.files import cache_dir
+from rnn_cli.files import log_dir
 from rnn_cli.process import CHOICES as DEVICES
 from rnn_cli.process import VERBOSE, divert_native_logs
 from rnn_cli.stopping import stop_exit_code
@@ -53,7 +53,7 @@ def internal_error(err: Exception) -> str:
     text = "".join(traceback.format_exception(err))
     reason = (str(err).strip().splitlines() or [""])[0][:200]
     try:
-        log = cache_dir() / "logs" / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        log = log_dir() / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(text, encoding="utf-8")
         where = f"the traceback is in {log}"
@@ -161,6 +161,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
     divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
     from rnn_cli import runs
     from rnn_cli.evaluate import evaluate_run, metrics_table
+    from rnn_cli.model import THRESHOLD
     from rnn_cli.plots import plot_evaluation
 
     if run_dir and model_file:
@@ -172,7 +173,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
     try:  # the metrics are printed first: a folder that cannot be written loses nothing
         runs.write_json(result.folder / runs.EVAL, result.metrics)
         written = [result.folder / runs.EVAL, *plot_evaluation(result.labels, result.probabilities,
-                                                               result.classes, result.folder)]
+                                                               result.classes, result.folder, THRESHOLD)]
     except UserError as err:
         click.echo(f"warning: not saved: {err}", err=True)
     else:

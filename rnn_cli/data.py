@@ -19,14 +19,14 @@ from rnn_cli.cache import cached
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import BINARY, FIRST_WORD, SPLITS, Corpus, Reviews, Vocabulary, build_corpus, encode_rows
 from rnn_cli.errors import DataError
-from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_folders, read_rows, split_by_group,
-                            stratified_split)
+from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_folders, read_rows, read_text_files,
+                            split_by_group, stratified_split)
 
 LABELS = {"neg": 0, "pos": 1}
-# What each source of a user's own data expects, for messages.
-OWN_SOURCES = {"csv": "a .csv file with a header row", "tsv": "a .tsv file with a header row",
-               "jsonl": "a .jsonl file, one JSON object per line",
-               "folder": "a folder of train/<class>/*.txt and test/<class>/*.txt"}
+# What each source's --data is, for messages.
+EXPECTED = {"aclimdb": "an aclImdb folder or aclImdb_v1.tar.gz", "csv": "a .csv file with a header row",
+            "tsv": "a .tsv file with a header row", "jsonl": "a .jsonl file, one JSON object per line",
+            "folder": "a folder of train/<class>/*.txt and test/<class>/*.txt"}
 # aclImdb numbers each label's reviews movie by movie (docs/data.md, benchmarks/movie_order.py).
 # validation_by: movie holds out blocks of this many consecutive numbers, four times the most reviews
 # the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
@@ -181,11 +181,11 @@ def load_aclimdb(path: str | Path) -> Corpus:
 
 def load_own(config: DataConfig) -> Corpus:
     """A user's own labelled texts (`rnn_cli.tables`), through a disk cache like aclImdb's."""
-    path = check_source(config.path, OWN_SOURCES[config.source])
+    path = check_source(config.path, config.source)
     options = [f"text={config.text_column}", f"label={config.label_column}", f"positive={config.positive_label}",
                f"group={config.group_column}"]
     if config.test_path is not None:
-        test = check_source(config.test_path, OWN_SOURCES[config.source])
+        test = check_source(config.test_path, config.source)
         options.append(f"test={test.resolve()}:{test.stat().st_size}:{test.stat().st_mtime_ns}")
     elif config.source != "folder":
         options.append(f"test_split={config.test_split}:{config.seed}")
@@ -213,36 +213,32 @@ def _encode_table(config: DataConfig, path: Path, source: str) -> Corpus:
     scan = read_rows(path, *columns, config.group_column, texts=False)
     classes = class_order(scan.labels, config.positive_label, path)
     y = class_indices(scan, classes, path)
+    groups = np.array(scan.groups, dtype=str) if scan.groups else None
     test_lines, skipped = None, scan.empty
     if config.test_path is not None:
         test_path = Path(config.test_path).expanduser()
         test_scan = read_rows(test_path, *columns, texts=False)
         y_test, skipped = class_indices(test_scan, classes, test_path), skipped + test_scan.empty
-        split_of = np.zeros(len(y), dtype=bool)  # every row of the file trains
-        train_groups = np.array(scan.groups, dtype=str) if scan.groups else None
-        rows = [(path, split_of, y, config.group_column), (test_path, np.ones(len(y_test), dtype=bool), y_test, None)]
+        # (file, each row's split, each row's class): every row of the training file trains.
+        files = [(path, np.full(len(y), "train"), y), (test_path, np.full(len(y_test), "test"), y_test)]
     else:
         kept, held_out = stratified_split(y, config.test_split, np.random.default_rng(config.seed), classes, path)
-        split_of = np.zeros(len(y), dtype=bool)
-        split_of[held_out] = True
-        test_lines = np.array(scan.lines)[held_out]
-        train_groups = np.array(scan.groups, dtype=str)[kept] if scan.groups else None
-        rows = [(path, split_of, y, config.group_column)]
+        split_of = np.full(len(y), "train")
+        split_of[held_out] = "test"
+        test_lines, groups = np.array(scan.lines)[held_out], None if groups is None else groups[kept]
+        files = [(path, split_of, y)]
 
     def encoded_rows():
-        for file, is_test, labels, group in rows:
-            count = 0
-            for i, (text, _, _, _) in enumerate(iter_rows(file, *columns, group)):
-                if i >= len(labels):
-                    break
-                count += 1
-                yield ("test" if is_test[i] else "train"), text, int(labels[i])
-            if count != len(labels) or i >= len(labels):
-                raise DataError(f"{file}: changed while it was read; try again")
+        for file, splits, labels in files:
+            try:  # the second pass meets the rows of the first, or the file changed in between
+                for split, label, (text, *_) in zip(splits, labels, iter_rows(file, *columns), strict=True):
+                    yield str(split), text, int(label)
+            except ValueError:
+                raise DataError(f"{file}: changed while it was read; try again") from None
 
     words, reviews = encode_rows(encoded_rows())
     return Corpus(words, reviews["train"], reviews["test"], source=source, skipped=skipped, classes=classes,
-                  test_lines=test_lines, train_groups=train_groups)
+                  test_lines=test_lines, train_groups=groups)
 
 
 def source_of(path: Path) -> str:
@@ -258,9 +254,9 @@ def source_of(path: Path) -> str:
     return "aclimdb"
 
 
-def check_source(path: str | Path, expected: str = "an aclImdb folder or aclImdb_v1.tar.gz") -> Path:
-    """`path` if it can be a source's data (checked before TensorFlow loads), else one line."""
-    path = Path(path).expanduser()
+def check_source(path: str | Path, source: str = "aclimdb") -> Path:
+    """`path` if it can be `source`'s data (checked before TensorFlow loads), else one line."""
+    path, expected = Path(path).expanduser(), EXPECTED[source]
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; expected {expected}")
     if not (path.is_dir() or path.is_file()):
@@ -304,16 +300,8 @@ def iter_review_files(path: Path) -> Iterator[tuple[str, str, str, bytes | None]
 
 def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes | None]]:
     for split, label, folder in _review_folders(path):
-        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-            if not entry.name.endswith(".txt"):
-                continue
-            regular = entry.is_file(follow_symlinks=False)
-            if not regular or entry.stat(follow_symlinks=False).st_size > MAX_REVIEW_BYTES:
-                yield split, label, entry.name, None
-                continue
-            with open(entry.path, "rb") as file:
-                raw = file.read(MAX_REVIEW_BYTES + 1)  # the file may have grown since
-            yield split, label, entry.name, raw if len(raw) <= MAX_REVIEW_BYTES else None
+        for name, raw in read_text_files(folder, MAX_REVIEW_BYTES):
+            yield split, label, name, raw
 
 
 def _source_version(path: Path, folders) -> list[str]:

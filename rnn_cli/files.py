@@ -86,6 +86,11 @@ def _publish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def log_dir() -> Path:
+    """Where TensorFlow's own log lines and internal errors' tracebacks go."""
+    return cache_dir() / "logs"
+
+
 def cache_dir() -> Path:
     """Where encoded corpora are kept: $RNN_CLI_CACHE, else the user's cache folder."""
     if os.environ.get("RNN_CLI_CACHE"):

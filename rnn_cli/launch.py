@@ -10,7 +10,7 @@ from typing import Callable
 from rnn_cli import runs
 from rnn_cli.budget import check_model_fits
 from rnn_cli.config import TABLES, Config
-from rnn_cli.data import OWN_SOURCES, check_source
+from rnn_cli.data import check_source
 from rnn_cli.errors import StorageError, UserError
 from rnn_cli.stopping import stop_signals
 from rnn_cli.tables import check_columns
@@ -31,7 +31,7 @@ def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launc
     data = config.data
     for path in (data.path, data.test_path):
         if data.source != "keras" and path is not None:
-            check_source(path, OWN_SOURCES.get(data.source, "an aclImdb folder or aclImdb_v1.tar.gz"))
+            check_source(path, data.source)
             if data.source in TABLES:  # a missing column is found before TensorFlow loads
                 check_columns(Path(path).expanduser(), data.source, data.text_column, data.label_column,
                               data.group_column if path == data.path else None)
@@ -68,11 +68,13 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
             return [train(launch.config, launch.run_dir, device=device, resume=resume, echo=echo,
                           progress=progress)]
     except BaseException as err:
-        if not launch.resume and finished_epochs(launch) == 0:
+        done = finished_epochs(launch)
+        if not launch.resume and done == 0:
             runs.unlock(launch.run_dir)
             runs.remove_run(launch.run_dir)
         elif isinstance(err, StorageError):  # the disk, not the run: once it is mended, go on
-            raise StorageError(f"{err}; {kept(launch)}") from None
+            raise StorageError(f"{err}; {done} finished epoch(s) kept; continue with "
+                               f"`rnn train --resume --run-dir {launch.run_dir}`") from None
         raise
     finally:
         runs.unlock(launch.run_dir)
@@ -84,12 +86,6 @@ def finished_epochs(launch: Launch) -> int | None:
         return sum(len(runs.read_history(folder)) for folder in runs.members(launch.run_dir))
     except UserError:
         return None
-
-
-def kept(launch: Launch) -> str:
-    """What a stopped run keeps and how to go on."""
-    return (f"{finished_epochs(launch)} finished epoch(s) kept; continue with "
-            f"`rnn train --resume --run-dir {launch.run_dir}`")
 
 
 def interrupted_message(launch: Launch) -> str:

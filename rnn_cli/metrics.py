@@ -29,7 +29,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "roc_auc": roc_auc(y, p),
-        "expected_calibration_error": reliability(y, p)["expected_calibration_error"],
+        "expected_calibration_error": reliability(y, p, threshold)["expected_calibration_error"],
         "confusion_matrix": {"true_negative": tn, "false_positive": fp,
                              "false_negative": fn, "true_positive": tp},
     }
@@ -68,10 +68,8 @@ def multiclass_metrics(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...]) -
     and the confusion matrix (rows: actual, columns: predicted)."""
     y = np.asarray(y).astype(np.int64).reshape(-1)
     p = np.asarray(p, dtype=np.float64)
-    predicted = p.argmax(axis=1)
     count = len(classes)
-    matrix = np.zeros((count, count), dtype=np.int64)
-    np.add.at(matrix, (y, predicted), 1)
+    matrix = confusion_matrix(y, predicted_classes(p), count)
     per_class = {}
     for k, name in enumerate(classes):
         tp, support, called = matrix[k, k], matrix[k].sum(), matrix[:, k].sum()
@@ -99,21 +97,34 @@ def multiclass_metrics(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...]) -
 CALIBRATION_BINS = 10  # equal-width bins of the predicted class's probability
 
 
-def top_label(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def predicted_classes(p: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """The class each review is given: for (n,) probabilities of the second of two classes, 1 at or
+    above `threshold`; for (n, N), the likeliest."""
+    p = np.asarray(p)
+    return (p >= threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
+
+
+def confusion_matrix(y: np.ndarray, predicted: np.ndarray, count: int) -> np.ndarray:
+    """(count, count) review counts; rows: the actual class, columns: the predicted one."""
+    matrix = np.zeros((count, count), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y, dtype=np.int64).reshape(-1), predicted), 1)
+    return matrix
+
+
+def top_label(y: np.ndarray, p: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The probability of the class each review is given (two classes: `p` or 1 - `p`), and whether
     that class is right."""
     y = np.asarray(y).astype(np.int64).reshape(-1)
     p = np.asarray(p, dtype=np.float64)
-    if p.ndim == 1:
-        predicted = (p >= threshold).astype(np.int64)
-        return np.where(predicted == 1, p, 1 - p), predicted == y
-    return p.max(axis=1), p.argmax(axis=1) == y
+    predicted = predicted_classes(p, threshold)
+    confidence = np.where(predicted == 1, p, 1 - p) if p.ndim == 1 else p.max(axis=1)
+    return confidence, predicted == y
 
 
-def reliability(y: np.ndarray, p: np.ndarray) -> dict:
+def reliability(y: np.ndarray, p: np.ndarray, threshold: float | None = None) -> dict:
     """Per confidence bin: reviews, mean confidence, accuracy; and the expected calibration error
-    (the bins' |accuracy - confidence|, weighted by their reviews)."""
-    confidence, right = top_label(y, p)
+    (the bins' |accuracy - confidence|, weighted by their reviews). `threshold`: for two classes."""
+    confidence, right = top_label(y, p, threshold)
     bins = np.minimum((confidence * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
     counts = np.bincount(bins, minlength=CALIBRATION_BINS)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 from rnn_cli import runs  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
 from rnn_cli.files import atomic_path, make_dir  # noqa: E402
-from rnn_cli.metrics import curve_points, reliability, roc_auc, top_label  # noqa: E402
+from rnn_cli.metrics import (confusion_matrix, curve_points, predicted_classes, reliability, roc_auc,  # noqa: E402
+                             top_label)
 from rnn_cli.runs import best_row  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
@@ -115,19 +116,18 @@ def plot_explanation(explanation, out: Path, top: int = 5) -> Path:
     return Path(out)
 
 
-def plot_evaluation(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...], folder: Path) -> list[Path]:
+def plot_evaluation(y: np.ndarray, p: np.ndarray, classes: tuple[str, ...], folder: Path,
+                    threshold: float) -> list[Path]:
     """The confusion matrix, ROC and precision-recall curves (one-vs-rest for N classes) and the
-    reliability diagram of a test evaluation, written into `folder`."""
-    return [confusion_figure(y, p, classes, folder / runs.CONFUSION),
+    reliability diagram of a test evaluation, written into `folder`; `threshold`: two classes' cut."""
+    return [confusion_figure(y, p, classes, folder / runs.CONFUSION, threshold),
             curves_figure(y, p, classes, folder / runs.ROC_PR),
-            reliability_figure(y, p, folder / runs.RELIABILITY)]
+            reliability_figure(y, p, folder / runs.RELIABILITY, threshold)]
 
 
-def confusion_figure(y, p, classes, out: Path) -> Path:
+def confusion_figure(y, p, classes, out: Path, threshold: float) -> Path:
     """A heatmap of the confusion matrix, each cell's count and its share of the actual class."""
-    predicted = (p >= 0.5).astype(int) if p.ndim == 1 else p.argmax(axis=1)
-    matrix = np.zeros((len(classes), len(classes)), dtype=int)
-    np.add.at(matrix, (np.asarray(y, dtype=int), predicted), 1)
+    matrix = confusion_matrix(y, predicted_classes(p, threshold), len(classes))
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = min(4 + 0.6 * len(classes), 12)
     figure, axis = plt.subplots(figsize=(size, size * 0.85), dpi=DPI)
@@ -169,16 +169,16 @@ def curves_figure(y, p, classes, out: Path) -> Path:
     return _saved(figure, out)
 
 
-def reliability_figure(y, p, out: Path) -> Path:
+def reliability_figure(y, p, out: Path, threshold: float) -> Path:
     """How often the predicted class is right against how sure the model was, by confidence bin."""
-    bins = reliability(y, p)
+    bins = reliability(y, p, threshold)
     figure, axis = plt.subplots(figsize=(6, 5), dpi=DPI)
     edges = np.linspace(0, 1, len(bins["counts"]) + 1)
     filled = np.array(bins["counts"]) > 0
     axis.bar(edges[:-1][filled], np.array(bins["accuracy"])[filled], width=edges[1] - edges[0], align="edge",
              edgecolor="black", alpha=0.7, label="share right")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    confidence, _ = top_label(y, p)
+    confidence, _ = top_label(y, p, threshold)
     axis.set_xlim(min(0.5, float(confidence.min(initial=0.5))) if p.ndim == 1 else 0, 1)
     axis.set_ylim(0, 1)
     axis.set_xlabel("probability of the predicted class")

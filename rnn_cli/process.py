@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rnn_cli.config import TrainConfig
 from rnn_cli.errors import UserError
-from rnn_cli.files import cache_dir
+from rnn_cli.files import log_dir
 
 CHOICES = ("auto", "cpu", "gpu")  # --device
 # XLA's newer CPU fusion emitters keep more memory while compiling a recurrent training step, for no
@@ -35,7 +35,7 @@ _DIVERTED = False
 
 def native_log() -> Path:
     """Where TensorFlow's own start-up and C++ log lines go (`divert_native_logs`)."""
-    return cache_dir() / "logs" / "tensorflow.log"
+    return log_dir() / "tensorflow.log"
 
 
 def divert_native_logs() -> Path | None:

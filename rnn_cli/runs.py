@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
+from rnn_cli.corpus import BINARY
 from rnn_cli.errors import ConfigError, UserError
 from rnn_cli.files import make_dir, read_json, replace, storage_error, write_atomic, write_json
 
@@ -133,7 +134,8 @@ def recover(run_dir: Path) -> list[dict]:
                 replace(path, run_dir / name)
             elif match:
                 path.unlink()
-    if history and (run_dir / HISTORY_CSV).exists():
+    csv_path = run_dir / HISTORY_CSV
+    if history and csv_path.exists() and len(csv_path.read_text(encoding="utf-8").splitlines()) != len(history) + 1:
         write_history(run_dir, history)  # the CSV is written just before the JSON: it may lag
     return history
 
@@ -295,7 +297,7 @@ def read_classes(run_dir: Path) -> tuple[str, ...]:
     """The run's class names; a run older than classes.json is IMDB's."""
     path = run_dir / CLASSES
     if not path.exists():
-        return ("negative", "positive")
+        return BINARY
     classes = read_mapping(path, {"classes": list})["classes"]
     if len(classes) < 2 or not all(isinstance(name, str) for name in classes):
         raise damaged(path, "expected a list of two or more class names")
@@ -333,7 +335,7 @@ def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Con
         else:
             raise UserError(f"{run_dir}: not a run folder (no {CONFIG}) nor a seed group (no {SEEDS_SUMMARY})")
         before = load_config(members[0] / CONFIG)
-        config = load_config(members[0] / CONFIG, overrides)
+        config = load_config(members[0] / CONFIG, overrides) if overrides else before
         for member in members:
             check_epochs_change(before.train, config.train, len(recover(member)) if member.exists() else 0)
     except BaseException:

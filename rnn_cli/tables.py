@@ -132,6 +132,20 @@ def _read_jsonl(file, path: Path, columns: list[str]):
         yield text, str(label).strip(), number, str(record[columns[2]]) if len(columns) > 2 else None
 
 
+def read_text_files(folder: Path, max_bytes: int):
+    """(name, bytes) of each .txt file in `folder`, by name; bytes None for a file not read: not a
+    regular file (a link, a FIFO, a device) or over `max_bytes` (checked before and while reading)."""
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if not entry.name.endswith(".txt"):
+            continue
+        if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_size > max_bytes:
+            yield entry.name, None
+            continue
+        with open(entry.path, "rb") as file:
+            raw = file.read(max_bytes + 1)  # the file may have grown since
+        yield entry.name, raw if len(raw) <= max_bytes else None
+
+
 def read_class_folders(path: Path, max_bytes: int) -> tuple[dict[str, Rows], int]:
     """train/<class>/*.txt and test/<class>/*.txt under `path`: rows per split, and the files
     skipped (not UTF-8, over `max_bytes`, not a regular file)."""
@@ -145,15 +159,10 @@ def read_class_folders(path: Path, max_bytes: int) -> tuple[dict[str, Rows], int
         if not classes:
             raise DataError(f"{path}: {split}/ has no class folders; expected {split}/<class>/*.txt")
         for label in classes:
-            for entry in sorted(os.scandir(folder / label), key=lambda entry: entry.name):
-                if not entry.name.endswith(".txt"):
-                    continue
-                if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_size > max_bytes:
-                    skipped += 1
-                    continue
+            for _, raw in read_text_files(folder / label, max_bytes):
                 try:
-                    rows.add(Path(entry.path).read_bytes().decode("utf-8"), label, 0)
-                except UnicodeDecodeError:
+                    rows.add(raw.decode("utf-8"), label, 0)
+                except (UnicodeDecodeError, AttributeError):  # AttributeError: None, a file not read
                     skipped += 1
         splits[split] = rows
     return splits, skipped

@@ -51,9 +51,9 @@ def test_calibration_error_is_zero_for_honest_probabilities_and_large_for_overco
 
     y = np.array([1] * 7 + [0] * 3 + [0] * 7 + [1] * 3)
     honest = np.array([0.7] * 10 + [0.3] * 10)  # 70% right at 0.7 confidence
-    assert reliability(y, honest)["expected_calibration_error"] == pytest.approx(0.0)
+    assert reliability(y, honest, 0.5)["expected_calibration_error"] == pytest.approx(0.0)
     sure = np.array([0.99] * 10 + [0.01] * 10)
-    assert reliability(y, sure)["expected_calibration_error"] == pytest.approx(0.29)
+    assert reliability(y, sure, 0.5)["expected_calibration_error"] == pytest.approx(0.29)
 
 
 def test_curve_points_run_from_the_corner_to_every_positive_found():
