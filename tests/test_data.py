@@ -333,3 +333,11 @@ def test_a_group_column_keeps_each_group_on_one_side_of_the_validation_split(tmp
     assert len(splits.val) > 0 and not shops(splits.train) & shops(splits.val)
     with pytest.raises(DataError, match="no key 'store'"):
         load_data(own(path, "jsonl", group_column="store"))
+
+
+def test_an_empty_text_is_skipped_and_counted_where_run_json_reads_it(tmp_path):
+    rows = topic_rows(["sport", "music"], 10)
+    path = write_table(tmp_path / "d.csv", [*rows[:5], ("   ", "sport"), *rows[5:]])
+    splits = load_data(own(path, "csv"))
+    assert splits.sizes()["skipped"] == 1
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 20

@@ -119,11 +119,11 @@ def test_a_second_train_in_a_folder_in_use_names_the_process_that_holds_it(tmp_p
             second = invoke("train", *args, "--run-dir", tmp_path / "run", "--device", "cpu", *options)
             assert second.exit_code == 2, second.output
             assert f"run: in use by process {first.pid} (another rnn train)" in second.output
+        assert (tmp_path / "run" / runs.LOCK).read_text().strip() == str(first.pid)  # still the first's
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=120)
-    assert first.returncode == 143 and (tmp_path / "run" / runs.CONFIG).exists() is (
-        (tmp_path / "run").exists())
+    assert first.returncode == 143 and not (tmp_path / "run" / runs.LOCK).exists()  # given up at its end
 
 
 def test_a_run_with_no_finished_epoch_resumes_from_the_start(tmp_path, tiny_config, imdb_archive):
