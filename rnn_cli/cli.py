@@ -160,6 +160,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
     """
     divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
     from rnn_cli import runs
+    from rnn_cli.card import write_card
     from rnn_cli.evaluate import evaluate_run, metrics_table
     from rnn_cli.model import THRESHOLD
     from rnn_cli.plots import plot_evaluation
@@ -174,6 +175,8 @@ def evaluate(run_dir, model_file, data, limit, as_json):
         runs.write_json(result.folder / runs.EVAL, result.metrics)
         written = [result.folder / runs.EVAL, *plot_evaluation(result.labels, result.probabilities,
                                                                result.classes, result.folder, THRESHOLD)]
+        if (result.folder / runs.CONFIG).exists():  # a run's folder: its model card takes these metrics
+            written.append(write_card(result.folder))
     except UserError as err:
         click.echo(f"warning: not saved: {err}", err=True)
     else:
@@ -302,6 +305,27 @@ def inspect(run_dir):
 
     for line in describe_layers(run_dir or runs.newest_run(needs=runs.MODEL)):
         click.echo(line)
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder (default: the newest under runs/).")
+@click.option("--format", "fmt", type=click.Choice(["saved_model", "onnx", "litert"]), default="saved_model",
+              show_default=True, help="saved_model takes raw text; onnx and litert take token ids (vocab.json beside).")
+@click.option("--out", type=click.Path(path_type=Path), help="Folder to write (default: RUN/export/FORMAT).")
+def export(run_dir, fmt, out):
+    """Export a trained model for use without rnn-cli, loaded back and checked before it is kept.
+
+    \b
+    rnn export                         # RUN/export/saved_model/1/: TensorFlow Serving's layout
+    rnn export --format onnx --out model-onnx
+    """
+    divert_native_logs()
+    from rnn_cli import runs
+    from rnn_cli.export import export_run
+
+    path = export_run(run_dir or runs.newest_run(needs=runs.MODEL), fmt, out, echo=click.echo)
+    click.echo(f"written: {path} (loaded back: it gives the trained model's probabilities)")
 
 
 @main.command()

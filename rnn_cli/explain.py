@@ -10,8 +10,8 @@ import keras
 import numpy as np
 
 from rnn_cli import runs
-from rnn_cli.config import DataConfig, load_config
-from rnn_cli.corpus import OOV, Reviews, Vocabulary, tokenize
+from rnn_cli.config import DataConfig
+from rnn_cli.corpus import OOV, Reviews, tokenize
 from rnn_cli.errors import UserError
 from rnn_cli.model import THRESHOLD, masks_padding
 from rnn_cli.reference import EQUATIONS, GATES, apply_head, forward
@@ -53,7 +53,7 @@ class Explanation:
                 "movers": self.movers(top)}
 
 
-def explain_review(run_dir: Path, text: str, traced: str | None = None) -> Explanation:
+def explain_review(run: Path | runs.Trained, text: str, traced: str | None = None) -> Explanation:
     """The score of `text` after every word, from the run's model through the NumPy reference.
 
     For a model that reads left to right, the score after a word is the Dense head applied to the
@@ -61,14 +61,13 @@ def explain_review(run_dir: Path, text: str, traced: str | None = None) -> Expla
     backward half has read the review from the end), so there the score after a word is the
     model's prediction for the review cut off after that word. The score is the probability of
     `traced` (default: the second of two classes, "positive"; of more, the one the model gives).
+    `run`: a run folder, or a run loaded already (`runs.Trained`).
     """
-    config = load_config(run_dir / runs.CONFIG)
-    vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
-    classes = runs.read_classes(run_dir)
+    trained = runs.Trained.of(run)
+    config, classes, model = trained.config, trained.classes, trained.model
     if traced is not None and traced not in classes:
         raise UserError(f"--class {traced!r}: not a class of this run ({', '.join(classes)})")
-    model = runs.load_trained(run_dir)
-    ids, known_count = vocabulary.encode(text)
+    ids, known_count = trained.vocabulary.encode(text)
     if known_count == 0:
         what = "is empty" if len(ids) == 1 else "has no word in the model's vocabulary"
         raise UserError(f"the review {what}: nothing to explain")

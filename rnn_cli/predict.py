@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from rnn_cli import runs
-from rnn_cli.config import load_config
-from rnn_cli.corpus import Reviews, Vocabulary
+from rnn_cli.corpus import Reviews
 from rnn_cli.errors import UserError
-from rnn_cli.inference import predict_probabilities
+from rnn_cli.inference import INFERENCE_BATCH_SIZE, predict_probabilities
 from rnn_cli.model import THRESHOLD
 
 
@@ -30,20 +29,19 @@ def review_lines(raw: bytes, name: str) -> list[str]:
     return lines
 
 
-def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
+def predict_texts(run: Path | runs.Trained, texts: list[str], batch_size: int = INFERENCE_BATCH_SIZE) -> list[dict]:
     """A label per review and its probability: for two classes the probability of the second
     ("positive"), for more the likeliest class's (and every class's, `probabilities`).
 
-    Empty reviews and reviews with no word in the vocabulary get probability None and a note:
-    the model would only be scoring padding.
+    `run`: a run folder, or a run loaded already (`runs.Trained`: rnn serve loads it once). Empty
+    reviews and reviews with no word in the vocabulary get probability None and a note: the model
+    would only be scoring padding. `truncated` says whether maxlen cut the review.
     """
-    config = load_config(run_dir / runs.CONFIG)
-    vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
-    classes = runs.read_classes(run_dir)
-    model = runs.load_trained(run_dir)
-    encoded = [vocabulary.encode(text) for text in texts]
-    results = [{"text": text, "words": len(ids) - 1, "known_words": known, "probability": None,
-                "label": None, "note": None} for text, (ids, known) in zip(texts, encoded)]
+    trained = runs.Trained.of(run)
+    config, classes, model = trained.config, trained.classes, trained.model
+    encoded = [trained.vocabulary.encode(text) for text in texts]
+    results = [{"text": text, "words": len(ids) - 1, "known_words": known, "truncated": len(ids) > config.data.maxlen,
+                "probability": None, "label": None, "note": None} for text, (ids, known) in zip(texts, encoded)]
     scorable = [i for i, r in enumerate(results) if r["known_words"] > 0]
     for i, r in enumerate(results):
         if r["words"] == 0:
@@ -57,7 +55,7 @@ def predict_texts(run_dir: Path, texts: list[str]) -> list[dict]:
             r["note"] = f"long review: only its {kept} words were read (maxlen {config.data.maxlen})"
     if scorable:
         reviews = Reviews.from_lists([encoded[i][0] for i in scorable], np.zeros(len(scorable)))
-        probabilities = predict_probabilities(model, reviews, config.data)
+        probabilities = predict_probabilities(model, reviews, config.data, batch_size)
         for i, p in zip(scorable, probabilities):
             if np.ndim(p) == 0:  # two classes: the probability of the second
                 results[i]["probability"] = float(p)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
-from rnn_cli.corpus import BINARY
+from rnn_cli.corpus import BINARY, Vocabulary
 from rnn_cli.errors import ConfigError, UserError
 from rnn_cli.files import make_dir, read_json, replace, storage_error, write_atomic, write_json
 
@@ -312,6 +312,28 @@ def load_trained(run_dir: Path):
                 if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")
         raise UserError(f"{run_dir}: no {MODEL} in this run; {hint}")
     return load_keras(path)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What scoring new text with a finished run needs, loaded once (rnn predict, explain, serve, export)."""
+
+    run_dir: Path
+    config: Config
+    vocabulary: Vocabulary
+    classes: tuple[str, ...]
+    model: object  # keras.Model
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Trained:
+        model = load_trained(run_dir)  # first: a folder with no model is told how to get one
+        config = load_config(run_dir / CONFIG)
+        return cls(run_dir, config, Vocabulary.load(run_dir / VOCABULARY), read_classes(run_dir), model)
+
+    @classmethod
+    def of(cls, run: Path | Trained) -> Trained:
+        """`run` itself when loaded already, else the run in that folder, loaded."""
+        return run if isinstance(run, Trained) else cls.load(run)
 
 
 def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Config, bool]:

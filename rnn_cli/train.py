@@ -17,6 +17,7 @@ from rnn_cli import __version__, runs
 from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
+from rnn_cli.card import write_card
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import Splits, load_data
@@ -188,6 +189,7 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
                   best_epoch=recorder.best_epoch(), stopped_early=recorder.stopped_early,
                   timings={**timings, "train_seconds": timings.get("train_seconds", 0.0) + train_seconds,
                            "eval_seconds": time.perf_counter() - started})
+    write_card(run_dir)
     return metrics
 
 

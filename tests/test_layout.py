@@ -14,11 +14,11 @@ LAYERS = [
     ["config", "corpus"],
     ["cache"],
     ["data", "runs", "budget"],
-    ["batches", "model", "process", "results", "plots"],
+    ["batches", "model", "process", "results", "plots", "card"],
     ["inference", "callbacks"],
     ["train"],
-    ["seeds", "evaluate", "predict", "explain", "compare"],
-    ["launch"],
+    ["seeds", "evaluate", "predict", "explain", "compare", "export"],
+    ["launch", "serve"],
     ["cli"],
 ]
 

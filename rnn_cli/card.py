@@ -1,0 +1,117 @@
+"""MODEL_CARD.md: what a trained model is, what it was trained and tested on, and what it is not for.
+
+Written by `rnn train` when a run finishes, refreshed by `rnn eval` (its metrics replace training's),
+and copied into every `rnn export`. Everything in it is read from the run folder's own files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnn_cli import runs
+from rnn_cli.config import Config, dump_config, load_config
+from rnn_cli.files import write_atomic
+
+CARD = "MODEL_CARD.md"
+
+
+def write_card(run_dir: Path, out: Path | None = None) -> Path:
+    """The run's model card, written to `out` (default: MODEL_CARD.md in the run folder)."""
+    out = out or run_dir / CARD
+    write_atomic(out, card_text(run_dir))
+    return out
+
+
+def card_text(run_dir: Path) -> str:
+    config = load_config(run_dir / runs.CONFIG)
+    record = runs.read_mapping(run_dir / runs.RUN_RECORD)
+    classes = runs.read_classes(run_dir)
+    tested, metrics = test_metrics(run_dir)
+    data = record.get("data", {})
+    sizes = data.get("sizes", {})
+    reading = "the first" if config.data.truncating == "post" else "the last"
+    parameters = record.get("parameters")
+    counted = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
+    lines = [f"# Model card: {config.name}", "",
+             f"A recurrent text classifier trained with rnn-cli: {architecture(config, len(classes))}{counted}.",
+             "", "## Input and output", "",
+             "- Input: text, lower-cased and split into words as `rnn predict` splits it (runs of letters "
+             "or digits, inner apostrophes kept, `<br />` and punctuation dropped).",
+             f"- It reads at most {config.data.maxlen} tokens: a start token and {reading} "
+             f"{config.data.maxlen - 1} words of a longer text. Words outside its "
+             f"{sizes.get('vocabulary', config.data.num_words - 3):,}-word vocabulary are read as one "
+             "unknown-word token.",
+             f"- Output: the probability of each class: {', '.join(classes)}"
+             + (f" (one sigmoid output, the probability of {classes[1]}; {classes[1]} at 0.5 or above)."
+                if len(classes) == 2 else " (softmax; the label is the likeliest)."),
+             "", "## Data", "",
+             f"- Source: {data.get('source', config.data.source)}.",
+             f"- Reviews: {sizes.get('train', '?')} to train on, {sizes.get('val', '?')} to validate "
+             f"(`data.validation_by: {config.data.validation_by}`), {sizes.get('test', '?')} to test"
+             + (f"; {sizes['skipped']} files skipped." if sizes.get("skipped") else "."),
+             "", "## Training", "",
+             f"- {record.get('epochs_done', '?')} epoch(s), best epoch {record.get('best_epoch', '?')} by "
+             f"validation accuracy, on {record.get('device', '?')}; started {record.get('started', '?')}, "
+             f"finished {record.get('finished', '?')}.",
+             f"- Versions: {versions(record)}.",
+             "- The config (`rnn train --config` on it repeats the training):", "", "```yaml",
+             dump_config(config).rstrip(), "```", "",
+             f"## Test metrics ({tested})", ""]
+    lines += metric_lines(metrics, classes) if metrics else ["No test metrics yet: run `rnn eval`."]
+    lines += ["", "## Intended use and limits", "",
+              "- Made for learning and teaching recurrent networks, and as a baseline to beat on the same data; "
+              "not for decisions about people.",
+              f"- It knows only what its training data holds: {language(config)}, texts like those it was trained "
+              "on. On other kinds of text, or other languages, its probabilities mean little.",
+              f"- Texts longer than {config.data.maxlen} tokens are cut; an empty text, or one with no word "
+              "it knows, gets no score from `rnn predict` and `rnn serve`.",
+              "- The probabilities are the model's, calibrated only as well as the expected calibration "
+              "error above says."]
+    return "\n".join(lines) + "\n"
+
+
+def test_metrics(run_dir: Path) -> tuple[str, dict | None]:
+    """The newest test metrics: `rnn eval`'s when they are newer than training's."""
+    found = [(path.stat().st_mtime, path) for path in (run_dir / runs.METRICS, run_dir / runs.EVAL) if path.exists()]
+    if not found:
+        return "none yet", None
+    path = max(found)[1]
+    what = "`rnn eval`" if path.name == runs.EVAL else "`rnn train`, on its test split"
+    return f"from {what}", runs.read_mapping(path)
+
+
+def architecture(config: Config, classes: int) -> str:
+    """`Embedding(10000, 32) -> Bidirectional(GRU(32)) -> Dense(1, sigmoid)`."""
+    names = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+    layers = [f"{names[layer.type]}({layer.units})" for layer in config.model.layers]
+    layers = [f"Bidirectional({text})" if layer.bidirectional else text
+              for text, layer in zip(layers, config.model.layers)]
+    head = "Dense(1, sigmoid)" if classes == 2 else f"Dense({classes}, softmax)"
+    return " -> ".join([f"Embedding({config.data.num_words}, {config.model.embedding_dim})", *layers, head])
+
+
+def metric_lines(m: dict, classes: tuple[str, ...]) -> list[str]:
+    """The metrics and the confusion matrix as Markdown tables."""
+    keys = ["reviews", "loss", "accuracy", "macro_f1", "weighted_f1", "precision", "recall", "f1", "roc_auc",
+            "expected_calibration_error"]
+    rows = [f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
+            for key in keys if (value := m.get(key, "absent")) != "absent"]
+    lines = ["| metric | value |", "| --- | --- |", *rows, "", "Confusion matrix (rows: actual, columns: predicted):", ""]
+    cm = m.get("confusion_matrix", {})
+    matrix = cm.get("matrix") or [[cm.get("true_negative"), cm.get("false_positive")],
+                                  [cm.get("false_negative"), cm.get("true_positive")]]
+    names = cm.get("classes", classes)
+    lines += ["| actual | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    lines += [f"| {name} | " + " | ".join(str(count) for count in row) + " |" for name, row in zip(names, matrix)]
+    return lines
+
+
+def versions(record: dict) -> str:
+    found = record.get("versions", {})
+    return ", ".join(f"{name} {found[name]}" for name in ("rnn_cli", "tensorflow", "keras", "python") if name in found)
+
+
+def language(config: Config) -> str:
+    if config.data.source in ("keras", "aclimdb"):
+        return "English movie reviews from IMDB"
+    return f"the texts of {config.data.path}"

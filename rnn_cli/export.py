@@ -1,0 +1,357 @@
+"""A trained run as files other programs load without rnn-cli.
+
+- `saved_model`: a TensorFlow SavedModel that takes raw text. `corpus.tokenize`, the vocabulary, the
+  start token, truncation and padding are TensorFlow ops inside it, so it scores a text exactly as
+  `rnn predict` does; written in TensorFlow Serving's layout (`OUT/<version>/`).
+- `onnx`, `litert`: the token-id model, for ONNX Runtime and the LiteRT interpreter, with
+  `vocab.json` and a README beside it that says (and shows, in Python) how a client encodes text.
+
+Every export is loaded back and checked against the Keras model before it is called done: Keras'
+own exports of text models have failed to reload (keras#16029, #19396).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnn_cli import runs
+from rnn_cli.card import write_card
+from rnn_cli.corpus import FIRST_WORD, OOV, PAD, START, Reviews, Vocabulary
+from rnn_cli.errors import UserError
+from rnn_cli.files import make_dir, replace, storage_error
+from rnn_cli.model import THRESHOLD, class_count, masks_padding
+
+FORMATS = ("saved_model", "onnx", "litert")
+SIGNATURE = "serving_default"
+TOLERANCE = 1e-5  # largest difference in a probability the check accepts
+EXTRA = {"onnx": ("tf2onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
+FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
+
+
+def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> Path:
+    """Export the run's model in `fmt` to `out` (default RUN/export/<fmt>), check it, and return
+    where it went: the version folder of a SavedModel, the folder of the others."""
+    for module in EXTRA.get(fmt, ()):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UserError(f"--format {fmt} needs {module}, which is not installed; "
+                            f'pip install "rnn-cli[export]"') from None
+    trained = runs.Trained.load(run_dir)
+    out = Path(out or run_dir / "export" / fmt)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give a folder")
+    make_dir(out.parent)
+    texts = probe_texts(trained.vocabulary, trained.config.data.maxlen)
+    expected = probabilities(trained, texts)
+    with quiet_converters(), tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        staging = Path(tmp) / "export"
+        staging.mkdir()
+        if fmt == "saved_model":
+            write_saved_model(trained, staging)
+            check(fmt, saved_model_probabilities(staging, texts), expected)
+        else:
+            ids = token_ids(trained, texts)
+            model = inference_copy(trained.model, unrolled_to=trained.config.data.maxlen if fmt == "litert" else None)
+            if fmt == "litert":
+                echo(f"converting: the recurrent layers unrolled to {trained.config.data.maxlen} steps "
+                     "(LiteRT's built-in ops have no loop); this takes a while for long maxlen")
+            length = ids.shape[1] if fmt == "litert" else None
+            model.export(str(staging / FILES[fmt]), format=fmt, verbose=False,
+                         input_signature=[keras.InputSpec(shape=(None, length), dtype="int32", name="tokens")])
+            check(fmt, RUNTIMES[fmt](staging / FILES[fmt], ids), expected)
+            shutil.copyfile(run_dir / runs.VOCABULARY, staging / runs.VOCABULARY)
+            (staging / "README.md").write_text(client_readme(trained, fmt), encoding="utf-8")
+        shutil.copyfile(run_dir / runs.CLASSES, staging / runs.CLASSES) if (run_dir / runs.CLASSES).exists() else None
+        write_card(run_dir, staging / "MODEL_CARD.md")
+        return publish(staging, out, versioned=fmt == "saved_model")
+
+
+@contextlib.contextmanager
+def quiet_converters():
+    """tf2onnx's and TensorFlow's Python warnings about their own internals are not the user's."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def publish(staging: Path, out: Path, versioned: bool) -> Path:
+    """Move a finished export into place: a SavedModel as OUT's next version folder (TensorFlow
+    Serving loads the highest), anything else as OUT itself, replacing an earlier export."""
+    try:
+        if versioned:
+            make_dir(out)
+            numbers = [int(p.name) for p in out.iterdir() if p.is_dir() and p.name.isdigit()]
+            target = out / str(max(numbers, default=0) + 1)
+            replace(staging, target)
+            return target
+        if out.exists():
+            old = staging.with_name("previous")
+            replace(out, old)
+        replace(staging, out)
+        return out
+    except OSError as err:
+        raise storage_error(out, err) from None
+
+
+def probabilities(trained: runs.Trained, texts: list[str]) -> np.ndarray:
+    """The Keras model's (n, classes) probabilities for `texts`, encoded as `rnn predict` encodes them."""
+    p = trained.model.predict(token_ids(trained, texts), verbose=0)
+    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+
+def token_ids(trained: runs.Trained, texts: list[str]) -> np.ndarray:
+    """(n, maxlen) token ids as training fed them: right-padded for a masked model, else as configured."""
+    data = trained.config.data
+    reviews = Reviews.from_lists([trained.vocabulary.encode(text)[0] for text in texts], np.zeros(len(texts)))
+    padding = "post" if masks_padding(trained.model) else data.padding
+    return reviews.padded(data.maxlen, padding, data.truncating)
+
+
+def probe_texts(vocabulary: Vocabulary, maxlen: int, count: int = 24) -> list[str]:
+    """Texts to check an export on: the vocabulary's words in random orders and lengths, some longer
+    than maxlen, with capitals, `<br />`, punctuation and unknown words."""
+    rng = np.random.default_rng(0)
+    words = [*vocabulary.words[:2000], "zzunknownzz"]
+    texts = []
+    for i in range(count):
+        length = int(rng.integers(1, 2 * maxlen + 2 if i % 4 == 0 else min(maxlen, 60) + 1))
+        picked = [words[j] for j in rng.integers(0, len(words), size=length)]
+        picked[0] = picked[0].capitalize()
+        texts.append(" ".join(picked[:length // 2]) + ".<br /><br />" + ", ".join(picked[length // 2:]) + "!")
+    return texts
+
+
+def check(fmt: str, got: np.ndarray, expected: np.ndarray) -> None:
+    """Refuse an export whose reloaded model does not give the Keras model's probabilities."""
+    worst = float(np.abs(got - expected).max())
+    if not worst <= TOLERANCE:
+        raise UserError(f"--format {fmt}: the exported model, loaded back, differs from the trained one by {worst:.2g} "
+                        f"(more than {TOLERANCE}); nothing was written")
+
+
+def inference_copy(model: keras.Model, unrolled_to: int | None = None) -> keras.Model:
+    """The model rebuilt in float32 with its weights: what ONNX and LiteRT take. `unrolled_to`: with
+    a fixed input length and every recurrent layer unrolled, so LiteRT needs no loop ops."""
+    config = model.get_config()
+
+    def rewrite(node):
+        if isinstance(node, dict):
+            if "dtype" in node and isinstance(node["dtype"], dict):  # a mixed precision policy
+                node["dtype"] = "float32"
+            if unrolled_to and "unroll" in node:
+                node["unroll"] = True
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value)
+
+    rewrite(config)
+    if unrolled_to:
+        config["layers"][0]["config"]["batch_shape"] = [None, unrolled_to]
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def onnx_probabilities(path: Path, ids: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return two_columns(session.run(None, {session.get_inputs()[0].name: ids})[0])
+
+
+def litert_probabilities(path: Path, ids: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tokens = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(tokens["index"], ids.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(tokens["index"], ids)
+    interpreter.invoke()
+    return two_columns(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
+
+RUNTIMES = {"onnx": onnx_probabilities, "litert": litert_probabilities}
+
+
+def two_columns(p: np.ndarray) -> np.ndarray:
+    """A sigmoid head's (n, 1) output as both classes' probabilities."""
+    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+
+def saved_model_probabilities(path: Path, texts: list[str]) -> np.ndarray:
+    serve = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+    return serve(texts=tf.constant(texts))["probabilities"].numpy()
+
+
+# The SavedModel's text pipeline ------------------------------------------------------------------
+
+def write_saved_model(trained: runs.Trained, out: Path) -> None:
+    """The model with the tokeniser, vocabulary, truncation and padding in front, as one signature:
+    `serving_default`, a string tensor `texts` of shape [batch] to `probability`, `probabilities`,
+    `label`, `words`, `known_words` and `truncated`."""
+    words = list(trained.vocabulary.words)
+    vocabulary = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(words, tf.string),
+                                            tf.range(len(words), dtype=tf.int64) + FIRST_WORD),
+        default_value=OOV)
+    keys, values = lower_case_fixes()
+    lower = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+    model, data = trained.model, trained.config.data
+    classes = tf.constant(trained.classes)
+    masked, count = masks_padding(model), class_count(model)
+    break_pattern, word_pattern = re2_patterns()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def serve(texts):
+        tokens = text_words(texts, lower, break_pattern, word_pattern)
+        word_ids = tf.ragged.map_flat_values(vocabulary.lookup, tokens)
+        start = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(texts)[0], 1], tf.constant(START, tf.int64)))
+        ids = tf.concat([start, word_ids], axis=1)
+        ids = ids[:, -data.maxlen:] if data.truncating == "pre" else ids[:, :data.maxlen]
+        x = padded(ids, None if masked else data.maxlen, "post" if masked else data.padding)
+        p = tf.cast(model(tf.cast(x, tf.int32), training=False), tf.float32)
+        if count == 2:
+            p = tf.concat([1 - p, p], axis=1)
+            label, probability = tf.gather(classes, tf.cast(p[:, 1] >= THRESHOLD, tf.int32)), p[:, 1]
+        else:
+            label, probability = tf.gather(classes, tf.argmax(p, axis=1)), tf.reduce_max(p, axis=1)
+        return {"probability": probability, "probabilities": p, "label": label, "words": tokens.row_lengths(),
+                "known_words": tf.reduce_sum(tf.cast(tf.not_equal(word_ids, OOV), tf.int64), axis=1),
+                "truncated": tokens.row_lengths() + 1 > data.maxlen}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(vocabulary)
+    archive.track(lower)
+    archive.add_endpoint(SIGNATURE, serve)
+    archive.write_out(str(out), verbose=False)
+
+
+def text_words(texts: tf.Tensor, lower, break_pattern: str, word_pattern: str) -> tf.RaggedTensor:
+    """`corpus.tokenize` as TensorFlow ops: each text's words, [batch, (words)]."""
+    texts = tf.strings.regex_replace(texts, break_pattern, " ")
+    texts = tf.strings.regex_replace(texts, r"\x00", " ")  # tf.strings.lower stops at a NUL; it separates words
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    # Letters whose lower case TensorFlow's Unicode tables lack but Python's have (newer ones).
+    chars = tf.strings.unicode_decode(texts, "UTF-8")
+    fixed = tf.ragged.map_flat_values(lower.lookup, chars)
+    chars = tf.ragged.map_flat_values(lambda c, f: tf.where(f >= 0, f, c), chars, fixed)
+    texts = tf.strings.unicode_encode(chars, "UTF-8")
+    # findall as a replacement: each word kept and followed by a space, every other character a space.
+    return tf.strings.split(tf.strings.regex_replace(texts, word_pattern, r"\1 "))
+
+
+def padded(ids: tf.RaggedTensor, length: int | None, side: str) -> tf.Tensor:
+    """Ragged ids as a dense matrix of `length` columns (None: the longest row's), zeros on `side`."""
+    shape = None if length is None else [None, length]
+    dense = ids.to_tensor(PAD, shape=shape)
+    if side == "post":
+        return dense
+    # Reverse each row's ids, then the whole row: the ids in order at the end, zeros in front.
+    return tf.reverse(tf.reverse_sequence(dense, ids.row_lengths(), seq_axis=1, batch_axis=0), axis=[1])
+
+
+@functools.lru_cache(maxsize=1)
+def re2_patterns() -> tuple[str, str]:
+    """`corpus.tokenize`'s two patterns in RE2 (TensorFlow's regex engine), their character classes
+    spelled out from Python's own: RE2's \\w and \\s are ASCII only, Python's are Unicode."""
+    word = character_class(lambda c: re.fullmatch(r"[^\W_]", c) is not None)
+    space = character_class(lambda c: re.fullmatch(r"\s", c) is not None)
+    return rf"<[bB][rR]{space}*/?>", rf"(?s)({word}+(?:'{word}+)*)|."
+
+
+def character_class(member) -> str:
+    """An RE2 class of every code point for which `member(chr(c))` holds, as ranges."""
+    ranges, start = [], None
+    for c in range(0x110001):
+        inside = c <= 0x10FFFF and not 0xD800 <= c <= 0xDFFF and member(chr(c))
+        if inside and start is None:
+            start = c
+        elif not inside and start is not None:
+            ranges.append(rf"\x{{{start:x}}}" if start == c - 1 else rf"\x{{{start:x}}}-\x{{{c - 1:x}}}")
+            start = None
+    return "[" + "".join(ranges) + "]"
+
+
+@functools.lru_cache(maxsize=1)
+def lower_case_fixes() -> tuple[tf.Tensor, tf.Tensor]:
+    """Code points that `tf.strings.lower` leaves as they are but `str.lower` maps to one other."""
+    points = [c for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF]
+    chars = [chr(c) for c in points]
+    lowered = tf.strings.lower(tf.constant(chars), encoding="utf-8").numpy()
+    pairs = [(c, ord(chars[i].lower())) for i, c in enumerate(points)
+             if lowered[i].decode("utf-8") == chars[i] and len(chars[i].lower()) == 1 and chars[i].lower() != chars[i]]
+    keys, values = zip(*pairs) if pairs else ((0,), (0,))
+    return tf.constant(keys, tf.int32), tf.constant(values, tf.int32)
+
+
+# The client's note for the token-id formats -------------------------------------------------------
+
+def client_readme(trained: runs.Trained, fmt: str) -> str:
+    """How a client turns text into the model's input, with runnable Python for `fmt`."""
+    data = trained.config.data
+    padding = "post" if masks_padding(trained.model) else data.padding
+    keep = "ids[-MAXLEN:]" if data.truncating == "pre" else "ids[:MAXLEN]"
+    pad = ("ids + [0] * (MAXLEN - len(ids))" if padding == "post" else "[0] * (MAXLEN - len(ids)) + ids")
+    classes = list(trained.classes)
+    output = ("one column: the probability of " + classes[1] if class_count(trained.model) == 2
+              else f"{len(classes)} columns, one probability per class")
+    run = {"onnx": ['import onnxruntime', '',
+                    'session = onnxruntime.InferenceSession("model.onnx")',
+                    'probabilities = session.run(None, {"tokens": tokens})[0]'],
+           "litert": ['from ai_edge_litert.interpreter import Interpreter', '',
+                      'interpreter = Interpreter(model_path="model.tflite")',
+                      'index = interpreter.get_input_details()[0]["index"]',
+                      'interpreter.resize_tensor_input(index, tokens.shape)',
+                      'interpreter.allocate_tensors()',
+                      'interpreter.set_tensor(index, tokens)',
+                      'interpreter.invoke()',
+                      'probabilities = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])']}[fmt]
+    code = ['import json', 'import re', '', 'import numpy as np', *run[:1], '',
+            f'MAXLEN = {data.maxlen}  # tokens the model reads', 'vocabulary = json.load(open("vocab.json", encoding="utf-8"))',
+            'index = {word: i + vocabulary["first_word"] for i, word in enumerate(vocabulary["words"])}', '', '',
+            'def encode(text):',
+            '    text = re.sub(r"<br\\s*/?>", " ", text, flags=re.IGNORECASE).lower()',
+            '    words = re.findall(r"[^\\W_]+(?:\'[^\\W_]+)*", text)',
+            '    ids = [vocabulary["start"]] + [index.get(word, vocabulary["oov"]) for word in words]',
+            f'    ids = {keep}', f'    return {pad}', '', '',
+            'texts = ["A moving, beautifully acted film.", "Two hours I will never get back."]',
+            'tokens = np.array([encode(text) for text in texts], dtype=np.int32)', *run[1:],
+            f'print(json.dumps(probabilities.tolist()))  # {output}']
+    name = FILES[fmt]
+    return "\n".join([
+        f"# {trained.config.name}: {name}", "",
+        f"`{name}` is the token-id model of an rnn-cli run: it takes an int32 matrix (batch, {data.maxlen}) of "
+        f"token ids and gives {output} ({', '.join(classes)}; `classes.json`). `MODEL_CARD.md` says what it was "
+        "trained on and how well it does.", "",
+        "A client encodes each text as training did:", "",
+        "1. replace every `<br />` (any case, optional spaces and slash) with a space, and lower-case the text;",
+        "2. split it into words: runs of letters or digits (any script), apostrophes kept inside a word "
+        "(`don't`), everything else separates (Python: `re.findall(r\"[^\\W_]+(?:'[^\\W_]+)*\", text)`);",
+        f"3. map each word to its id, `vocab.json`'s `words[i]` being id `i + {FIRST_WORD}`, a word not there "
+        f"{OOV} (unknown), and put {START} (start) in front;",
+        f"4. keep the {'last' if data.truncating == 'pre' else 'first'} {data.maxlen} ids, and pad with {PAD} "
+        f"{'after' if padding == 'post' else 'before'} them to {data.maxlen}"
+        + (" (the model skips the zeros: it masks padding)." if padding == "post" else "."), "",
+        "In Python, next to these files:", "", "```python", *code, "```", ""])

@@ -1,0 +1,153 @@
+"""rnn export: the SavedModel reads raw text exactly as rnn predict does, loaded back in a process
+that cannot import rnn_cli; ONNX and LiteRT match the Keras model on token ids, and the client
+README's code runs as written."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnn_cli import runs
+from rnn_cli.corpus import tokenize
+from rnn_cli.export import lower_case_fixes, probabilities, re2_patterns, text_words
+from rnn_cli.predict import predict_texts
+from tests.conftest import cli_train, invoke, topic_rows, write_table
+
+# Text a user might send: markup, apostrophes, non-ASCII letters and digits, an empty text, an
+# unknown word only, and texts longer than the tiny config's maxlen of 40 tokens.
+TEXTS = [
+    "The movie was great and the actors wonderful.<br /><br />Loved it!",
+    "BORING, dull... a waste. I hated it<BR/>and the plot",
+    "It wasn't 'awful', it's just dull -- the film's plot",
+    "Ünïcödé: the fïlm wäs GREAT, naïve, 東京 and 2024's best; Σοφία ΟΔΟΣ",
+    "",
+    "zzzz qqqq",
+    "\tthe\x00movie\u2028was\u00a0superb_and brilliant",
+    " ".join(["the movie was awful and boring"] * 12),
+    " ".join(["great"] + ["the plot and the story"] * 15 + ["terrible"]),
+]
+
+
+def run_isolated(script: str, cwd: Path) -> str:
+    """Python in a fresh process where `import rnn_cli` fails: what an export's user has."""
+    guard = "import sys\nsys.modules['rnn_cli'] = None\n"
+    done = subprocess.run([sys.executable, "-c", guard + script], cwd=cwd, capture_output=True, text=True,
+                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def tf_tokenize(texts: list[str]) -> list[list[str]]:
+    keys, values = lower_case_fixes()
+    lower = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+    return [[w.decode() for w in row] for row in text_words(tf.constant(texts), lower, *re2_patterns()).to_list()]
+
+
+def test_the_tensorflow_tokeniser_gives_tokenize_s_words_for_every_code_point():
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts = [" ".join(points),  # each character alone
+             " ".join(f"ab{c}cd" for c in points),  # inside a word: a letter or digit joins it
+             " ".join(f"a'{c}'b" for c in points),  # beside apostrophes
+             "ΣΑΣ ΟΔΟΣ. Σ İstanbul <br/>x<BR   />y<br\t/>z<br\u00a0/>w <b r/> don''t 'tis' a'''b _x_"]
+    assert tf_tokenize(texts) == [tokenize(text) for text in texts]
+
+
+def test_the_tokeniser_check_can_fail():
+    # The ASCII-only classes RE2 would use unasked (\w, \s) split non-ASCII words differently.
+    assert tf_tokenize(["naïve 東京"]) == [["naïve", "東京"]]
+    ascii_words = re.findall(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*", "naïve 東京")
+    assert ascii_words != tokenize("naïve 東京")
+
+
+@pytest.fixture(scope="module")
+def saved_model(trained_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    result = invoke("export", "--run", trained_run, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"written: {out / '1'}" in result.output
+    return out
+
+
+def saved_model_outputs(folder: Path, texts: list[str]) -> list[dict]:
+    script = f"""
+import json, tensorflow as tf
+serve = tf.saved_model.load({str(folder)!r}).signatures["serving_default"]
+out = serve(texts=tf.constant(json.loads({json.dumps(json.dumps(texts))})))
+print(json.dumps({{key: value.numpy().tolist() for key, value in out.items()}}, default=bytes.decode))
+"""
+    columns = json.loads(run_isolated(script, folder))
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+def test_the_saved_model_reads_raw_text_as_rnn_predict_does(trained_run, saved_model):
+    exported = saved_model_outputs(saved_model / "1", TEXTS)
+    predicted = predict_texts(trained_run, TEXTS)
+    assert len(exported) == len(predicted) == len(TEXTS)
+    for got, want in zip(exported, predicted):
+        assert (got["words"], got["known_words"], got["truncated"]) == (want["words"], want["known_words"],
+                                                                        want["truncated"]), want["text"]
+        if want["probability"] is None:  # nothing to score: rnn predict says so; a tensor cannot
+            assert got["known_words"] == 0
+            continue
+        assert abs(got["probability"] - want["probability"]) < 1e-5, want["text"]
+        assert got["label"] == want["label"]
+        assert got["probabilities"] == pytest.approx([1 - want["probability"], want["probability"]], abs=1e-5)
+    assert any(p["truncated"] for p in predicted) and any(p["probability"] is None for p in predicted)
+
+
+def test_an_export_is_a_new_version_with_the_model_card(trained_run, saved_model):
+    assert invoke("export", "--run", trained_run, "--out", saved_model).exit_code == 0
+    assert sorted(p.name for p in saved_model.iterdir()) == ["1", "2"]  # TensorFlow Serving loads the highest
+    card = (saved_model / "2" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Test metrics" in card and "| accuracy |" in card
+    assert json.loads((saved_model / "2" / runs.CLASSES).read_text())["classes"] == ["negative", "positive"]
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "model.onnx"), ("litert", "model.tflite")])
+def test_token_id_models_and_their_readme_code(trained_run, tmp_path, fmt, name):
+    out = tmp_path / fmt
+    result = invoke("export", "--run", trained_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, "vocab.json", "classes.json", "README.md",
+                                                            "MODEL_CARD.md"])
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n")[1].split("```")[0]
+    texts = json.loads(re.search(r"texts = (\[.*\])", code)[1])
+    got = json.loads(run_isolated(code, out))
+    want = probabilities(runs.Trained.load(trained_run), texts)[:, 1]  # the Keras model's, known words or not
+    assert [row[0] for row in got] == pytest.approx(want.tolist(), abs=1e-5)
+
+
+def test_a_softmax_model_without_a_mask_exports_too(tiny_config, tmp_path):
+    rows = topic_rows(["sport", "music", "food"], 40)
+    data = write_table(tmp_path / "topics.csv", rows)
+    run_dir = tmp_path / "run"
+    trained = cli_train(run_dir, tiny_config, data, "--epochs", "2", "--set", "data.bucketing=false",
+                        "--set", "data.maxlen=12", "--set", "data.truncating=post")
+    assert trained.exit_code == 0, trained.output
+    assert invoke("export", "--run", run_dir, "--out", tmp_path / "sm").exit_code == 0
+    texts = [text for text, _ in rows[:20]] + ["goal " * 30 + "song", ""]
+    exported = saved_model_outputs(tmp_path / "sm" / "1", texts)
+    for got, want in zip(exported, predict_texts(run_dir, texts)):
+        if want["probability"] is None:
+            continue
+        assert got["label"] == want["label"]
+        assert got["probabilities"] == pytest.approx([want["probabilities"][c] for c in runs.read_classes(run_dir)],
+                                                     abs=1e-5)
+
+
+def test_export_errors_are_one_line(trained_run, tmp_path):
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    result = invoke("export", "--run", trained_run, "--out", taken)
+    assert result.exit_code == 2 and "is a file" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke("export", "--run", empty)
+    assert result.exit_code == 2 and "no model.keras" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file"]  # nothing half-made left
