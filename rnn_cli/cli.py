@@ -80,6 +80,16 @@ def main():
     """Train, evaluate and use recurrent sentiment classifiers on IMDB reviews."""
 
 
+def needs_extra(extra: str, *modules: str) -> None:
+    """One line when an optional part is not installed, before anything imports it."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"this command needs {', '.join(missing)}, which is not installed; "
+                        f'pip install "rnn-cli[{extra}]"')
+
+
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
     """The `--data` and `--limit` options as config overrides."""
     from rnn_cli.data import source_of
@@ -326,6 +336,37 @@ def export(run_dir, fmt, out):
 
     path = export_run(run_dir or runs.newest_run(needs=runs.MODEL), fmt, out, echo=click.echo)
     click.echo(f"written: {path} (loaded back: it gives the trained model's probabilities)")
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run folder (default: the newest under runs/).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens it to other machines.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--no-batching", is_flag=True, help="Score each request alone, never joined with others (for measuring).")
+def serve(run_dir, host, port, no_batching):
+    """Serve a trained model over HTTP: TensorFlow Serving's predict API, explain, and a web page.
+
+    \b
+    POST /v1/models/NAME:predict   {"instances": ["text", ...]} -> {"predictions": [...]}
+    POST /v1/explain               {"text": "..."} -> the word-by-word trace of rnn explain
+    GET  /                         a page to type a review into and see each word's effect
+    GET  /healthz
+    """
+    needs_extra("serve", "starlette", "uvicorn")
+    divert_native_logs()
+    from rnn_cli import runs
+    from rnn_cli.serve import serve as serve_run
+    from rnn_cli.stopping import stop_signals
+
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    with stop_signals():
+        try:
+            serve_run(run_dir, host, port, batching=not no_batching, echo=click.echo)
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)
+            sys.exit(stop_exit_code())
 
 
 @main.command()

@@ -9,7 +9,7 @@ import numpy as np
 from rnn_cli import runs
 from rnn_cli.corpus import Reviews
 from rnn_cli.errors import UserError
-from rnn_cli.inference import INFERENCE_BATCH_SIZE, predict_probabilities
+from rnn_cli.inference import INFERENCE_BATCH_SIZE, predict_few
 from rnn_cli.model import THRESHOLD
 
 
@@ -29,7 +29,8 @@ def review_lines(raw: bytes, name: str) -> list[str]:
     return lines
 
 
-def predict_texts(run: Path | runs.Trained, texts: list[str], batch_size: int = INFERENCE_BATCH_SIZE) -> list[dict]:
+def predict_texts(run: Path | runs.Trained, texts: list[str],
+                  batch_size: int = INFERENCE_BATCH_SIZE) -> list[dict]:
     """A label per review and its probability: for two classes the probability of the second
     ("positive"), for more the likeliest class's (and every class's, `probabilities`).
 
@@ -55,7 +56,7 @@ def predict_texts(run: Path | runs.Trained, texts: list[str], batch_size: int = 
             r["note"] = f"long review: only its {kept} words were read (maxlen {config.data.maxlen})"
     if scorable:
         reviews = Reviews.from_lists([encoded[i][0] for i in scorable], np.zeros(len(scorable)))
-        probabilities = predict_probabilities(model, reviews, config.data, batch_size)
+        probabilities = predict_few(model, reviews, config.data, batch_size)
         for i, p in zip(scorable, probabilities):
             if np.ndim(p) == 0:  # two classes: the probability of the second
                 results[i]["probability"] = float(p)

@@ -1,0 +1,239 @@
+"""`rnn serve`: a trained run over HTTP, speaking TensorFlow Serving's REST predict API, with the
+word-by-word trace of `rnn explain` and a web page that shows it.
+
+Starlette on uvicorn, not FastAPI: the API is four routes whose bodies are checked by hand to give
+TensorFlow Serving's answers (`{"error": ...}` with its status codes); FastAPI's request models would
+add pydantic and answer bad bodies in a shape of their own, to be rewritten.
+
+The model runs in one worker thread, so requests never share it at once. Requests that arrive while a
+batch is running wait and go together in the next (up to MAX_INSTANCES texts): nothing waits when
+the server is idle, and under load one model call serves many requests (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from rnn_cli import runs
+from rnn_cli.errors import UserError
+from rnn_cli.explain import explain_review
+from rnn_cli.predict import predict_texts
+
+MAX_BODY = 1 << 20  # bytes of a request body
+MAX_INSTANCES = 256  # texts in one predict request
+TOP = 5  # movers listed by /v1/explain
+JSON_TYPES = {int: "a number", float: "a number", bool: "a boolean", type(None): "null", dict: "an object",
+              list: "an array", str: "a string"}
+
+
+class BadRequest(Exception):
+    """A request the server refuses: its HTTP status and one line saying why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Batcher:
+    """Runs predictions in one worker thread; requests that queue up while a batch runs are joined
+    into the next. `batching=False`: each request alone, in arrival order."""
+
+    def __init__(self, trained: runs.Trained, batching: bool = True):
+        self.trained, self.batching = trained, batching
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+
+    async def run(self, function, *args):
+        """`function(*args)` in the model's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.worker, function, *args)
+
+    async def predict(self, texts: list[str]) -> list[dict]:
+        if not self.batching:
+            return await self.run(predict_texts, self.trained, texts)
+        if self.task is None:
+            self.queue, self.task = asyncio.Queue(), asyncio.create_task(self.join_requests())
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def join_requests(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            while not self.queue.empty() and sum(len(texts) for texts, _ in jobs) < MAX_INSTANCES:
+                jobs.append(self.queue.get_nowait())
+            try:
+                results = await self.run(predict_texts, self.trained, [t for texts, _ in jobs for t in texts])
+            except Exception as err:  # noqa: BLE001 - every waiting request gets the error
+                for _, future in jobs:
+                    future.set_exception(err)
+                continue
+            for texts, future in jobs:
+                future.set_result(results[:len(texts)])
+                results = results[len(texts):]
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.worker.shutdown(wait=True)
+
+
+def prediction(result: dict, classes: tuple[str, ...]) -> dict:
+    """One instance's answer: `predict_texts`' result with every class's probability as a list in
+    the model's class order (as the exported SavedModel gives it)."""
+    p = result["probability"]
+    if p is None:
+        probabilities = None
+    elif len(classes) == 2:
+        probabilities = [1 - p, p]
+    else:
+        probabilities = [result["probabilities"][name] for name in classes]
+    return {"probability": p, "probabilities": probabilities, "label": result["label"], "words": result["words"],
+            "known_words": result["known_words"], "truncated": result["truncated"], "note": result["note"]}
+
+
+async def read_body(request: Request) -> object:
+    """The request's JSON, refused when over MAX_BODY bytes (413) or not JSON (400)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise BadRequest(413, f"the body is {int(declared):,} bytes; at most {MAX_BODY:,} are accepted")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequest(413, f"the body is over {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        raise BadRequest(400, f"the body is not JSON: {err}") from None
+
+
+def instances_of(payload: object) -> list[str]:
+    """The texts of a TensorFlow Serving predict request, `{"instances": ["text", ...]}`."""
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise BadRequest(400, 'expected a JSON object {"instances": ["a text", ...]}')
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise BadRequest(400, "instances: expected a list of one or more texts")
+    if len(instances) > MAX_INSTANCES:
+        raise BadRequest(422, f"instances: {len(instances)} texts; at most {MAX_INSTANCES} per request")
+    for i, text in enumerate(instances):
+        if not isinstance(text, str):
+            raise BadRequest(400, f"instances[{i}]: expected a string, got {JSON_TYPES[type(text)]} {json.dumps(text)[:40]}")
+    return instances
+
+
+def create_app(trained: runs.Trained, batching: bool = True) -> Starlette:
+    """The application: routes, error bodies, the batcher's life."""
+    name = trained.config.name
+    batcher = Batcher(trained, batching)
+    page = resources.files("rnn_cli").joinpath("page.html").read_text(encoding="utf-8")
+
+    def check_model(request: Request) -> None:
+        asked = request.path_params["name"]
+        if asked.endswith(":predict"):  # a GET of the predict route, read as a model's status
+            raise BadRequest(405, f"{request.url.path} takes POST, with a body {{\"instances\": [...]}}")
+        if asked != name:
+            raise BadRequest(404, f"no model named {asked!r}: this server serves {name!r}")
+        if request.path_params.get("version", "1") != "1":
+            raise BadRequest(404, f"model {name!r} has one version, 1")
+
+    async def predict(request: Request) -> JSONResponse:
+        check_model(request)
+        texts = instances_of(await read_body(request))
+        results = await batcher.predict(texts)
+        return JSONResponse({"predictions": [prediction(r, trained.classes) for r in results]})
+
+    async def explain(request: Request) -> JSONResponse:
+        payload = await read_body(request)
+        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+            raise BadRequest(400, 'expected a JSON object {"text": "a review"} (and optionally "class")')
+        traced = payload.get("class")
+        if traced is not None and not isinstance(traced, str):
+            raise BadRequest(400, "class: expected a class name (a string)")
+        try:
+            explanation = await batcher.run(explain_review, trained, payload["text"], traced)
+        except UserError as err:
+            raise BadRequest(400, str(err).replace("--class", "class")) from None
+        return JSONResponse({**explanation.as_dict(TOP), "maxlen": explanation.maxlen,
+                             "truncating": explanation.truncating})
+
+    async def status(request: Request) -> JSONResponse:
+        check_model(request)
+        return JSONResponse({"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                                       "status": {"error_code": "OK", "error_message": ""}}]})
+
+    async def metadata(request: Request) -> JSONResponse:
+        check_model(request)
+        data = trained.config.data
+        return JSONResponse({"model_spec": {"name": name, "version": "1"},
+                             "metadata": {"classes": list(trained.classes), "maxlen": data.maxlen,
+                                          "truncating": data.truncating, "input": "instances: texts",
+                                          "outputs": ["probability", "probabilities", "label", "words",
+                                                      "known_words", "truncated", "note"]}})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "model": name, "classes": list(trained.classes)})
+
+    async def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def refused(request: Request, err: BadRequest) -> JSONResponse:
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": err.detail}, status_code=err.status_code)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.close()
+
+    routes = [Route("/", index), Route("/healthz", healthz),
+              Route("/v1/models/{name}", status), Route("/v1/models/{name}/versions/{version}", status),
+              Route("/v1/models/{name}/metadata", metadata),
+              Route("/v1/models/{name}:predict", predict, methods=["POST"]),
+              Route("/v1/models/{name}/versions/{version}:predict", predict, methods=["POST"]),
+              Route("/v1/explain", explain, methods=["POST"])]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={BadRequest: refused, HTTPException: http_error})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (0: any free port), or one line saying why it cannot be."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as err:
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err}); "
+                        f"pick another port, or a host address of this machine") from None
+    return sock
+
+
+def serve(run_dir: Path, host: str, port: int, batching: bool = True, echo=print) -> None:
+    """Serve the run until Ctrl-C or SIGTERM; requests in flight are answered first."""
+    trained = runs.Trained.load(run_dir)
+    sock = listen(host, port)
+    predict_texts(trained, ["warm up"])  # the first request should not wait for TensorFlow's tracing
+    server = uvicorn.Server(uvicorn.Config(create_app(trained, batching), log_level="warning", lifespan="on"))
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{sock.getsockname()[1]}"
+    echo(f"serving {trained.config.name} ({run_dir}) at {url}/  (Ctrl-C stops)")
+    echo(f"  POST {url}/v1/models/{trained.config.name}:predict   POST {url}/v1/explain   GET {url}/healthz")
+    with contextlib.closing(sock):
+        server.run(sockets=[sock])

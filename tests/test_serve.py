@@ -1,0 +1,184 @@
+"""rnn serve as a real process on a loopback port: TensorFlow Serving's predict API, explain, limits
+and errors, concurrent clients, shutdown by signal, and the web page in a real headless browser."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rnn_cli.explain import explain_review
+from rnn_cli.predict import predict_texts
+from rnn_cli.serve import MAX_BODY, MAX_INSTANCES
+from tests.test_export import TEXTS
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; .ci/run installs it
+# Flags for a headless Chromium on a machine with no network and no sandbox for root.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class Server:
+    """`rnn serve` in a process of its own, on a free port."""
+
+    def __init__(self, run_dir: Path, *options):
+        self.process = subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "serve", "--run", str(run_dir),
+                                         "--port", "0", *options],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        match = re.search(r"at (http://\S+)/ ", line)
+        assert match, line + self.process.stderr.read()
+        self.url = match[1]
+        self.process.stdout.readline()  # the routes
+
+    def stop(self, signum=signal.SIGTERM) -> tuple[int, str]:
+        self.process.send_signal(signum)
+        _, err = self.process.communicate(timeout=30)
+        return self.process.returncode, err
+
+
+@pytest.fixture(scope="module")
+def server(trained_run):
+    running = Server(trained_run)
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def predict(server, body, **options):
+    return httpx.post(f"{server.url}/v1/models/tiny:predict", timeout=30, **({"json": body} | options))
+
+
+def test_predictions_are_rnn_predicts_in_tensorflow_servings_shape(server, trained_run):
+    response = predict(server, {"instances": TEXTS})
+    assert response.status_code == 200
+    answers = response.json()["predictions"]
+    for got, want in zip(answers, predict_texts(trained_run, TEXTS), strict=True):
+        assert {key: got[key] for key in ("label", "words", "known_words", "truncated", "note")} == {
+            key: want[key] for key in ("label", "words", "known_words", "truncated", "note")}
+        if want["probability"] is None:
+            assert got["probability"] is None and got["probabilities"] is None
+        else:
+            assert abs(got["probability"] - want["probability"]) < 1e-5
+            assert got["probabilities"] == pytest.approx([1 - want["probability"], want["probability"]], abs=1e-5)
+    long = answers[-1]
+    assert long["truncated"] and "only its last 40 words were read" in long["note"]
+
+
+def test_explain_is_rnn_explains_trace(server, trained_run):
+    text = "The movie was great and the actors wonderful"
+    response = httpx.post(f"{server.url}/v1/explain", json={"text": text}, timeout=30)
+    assert response.status_code == 200
+    got, want = response.json(), explain_review(trained_run, text).as_dict(5)
+    assert [t["word"] for t in got["tokens"]] == [t["word"] for t in want["tokens"]]
+    assert [t["change"] for t in got["tokens"]] == pytest.approx([t["change"] for t in want["tokens"]], abs=1e-9)
+    assert got["probability"] == pytest.approx(want["probability"], abs=1e-9) and got["movers"] == want["movers"]
+    negative = httpx.post(f"{server.url}/v1/explain", json={"text": text, "class": "negative"}, timeout=30).json()
+    assert negative["class"] == "negative" and negative["probability"] == pytest.approx(1 - got["probability"])
+
+
+@pytest.mark.parametrize("body, status, says", [
+    (b"{not json", 400, "not JSON"),
+    (b'{"inputs": ["a"]}', 400, '{"instances"'),
+    (b'{"instances": []}', 400, "one or more"),
+    (b'{"instances": ["fine", 3]}', 400, "instances[1]: expected a string, got a number"),
+    (b'{"instances": "a text"}', 400, "a list"),
+    (json.dumps({"instances": ["a"] * (MAX_INSTANCES + 1)}).encode(), 422, f"at most {MAX_INSTANCES}"),
+    (json.dumps({"instances": ["word " * (MAX_BODY // 5)]}).encode(), 413, "at most 1,048,576"),
+])
+def test_bad_requests_get_a_status_and_a_json_message(server, body, status, says):
+    response = predict(server, None, content=body)
+    assert response.status_code == status
+    assert says in response.json()["error"]
+
+
+def test_a_body_over_the_limit_without_a_length_is_refused_too(server):
+    chunks = (b"x" * 65536 for _ in range(MAX_BODY // 65536 + 2))  # chunked: no Content-Length
+    response = predict(server, None, content=chunks)
+    assert response.status_code == 413 and "bytes" in response.json()["error"]
+
+
+def test_routes_and_errors(server):
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "model": "tiny",
+                                                         "classes": ["negative", "positive"]}
+    assert httpx.get(f"{server.url}/v1/models/tiny").json()["model_version_status"][0]["state"] == "AVAILABLE"
+    assert httpx.get(f"{server.url}/v1/models/tiny/metadata").json()["metadata"]["maxlen"] == 40
+    other = httpx.post(f"{server.url}/v1/models/other:predict", json={"instances": ["a"]})
+    assert other.status_code == 404 and "serves 'tiny'" in other.json()["error"]
+    versioned = httpx.post(f"{server.url}/v1/models/tiny/versions/1:predict", json={"instances": ["great"]})
+    assert versioned.status_code == 200
+    assert httpx.get(f"{server.url}/v1/models/tiny:predict").status_code == 405
+    assert httpx.get(f"{server.url}/nowhere").json() == {"error": "Not Found"}
+    empty = httpx.post(f"{server.url}/v1/explain", json={"text": ""})
+    assert empty.status_code == 400 and "nothing to explain" in empty.json()["error"]
+    assert httpx.post(f"{server.url}/v1/explain", json={"text": "a", "class": "x"}).status_code == 400
+
+
+def test_concurrent_requests_each_get_their_own_answers(server, trained_run):
+    texts = [f"the movie was {word} and {other}" for word in ("great", "dull", "superb", "awful")
+             for other in ("boring", "moving", "wonderful", "a waste")]
+    want = {t: r["probability"] for t, r in zip(texts, predict_texts(trained_run, texts))}
+    got, errors = {}, []
+
+    def client(chunk):
+        try:
+            for text in chunk:
+                got[text] = predict(server, {"instances": [text]}).json()["predictions"][0]["probability"]
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=client, args=(texts[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_server_cleanly(trained_run, signum, code):
+    running = Server(trained_run, "--no-batching")
+    assert predict(running, {"instances": ["great"]}).status_code == 200
+    returncode, err = running.stop(signum)
+    assert returncode == code and err.strip().splitlines()[-1] == "stopped", err
+
+
+def test_a_port_in_use_is_one_line(server, trained_run):
+    port = server.url.rsplit(":", 1)[1]
+    done = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "serve", "--run", str(trained_run), "--port", port],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert re.fullmatch(rf"Error: --host 127.0.0.1 --port {port}: cannot listen there \(.+\); .+\n", done.stderr)
+
+
+def test_the_page_shows_what_rnn_predict_says(server, trained_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "the page test needs Debian's chromium: apt-get install chromium"
+    text = "The movie was great, the actors wonderful.<br />Loved it"
+    want = predict_texts(trained_run, [text])[0]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_function("document.getElementById('model').textContent.includes('tiny')")
+            page.fill("#review", text)
+            page.click("#score")
+            page.wait_for_selector("#strip span")
+            assert page.text_content("#probability") == f"probability of positive {want['probability']:.4f}"
+            assert page.text_content("#label") == want["label"]
+            words = page.eval_on_selector_all("#strip span", "spans => spans.map(s => s.textContent)")
+            assert words == ["<start>", "the", "movie", "was", "great", "the", "actors", "wonderful", "loved", "it"]
+            page.fill("#review", "")
+            page.click("#score")
+            page.wait_for_function("document.getElementById('label').textContent === 'no score'")
+            assert "empty review" in page.text_content("#note")
+        finally:
+            browser.close()
