@@ -13,7 +13,7 @@ import click
 
 from rnn_cli import __version__
 from rnn_cli.config import load_config
-from rnn_cli.errors import UserError
+from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import log_dir
 from rnn_cli.process import CHOICES as DEVICES
 from rnn_cli.process import VERBOSE, divert_native_logs
@@ -78,16 +78,6 @@ def flag_to_environment(name: str):
               help="Keep TensorFlow's own log lines on the terminal (else they go to a log in the cache folder).")
 def main():
     """Train, evaluate and use recurrent sentiment classifiers on IMDB reviews."""
-
-
-def needs_extra(extra: str, *modules: str) -> None:
-    """One line when an optional part is not installed, before anything imports it."""
-    import importlib.util
-
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
-    if missing:
-        raise UserError(f"this command needs {', '.join(missing)}, which is not installed; "
-                        f'pip install "rnn-cli[{extra}]"')
 
 
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
@@ -354,7 +344,7 @@ def serve(run_dir, host, port, no_batching):
     GET  /                         a page to type a review into and see each word's effect
     GET  /healthz
     """
-    needs_extra("serve", "starlette", "uvicorn")
+    require_extra("serve", "starlette", "uvicorn")
     divert_native_logs()
     from rnn_cli import runs
     from rnn_cli.serve import serve as serve_run

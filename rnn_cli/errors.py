@@ -15,3 +15,12 @@ class DataError(UserError):
 
 class StorageError(UserError):
     """A file that cannot be written or read back: a full disk, a read-only folder, no permission."""
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """One line when an optional part of rnn-cli is not installed, before anything imports it."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"this needs {', '.join(missing)}, which is not installed; pip install \"rnn-cli[{extra}]\"")

@@ -28,7 +28,7 @@ import tensorflow as tf
 from rnn_cli import runs
 from rnn_cli.card import write_card
 from rnn_cli.corpus import FIRST_WORD, OOV, PAD, START, Reviews, Vocabulary
-from rnn_cli.errors import UserError
+from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import make_dir, replace, storage_error
 from rnn_cli.model import THRESHOLD, class_count, masks_padding
 
@@ -42,12 +42,7 @@ FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
 def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> Path:
     """Export the run's model in `fmt` to `out` (default RUN/export/<fmt>), check it, and return
     where it went: the version folder of a SavedModel, the folder of the others."""
-    for module in EXTRA.get(fmt, ()):
-        try:
-            __import__(module)
-        except ImportError:
-            raise UserError(f"--format {fmt} needs {module}, which is not installed; "
-                            f'pip install "rnn-cli[export]"') from None
+    require_extra("export", *EXTRA.get(fmt, ()))
     trained = runs.Trained.load(run_dir)
     out = Path(out or run_dir / "export" / fmt)
     if out.exists() and not out.is_dir():
@@ -81,15 +76,17 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> 
 @contextlib.contextmanager
 def quiet_converters():
     """tf2onnx's and TensorFlow's Python warnings about their own internals are not the user's."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "tf2onnx")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def publish(staging: Path, out: Path, versioned: bool) -> Path:

@@ -307,6 +307,10 @@ def read_classes(run_dir: Path) -> tuple[str, ...]:
 def load_trained(run_dir: Path):
     """The run's model.keras, or an error that says why a run has none."""
     path = run_dir / MODEL
+    if not path.exists() and (run_dir / SEEDS_SUMMARY).exists():
+        seeds = sorted(p.name for p in run_dir.glob("seed-*"))
+        raise UserError(f"{run_dir}: a seed group, whose models are its runs'; give one, e.g. --run "
+                        f"{run_dir / (seeds[0] if seeds else 'seed-42')}")
     if not path.exists():
         hint = (f"it has a checkpoint: finish it with `rnn train --resume --run-dir {run_dir}`"
                 if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")

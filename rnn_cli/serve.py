@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -216,7 +217,9 @@ def listen(host: str, port: int) -> socket.socket:
     """A socket bound to host:port (0: any free port), or one line saying why it cannot be."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio turns Nagle's algorithm off only on sockets that say so; left on,
+        # it held each response's body for the client's delayed ACK, 40 ms a request.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as err:
@@ -229,6 +232,9 @@ def serve(run_dir: Path, host: str, port: int, batching: bool = True, echo=print
     """Serve the run until Ctrl-C or SIGTERM; requests in flight are answered first."""
     trained = runs.Trained.load(run_dir)
     sock = listen(host, port)
+    # Requests of every size and length trace the predict step anew until TensorFlow generalises its
+    # shapes; its warnings about that are not the user's to act on.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     predict_texts(trained, ["warm up"])  # the first request should not wait for TensorFlow's tracing
     server = uvicorn.Server(uvicorn.Config(create_app(trained, batching), log_level="warning", lifespan="on"))
     address = f"[{host}]" if ":" in host else host

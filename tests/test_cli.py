@@ -66,3 +66,17 @@ def test_output_into_a_closed_pipe_ends_quietly(trained_run, tmp_path):
                           timeout=300)
     assert done.stdout.split()[1:] == ["positive", "a", "great", "film"]
     assert "internal error" not in done.stderr, done.stderr
+
+
+def test_a_command_whose_extra_is_missing_says_how_to_install_it(trained_run, monkeypatch):
+    import importlib.util
+
+    found = importlib.util.find_spec
+    absent = {"uvicorn", "onnxruntime"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in absent else found(name, *a))
+    result = invoke("serve", "--run", trained_run)
+    assert result.exit_code == 2
+    assert result.output == 'Error: this needs uvicorn, which is not installed; pip install "rnn-cli[serve]"\n'
+    result = invoke("export", "--run", trained_run, "--format", "onnx", "--out", trained_run / "unused")
+    assert result.exit_code == 2 and 'onnxruntime, which is not installed; pip install "rnn-cli[export]"' in result.output
+    assert not (trained_run / "unused").exists()

@@ -4,6 +4,7 @@ and errors, concurrent clients, shutdown by signal, and the web page in a real h
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -182,3 +183,28 @@ def test_the_page_shows_what_rnn_predict_says(server, trained_run, tmp_path):
             assert "empty review" in page.text_content("#note")
         finally:
             browser.close()
+
+
+def test_connections_send_without_waiting_for_acks():
+    # Nagle's algorithm on a server socket held each response's body for the client's delayed ACK
+    # (40 ms a request); asyncio turns it off only for sockets that name their protocol.
+    import asyncio
+
+    from rnn_cli.serve import listen
+
+    async def accepted_nodelay():
+        found = asyncio.get_running_loop().create_future()
+
+        def connected(reader, writer):
+            found.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(connected, sock=listen("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        value = await asyncio.wait_for(found, 10)
+        writer.close()
+        server.close()
+        return value
+
+    assert asyncio.run(accepted_nodelay()) == 1
