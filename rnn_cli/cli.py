@@ -77,7 +77,7 @@ def flag_to_environment(name: str):
 @click.option("--verbose", is_flag=True, expose_value=False, callback=flag_to_environment(VERBOSE),
               help="Keep TensorFlow's own log lines on the terminal (else they go to a log in the cache folder).")
 def main():
-    """Train, evaluate and use recurrent sentiment classifiers on IMDB reviews."""
+    """Train, evaluate, export and serve recurrent text classifiers, on IMDB reviews or your own texts."""
 
 
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
@@ -356,6 +356,53 @@ def serve(run_dir, host, port, no_batching):
             serve_run(run_dir, host, port, batching=not no_batching, echo=click.echo)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
+            sys.exit(stop_exit_code())
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="The base config (a new study).")
+@click.option("--space", "space_path", type=click.Path(path_type=Path),
+              help="YAML of config keys to search, e.g. train.learning_rate: {log_uniform: [1e-4, 1e-2]}.")
+@click.option("--trials", type=click.IntRange(min=1), help="Finished trials the study should have, every worker "
+              "counting [default: 20].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="MIN",
+              help="Start no trial after MIN minutes (one under way finishes).")
+@click.option("--storage", metavar="URL", help="postgresql://USER:PASSWORD@HOST:PORT/DB, for workers on several "
+              "machines; default: a journal file in the study folder.")
+@click.option("--study", "study_name", metavar="NAME", help="The study's name (default <config name>-tune-<time>); "
+              "an existing one continues.")
+@click.option("--seeds", type=click.IntRange(min=1), help="Score each trial by the mean over K seeds [default: 1].")
+@click.option("--data", type=EXISTING_PATH, help="The data, as rnn train --data takes it.")
+@click.option("--limit", type=click.IntRange(min=4), help="Keep N train and N test reviews (quick studies).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a base config value.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--report", is_flag=True, help="Show the study's trials, key importances and figures; train nothing.")
+def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, data, limit, sets, device, report):
+    """Search config values with Optuna; every trial is a run folder under runs/<study>/.
+
+    \b
+    rnn tune --config configs/lstm.yaml --space space.yaml --trials 30 --data aclImdb_v1.tar.gz
+    rnn tune --study lstm-tune-20261201-120000            # continue it (another worker, or later)
+    rnn tune --report --study lstm-tune-20261201-120000
+    """
+    require_extra("tune", "optuna")
+    from rnn_cli import tune as tuning
+    from rnn_cli.stopping import stop_signals
+
+    overrides = [*sets, *data_overrides(data, limit)]
+    base = load_config(config_path, overrides) if config_path else None
+    if overrides and base is None:
+        raise click.UsageError("--data, --limit and --set change the base config: give --config too")
+    study = tuning.open_study(study_name, base, space_path, storage, seeds)
+    if report:
+        tuning.report(study, echo=click.echo)
+        return
+    with stop_signals():
+        try:
+            tuning.tune(study, trials, timeout, device, echo=click.echo)
+        except KeyboardInterrupt:
+            click.echo(f"\ninterrupted: finished trials are kept; continue with `rnn tune --study {study.name}"
+                       + (f" --storage URL`" if study.storage else "`"), err=True)
             sys.exit(stop_exit_code())
 
 

@@ -31,6 +31,8 @@ def compare(paths: list[Path]) -> list[dict]:
         if not paths:
             raise UserError(f"no runs under {runs.RUNS_ROOT}/; train one with `rnn train`, or name run folders")
     rows, configs = [], []
+    # A study (rnn tune) is its trials, each a run or a seed group.
+    paths = [trial for path in paths for trial in (runs.study_trials(path) if (path / runs.STUDY).exists() else [path])]
     for path in paths:
         if (path / runs.SEEDS_SUMMARY).exists():
             members = [_row_and_settings(p) for p in runs.members(path)]

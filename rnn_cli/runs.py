@@ -42,6 +42,7 @@ CONFUSION = "confusion.png"  # `rnn eval`'s figures: the confusion matrix,
 ROC_PR = "roc_pr.png"  # ROC and precision-recall curves,
 RELIABILITY = "reliability.png"  # and the reliability diagram
 SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
+STUDY = "study.json"  # in the folder of an `rnn tune` study: its base config and search space
 LOCK = ".lock"  # held by the process training in the folder; names its process id
 # An epoch's checkpoint and best weights are written under these names first, and take their own
 # names only once the history names the epoch (`commit_epoch`).
@@ -164,7 +165,7 @@ class TrainResult:
     run_dir: Path
     history: list[dict]
     best_epoch: int | None  # 1-based epoch with the best val_accuracy
-    metrics: dict  # test-set metrics of the saved model
+    metrics: dict  # test-set metrics of the saved model; {} when the test split was not scored
     device: str
 
 
@@ -172,8 +173,9 @@ def read_result(run_dir: Path) -> TrainResult:
     """A finished run's result, read back from its folder."""
     history = read_history(run_dir)
     best = best_row(history)
-    return TrainResult(run_dir, history, best["epoch"] if best else None,
-                       read_mapping(run_dir / METRICS, {"accuracy": float, "loss": float}),
+    # A run trained without scoring the test split (an `rnn tune` trial) has no metrics.json.
+    metrics = read_mapping(run_dir / METRICS, {"accuracy": float, "loss": float}) if (run_dir / METRICS).exists() else {}
+    return TrainResult(run_dir, history, best["epoch"] if best else None, metrics,
                        read_mapping(run_dir / RUN_RECORD).get("device", "?"))
 
 
@@ -185,8 +187,14 @@ def find_runs(root: Path = RUNS_ROOT, needs: str = RUN_RECORD) -> list[Path]:
 
 
 def members(path: Path) -> list[Path]:
-    """The runs of a seed group (a folder with seeds.json), or [path] for a single run."""
-    return find_runs(path) if (path / SEEDS_SUMMARY).exists() else [path]
+    """The runs of a seed group (a folder with seeds.json) or of a study (study.json: its trials,
+    seed groups' runs included), or [path] for a single run."""
+    return find_runs(path) if (path / SEEDS_SUMMARY).exists() or (path / STUDY).exists() else [path]
+
+
+def study_trials(path: Path) -> list[Path]:
+    """A study's trial folders: runs, and seed groups with --seeds."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and ((p / RUN_RECORD).exists() or (p / SEEDS_SUMMARY).exists()))
 
 
 def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:

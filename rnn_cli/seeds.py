@@ -69,7 +69,7 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
 def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:
     """The result of the run in `run_dir`, read back, if it ended with nothing left to do under
     `config` (--epochs may extend it); else None."""
-    if not (run_dir / runs.RUN_RECORD).exists() or not (run_dir / runs.METRICS).exists():
+    if not (run_dir / runs.RUN_RECORD).exists():
         return None
     if runs.read_mapping(run_dir / runs.RUN_RECORD).get("status") != "finished":
         return None
@@ -77,13 +77,20 @@ def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:
     return None if runs.epochs_left(result.history, config.train) else result
 
 
+class Stopped(Exception):
+    """A training that `watch` asked to stop, stopped as SIGTERM stops `rnn train` (epochs kept)."""
+
+
 def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None] = print,
-                   **options) -> runs.TrainResult:
+                   watch: Callable[[Path, str], bool] | None = None, **options) -> runs.TrainResult:
     """`rnn_cli.train.train(config, run_dir, **options)` in a fresh process; its result read back.
 
     The child's lines come to `echo` here; its errors, Ctrl-C included, are raised here as they were
-    raised there. Options must pickle (Keras callbacks defined at module level do). Progress bars
-    are decided here, where the user's terminal is: the child writes to the same standard error.
+    raised there. `watch(run_dir, line)` sees each line after `echo`: when it returns True the child
+    is stopped as a SIGTERM stops `rnn train`, and `Stopped` is raised once it has recorded where it
+    stopped (`rnn tune` prunes trials so). Options must pickle (Keras callbacks defined at module
+    level do). Progress bars are decided here, where the user's terminal is: the child writes to the
+    same standard error.
     """
     if options.get("progress") is None:
         options["progress"] = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
@@ -104,13 +111,24 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
         stopping.handle_signals(dict.fromkeys(stopping.STOP_SIGNALS, _stop_waiting))
         os.kill(child.pid, signal.SIGINT)
 
+    stopped = []
+
+    def relay_line(line: str) -> None:
+        echo(line)
+        if watch is not None and not stopped and watch(run_dir, line):
+            stopped.append(True)
+            with contextlib.suppress(ProcessLookupError):  # it may have finished as the line came
+                os.kill(child.pid, signal.SIGTERM)
+
     previous = stopping.handle_signals(dict.fromkeys(stopping.STOP_SIGNALS, pass_on))
     try:
-        error = _relay(receiver, echo)
+        error = _relay(receiver, relay_line)
     finally:
         stopping.handle_signals(previous)
         receiver.close()
     child.join()
+    if stopped and not interrupted and isinstance(error, KeyboardInterrupt):
+        raise Stopped(f"{run_dir}: stopped")
     if interrupted or isinstance(error, KeyboardInterrupt):
         raise KeyboardInterrupt
     if error is not None:

@@ -32,7 +32,7 @@ from rnn_cli.process import determinism, select_device
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
           echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
-          progress: bool | None = None, callbacks: tuple = ()) -> runs.TrainResult:
+          progress: bool | None = None, callbacks: tuple = (), score_test: bool = True) -> runs.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
     Process-wide settings (repeatable arithmetic, memory) are the caller's: `rnn_cli.process.configure`.
@@ -46,6 +46,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         warn: where warnings go; standard error when None.
         progress: draw tqdm bars; None means only when stderr is a terminal.
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
+        score_test: score the test split at the end; `rnn tune`'s trials do not (they are chosen by
+            validation, and the test split is scored once, for the trial chosen).
 
     Returns:
         The history, best epoch and test metrics; every file is already in `run_dir`.
@@ -60,7 +62,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     recorder = RunRecorder(run_dir, config.train, history, echo)
     try:
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)
-        metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds)
+        metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds, score_test)
     except KeyboardInterrupt:
         record.try_update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
         raise
@@ -165,8 +167,9 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
 
 
 def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, recorder: RunRecorder,
-           record: runs.RunRecord, train_seconds: float) -> dict:
-    """Keep the best epoch's weights when asked, save model.keras, score the test split."""
+           record: runs.RunRecord, train_seconds: float, score_test: bool = True) -> dict:
+    """Keep the best epoch's weights when asked, save model.keras, score the test split (unless not
+    `score_test`: then the metrics are {})."""
     if config.train.early_stopping.restore_best and (run_dir / runs.BEST_WEIGHTS).exists():
         try:
             model.load_weights(run_dir / runs.BEST_WEIGHTS)
@@ -177,12 +180,14 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
         model.optimizer.finalize_variable_values(model.trainable_variables)
     save_model(model, run_dir / runs.MODEL)
     started = time.perf_counter()
-    # At the training batch size, whose buffers exist already, and without XLA: compiling the forward
-    # pass for every bucket shape again costs more memory than it saves time (docs/performance.md).
-    with stops_at_batch_end() as stop:  # a Ctrl-C here waits for the end of a batch too
-        metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
-                                 callbacks=[stop], classes=splits.classes)
-    runs.write_json(run_dir / runs.METRICS, metrics)
+    metrics = {}
+    if score_test:
+        # At the training batch size, whose buffers exist already, and without XLA: compiling the forward
+        # pass for every bucket shape again costs more memory than it saves time (docs/performance.md).
+        with stops_at_batch_end() as stop:  # a Ctrl-C here waits for the end of a batch too
+            metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
+                                     callbacks=[stop], classes=splits.classes)
+        runs.write_json(run_dir / runs.METRICS, metrics)
     plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})
     record.update(status="finished", finished=timestamp(), epochs_done=len(recorder.history),

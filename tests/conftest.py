@@ -184,3 +184,42 @@ def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
     result = cli_train(run_dir, tiny_config, imdb_archive, "--epochs", "3")
     assert result.exit_code == 0, result.output
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on a loopback port, in a temporary folder, for the session: the one in
+    $RNN_CLI_TEST_POSTGRES if set, else one started here from Debian's postgresql package."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    if os.environ.get("RNN_CLI_TEST_POSTGRES"):
+        yield os.environ["RNN_CLI_TEST_POSTGRES"]
+        return
+    found = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+    assert found, "the tests of rnn tune --storage need PostgreSQL's server: apt-get install postgresql"
+    bindir = Path(found).resolve().parent
+    folder = Path(tempfile.mkdtemp(prefix="rnn-cli-postgres-"))
+    # initdb refuses to run as root: the server runs as the package's postgres user then.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+
+    def run(*command):
+        subprocess.run([*as_user, *map(str, command)], check=True, capture_output=True, timeout=120)
+
+    run(bindir / "initdb", "-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8")
+    run(bindir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start")
+    try:
+        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "rnn")
+        yield f"postgresql://postgres@127.0.0.1:{port}/rnn"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -18,7 +18,7 @@ LAYERS = [
     ["inference", "callbacks"],
     ["train"],
     ["seeds", "evaluate", "predict", "explain", "compare", "export"],
-    ["launch", "serve"],
+    ["launch", "serve", "tune"],
     ["cli"],
 ]
 

@@ -1,0 +1,165 @@
+"""rnn tune: the search space checked like a config, trials as run folders, pruning, a report, a
+worker killed and the study continued, and two workers on one PostgreSQL study."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from rnn_cli import runs
+from rnn_cli.config import load_config
+from rnn_cli.tune import open_study, run_trial
+from tests.conftest import invoke
+
+SPACE = """\
+train.learning_rate: {log_uniform: [1.0e-3, 3.0e-2]}
+model.layers.0.units: {int: [4, 12], step: 4}
+model.layers.0.type: {choice: [simple_rnn, gru]}
+"""
+
+
+@pytest.fixture
+def study_setup(tmp_path, monkeypatch, tiny_config, imdb_archive):
+    """A folder to work in (runs/ goes there), the space file, and the options every study takes."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(SPACE, encoding="utf-8")
+    return ["--config", tiny_config, "--space", tmp_path / "space.yaml", "--data", imdb_archive,
+            "--set", "train.epochs=2", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("space, says", [
+    ("train.learnin_rate: {uniform: [0.1, 0.2]}", "unknown key 'train.learnin_rate'; did you mean 'learning_rate'?"),
+    ("model.layers.0.units: {int: [0, 8]}", "model.layers[0].units: 0 is out of range; expected an integer >= 1"),
+    ("model.layers.3.units: {int: [4, 8]}", "space.yaml: model.layers.3: index 3 is outside the list of 1 item(s)"),
+    ("train.optimizer: {choice: [adam, nesterov]}", "'nesterov' is not allowed; allowed: rmsprop, adam, adamw, sgd"),
+    ("train.learning_rate: {log_uniform: [0, 0.1]}", "log_uniform: the range must be above 0"),
+    ("train.learning_rate: {uniform: [0.2, 0.1]}", "expected [low, high], two numbers with low < high"),
+    ("train.batch_size: {int: [16, 64], log: true, step: 16}", "log: true needs int with low above 0 and no step"),
+    ("train.batch_size: {range: [16, 64]}", "expected one of uniform, log_uniform, int, choice"),
+    ("train.batch_size: {int: [16, 64], steps: 16}", "unknown setting(s) steps for int"),
+    ("[1, 2]", "a search space is a mapping of config keys to ranges"),
+    ("train.epochs: {int: [1, 3]}\ntrain.epochs: {int: [1, 4]", "cannot read it as YAML"),
+])
+def test_a_bad_space_is_one_line(study_setup, tmp_path, space, says):
+    (tmp_path / "space.yaml").write_text(space, encoding="utf-8")
+    result = invoke("tune", *study_setup)
+    assert result.exit_code == 2, result.output
+    assert says in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_path):
+    result = invoke("tune", *study_setup, "--trials", "3", "--study", "s")
+    assert result.exit_code == 0, result.output
+    study = tmp_path / "runs" / "s"
+    trials = sorted(p.name for p in study.glob("trial-*"))
+    assert trials == ["trial-000", "trial-001", "trial-002"]
+    for name in trials:
+        record = runs.read_mapping(study / name / runs.RUN_RECORD)
+        assert record["status"] == "finished" and len(runs.read_history(study / name)) == 2
+        assert not (study / name / runs.METRICS).exists()  # trials never see the test split
+    search = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(study / "study.journal"))))
+    best = search.best_trial
+    assert best.value == max(runs.best_row(runs.read_history(study / name))["val_accuracy"] for name in trials)
+    tuned = load_config(study / "best.yaml")
+    assert tuned.train.learning_rate == best.params["train.learning_rate"]
+    assert tuned.model.layers[0].type == best.params["model.layers.0.type"] and tuned.train.epochs == 2
+    assert f"best: trial {best.number}, val_accuracy {best.value:.4f}" in result.output
+
+    shown = invoke("tune", "--report", "--study", "s")
+    assert shown.exit_code == 0, shown.output
+    header = next(line for line in shown.output.splitlines() if line.startswith("trial "))
+    assert header.split()[:6] == ["trial", "state", "val", "acc", "train.learning_rate", "model.layers.0.units"]
+    assert "importance of each key for val_accuracy" in shown.output
+    assert (study / "optimization_history.png").stat().st_size > 0 and (study / "val_accuracy_by_key.png").exists()
+    table = invoke("compare", "--json")
+    assert sorted(Path(row["path"]).name for row in json.loads(table.output)) == trials
+
+    more = invoke("tune", "--study", "s", "--trials", "4")  # continued, with its own config and space
+    assert more.exit_code == 0, more.output
+    assert "3 of 4 trials finished" in more.output and (study / "trial-003").is_dir()
+    assert not (study / "trial-004").exists()
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_a_pruned_trial_stops_as_sigterm_stops_a_run(study_setup, tmp_path, tiny_config, imdb_archive):
+    base = load_config(tiny_config, ["data.source=aclimdb", f"data.path={imdb_archive}", "train.epochs=3"])
+    study = open_study("p", base, tmp_path / "space.yaml", None, None)
+    search = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    lines = []
+    search.optimize(lambda trial: run_trial(trial, study, "cpu", lines.append), n_trials=1)
+    assert search.trials[0].state == optuna.trial.TrialState.PRUNED
+    folder = study.folder / "trial-000"
+    assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "pruned"
+    assert len(runs.read_history(folder)) == 1 and (folder / runs.CHECKPOINT).exists()  # resumable
+    assert lines[-1].startswith("trial 0: pruned after epoch 1 (val_accuracy ")
+
+
+def rnn_process(*args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "tune", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_worker_loses_no_trial_and_the_study_continues(study_setup, tmp_path):
+    worker = rnn_process(*study_setup, "--trials", "2", "--study", "k", cwd=tmp_path)
+    seen = []
+    for line in worker.stdout:  # kill it -9 in trial 1's training, after its first epoch
+        seen.append(line)
+        if line.startswith("  epoch 1/") and any(s.startswith("trial 1:") for s in seen):
+            break
+    worker.kill()
+    worker.wait(timeout=30)
+    folder = tmp_path / "runs" / "k" / "trial-001"
+    deadline = time.time() + 60  # the training, told by its parent's death, records where it stopped
+    while runs.read_mapping(folder / runs.RUN_RECORD).get("status") == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    while (folder / runs.LOCK).exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "interrupted"
+    first_epoch = runs.read_history(folder)[0]
+
+    again = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "k", "--trials", "2"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "trial 1 was stopped: queued again, to continue in runs/k/trial-001" in again.stdout
+    history = runs.read_history(folder)
+    assert len(history) == 2 and history[0] == first_epoch  # continued from its finished epoch
+    search = optuna.load_study(study_name="k", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "k" / "study.journal"))))
+    states = [t.state.name for t in search.trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE"]  # trial 2 is trial 1 continued
+    assert search.trials[2].user_attrs["continues"] == "trial-001"
+
+
+def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_url):
+    workers = [rnn_process(*study_setup, "--trials", "4", "--study", "pg", "--storage", postgres_url, cwd=tmp_path)
+               for _ in range(2)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+    search = optuna.load_study(study_name="pg", storage=postgres_url)
+    complete = [t for t in search.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 4
+    assert {t.user_attrs["pid"] for t in complete} == {worker.pid for worker in workers}  # both worked
+    folders = [t.user_attrs["folder"] for t in complete]
+    assert len(set(folders)) == len(folders)
+    assert all(runs.read_mapping(tmp_path / "runs" / "pg" / f / runs.RUN_RECORD)["status"] == "finished"
+               for f in folders)
+
+
+def test_a_storage_that_cannot_be_reached_is_one_line(study_setup):
+    result = invoke("tune", *study_setup, "--storage", "postgresql://someone:secret@127.0.0.1:1/nothing")
+    assert result.exit_code == 2
+    assert "--storage postgresql://someone:***@127.0.0.1:1/nothing: cannot open it" in result.output
+    assert "secret" not in result.output
