@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,export,serve,tune]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,export,serve,tune,tensorboard]"
 	touch $@
 
 train: install

@@ -391,6 +391,8 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
 
     overrides = [*sets, *data_overrides(data, limit)]
     base = load_config(config_path, overrides) if config_path else None
+    if base is not None and base.train.tensorboard:
+        require_extra("tensorboard", "tensorboard")
     if overrides and base is None:
         raise click.UsageError("--data, --limit and --set change the base config: give --config too")
     study = tuning.open_study(study_name, base, space_path, storage, seeds)

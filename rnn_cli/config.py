@@ -148,6 +148,9 @@ class TrainConfig:
     # Keras' dtype policy: mixed_float16 computes in 16 bits with float32 weights and loss scaling
     # (GPUs; also the cuDNN kernels), mixed_bfloat16 needs no loss scaling. The head stays float32.
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    # Per-epoch scalars for TensorBoard in RUN/tensorboard/ (and, for rnn tune's trials, the HParams
+    # dashboard's records): `tensorboard --logdir runs/`. Needs the tensorboard extra.
+    tensorboard: bool = False
 
     def check(self, where: str) -> None:
         _require(self.learning_rate > 0, f"{where}.learning_rate", self.learning_rate, "a number > 0")

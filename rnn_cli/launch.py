@@ -11,7 +11,7 @@ from rnn_cli import runs
 from rnn_cli.budget import check_model_fits
 from rnn_cli.config import TABLES, Config
 from rnn_cli.data import check_source
-from rnn_cli.errors import StorageError, UserError
+from rnn_cli.errors import StorageError, UserError, require_extra
 from rnn_cli.stopping import stop_signals
 from rnn_cli.tables import check_columns
 
@@ -28,6 +28,8 @@ class Launch:
 def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launch:
     """A new run (or seed group) of `config`, in `run_dir` if given and empty, else a fresh folder."""
     check_model_fits(config)
+    if config.train.tensorboard:
+        require_extra("tensorboard", "tensorboard")
     data = config.data
     for path in (data.path, data.test_path):
         if data.source != "keras" and path is not None:

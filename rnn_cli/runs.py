@@ -43,6 +43,7 @@ ROC_PR = "roc_pr.png"  # ROC and precision-recall curves,
 RELIABILITY = "reliability.png"  # and the reliability diagram
 SEEDS_SUMMARY = "seeds.json"  # in the folder of an `rnn train --seeds N` group
 STUDY = "study.json"  # in the folder of an `rnn tune` study: its base config and search space
+TENSORBOARD = "tensorboard"  # with train.tensorboard: the event files TensorBoard reads
 LOCK = ".lock"  # held by the process training in the folder; names its process id
 # An epoch's checkpoint and best weights are written under these names first, and take their own
 # names only once the history names the epoch (`commit_epoch`).

@@ -32,7 +32,8 @@ from rnn_cli.process import determinism, select_device
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
           echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
-          progress: bool | None = None, callbacks: tuple = (), score_test: bool = True) -> runs.TrainResult:
+          progress: bool | None = None, callbacks: tuple = (), score_test: bool = True,
+          hparams: dict | None = None) -> runs.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
     Process-wide settings (repeatable arithmetic, memory) are the caller's: `rnn_cli.process.configure`.
@@ -48,6 +49,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
         score_test: score the test split at the end; `rnn tune`'s trials do not (they are chosen by
             validation, and the test split is scored once, for the trial chosen).
+        hparams: with train.tensorboard, the values an `rnn tune` trial tries, for TensorBoard's
+            HParams dashboard.
 
     Returns:
         The history, best epoch and test metrics; every file is already in `run_dir`.
@@ -60,6 +63,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     for line in device_warnings(config, used_device):
         (warn or stderr)(line)
     recorder = RunRecorder(run_dir, config.train, history, echo)
+    if config.train.tensorboard:
+        callbacks = (*callbacks, *tensorboard_callbacks(run_dir, hparams))
     try:
         train_seconds = fit(model, splits, config, recorder, progress, callbacks)
         metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds, score_test)
@@ -70,6 +75,18 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         record.try_update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
         raise
     return runs.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+
+
+def tensorboard_callbacks(run_dir: Path, hparams: dict | None) -> list:
+    """Keras' TensorBoard callback (per-epoch loss, accuracy, learning rate), and the trial's values
+    for the HParams dashboard, in RUN/tensorboard/."""
+    folder = run_dir / runs.TENSORBOARD
+    found = [keras.callbacks.TensorBoard(log_dir=str(folder), write_graph=False, profile_batch=0)]
+    if hparams:
+        from tensorboard.plugins.hparams import api as hp
+
+        found.append(hp.KerasCallback(str(folder / "validation"), hparams, trial_id=run_dir.name))
+    return found
 
 
 def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) -> tuple[Splits, keras.Model]:

@@ -288,7 +288,7 @@ def run_trial(trial, study: Study, device: str, echo: Callable[[str], None]) -> 
                                                           if resumed else ""))
     first = run_dir / f"seed-{study.base.train.seed}" if study.seeds > 1 else run_dir
     options = dict(device=device, progress=False, score_test=False, watch=pruning_watch(trial, first),
-                   echo=lambda line: echo(f"  {line}"))
+                   echo=lambda line: echo(f"  {line}"), hparams=values)
     try:
         if study.seeds > 1:
             results = train_seeds(config, run_dir, study.seeds, resume=(run_dir / runs.SEEDS_SUMMARY).exists(),

@@ -55,11 +55,19 @@ def test_a_bad_space_is_one_line(study_setup, tmp_path, space, says):
 
 
 def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_path):
-    result = invoke("tune", *study_setup, "--trials", "3", "--study", "s")
+    result = invoke("tune", *study_setup, "--trials", "3", "--study", "s", "--set", "train.tensorboard=true")
     assert result.exit_code == 0, result.output
     study = tmp_path / "runs" / "s"
     trials = sorted(p.name for p in study.glob("trial-*"))
     assert trials == ["trial-000", "trial-001", "trial-002"]
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    events = EventMultiplexer().AddRunsFromDirectory(str(study))
+    events.Reload()
+    sessions = events.PluginRunToTagToContent("hparams")  # the HParams dashboard's records, one per trial
+    assert sorted(sessions) == [f"{name}/tensorboard/validation" for name in trials]
+    assert all(b"train.learning_rate" in tags["_hparams_/session_start_info"] for tags in sessions.values())
+    assert "epoch_accuracy" in events.Runs()["trial-000/tensorboard/validation"]["tensors"]
     for name in trials:
         record = runs.read_mapping(study / name / runs.RUN_RECORD)
         assert record["status"] == "finished" and len(runs.read_history(study / name)) == 2
