@@ -43,6 +43,7 @@ HISTORY_PNG = "optimization_history.png"
 SLICES_PNG = "val_accuracy_by_key.png"
 KINDS = ("uniform", "log_uniform", "int", "choice")
 DEFAULT_TRIALS = 20
+SETTINGS = "rnn_tune"  # the study's user attribute holding its base config, space and seeds
 HOST = socket.gethostname()
 
 
@@ -177,12 +178,40 @@ def open_study(name: str | None, base: Config | None, space_path: Path | None, s
         if storage is not None and storage != kept.get("storage"):
             raise UserError(f"--storage: study {name} keeps its trials in {kept.get('storage') or 'its journal file'}")
         return Study(name, folder, stored, space, kept["seeds"], kept.get("storage"))
+    if base is None and space_path is None and name is not None and storage is not None:
+        return study_in_storage(name, storage, seeds)  # a worker on another machine
     if base is None or space_path is None:
         missing = f"no study {name} under {runs.RUNS_ROOT}/" if name else "a new study"
         raise UserError(f"{missing}: give --config BASE.yaml and --space SPACE.yaml to start one")
     space = load_space(space_path, base)
     name = name or f"{base.name}-tune-{time.strftime('%Y%m%d-%H%M%S')}"
     return Study(name, runs.RUNS_ROOT / name, base, space, seeds or 1, storage, new=True)
+
+
+def study_in_storage(name: str, storage: str, seeds: int | None) -> Study:
+    """A study another machine started in the database: its base config and space as it recorded them."""
+    placeholder = Study(name, runs.RUNS_ROOT / name, Config(), (), 1, storage)
+    recorded = optuna_study(placeholder, create=False).user_attrs.get(SETTINGS)
+    if not isinstance(recorded, dict):
+        raise UserError(f"--study {name}: not a study rnn tune started in {hidden(storage)}")
+    base = config_from_dict(recorded["base"], source=f"study {name}")
+    if seeds is not None and seeds != recorded["seeds"]:
+        raise UserError(f"--seeds {seeds}: study {name} scores trials over {recorded['seeds']} seed(s)")
+    return Study(name, runs.RUNS_ROOT / name, base, parse_space(recorded["space"], base, f"study {name}"),
+                 recorded["seeds"], storage, new=True)
+
+
+def check_settings(search, study: Study) -> None:
+    """Every worker of a study trains the same base config over the same space: the first records
+    them in the storage, the others are checked against it."""
+    mine = json.loads(json.dumps({"base": to_dict(study.base), "space": space_to_raw(study.space),
+                                  "seeds": study.seeds}))
+    recorded = search.user_attrs.get(SETTINGS)
+    if recorded is None:
+        search.set_user_attr(SETTINGS, mine)
+    elif recorded != mine:
+        raise UserError(f"--study {study.name}: its workers train another base config or space; give the same "
+                        f"--config, --space and --seeds, or none of them to take the study's own")
 
 
 def write_study(study: Study) -> None:
@@ -259,6 +288,7 @@ def tune(study: Study, trials: int | None, timeout: float | None, device: str,
 
     target = trials or DEFAULT_TRIALS
     search = optuna_study(study)
+    check_settings(search, study)
     if study.new:
         write_study(study)
     requeue_stopped(search, study, echo)

@@ -90,6 +90,8 @@ def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_pat
     table = invoke("compare", "--json")
     assert sorted(Path(row["path"]).name for row in json.loads(table.output)) == trials
 
+    changed = invoke("tune", *study_setup, "--set", "train.epochs=3", "--study", "s")
+    assert changed.exit_code == 2 and "started with another config or space" in changed.output
     more = invoke("tune", "--study", "s", "--trials", "4")  # continued, with its own config and space
     assert more.exit_code == 0, more.output
     assert "3 of 4 trials finished" in more.output and (study / "trial-003").is_dir()
@@ -164,6 +166,18 @@ def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_
     assert len(set(folders)) == len(folders)
     assert all(runs.read_mapping(tmp_path / "runs" / "pg" / f / runs.RUN_RECORD)["status"] == "finished"
                for f in folders)
+    elsewhere = tmp_path / "other-machine"  # no runs/pg/ here: the study's settings come from the database
+    elsewhere.mkdir()
+    third = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "pg", "--storage", postgres_url,
+                            "--trials", str(len(complete) + 1)], cwd=elsewhere, capture_output=True, text=True,
+                           timeout=300)
+    assert third.returncode == 0, third.stderr
+    assert [p.name for p in (elsewhere / "runs" / "pg").glob("trial-*")] == [f"trial-{len(complete):03d}"]
+    (tmp_path / "third-machine").mkdir()
+    other = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", *map(str, study_setup), "--set",
+                            "train.epochs=3", "--study", "pg", "--storage", postgres_url],
+                           cwd=tmp_path / "third-machine", capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "its workers train another base config or space" in other.stderr
 
 
 def test_a_storage_that_cannot_be_reached_is_one_line(study_setup):
