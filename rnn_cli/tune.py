@@ -33,7 +33,7 @@ import yaml
 from rnn_cli import runs
 from rnn_cli.compare import cells, compare
 from rnn_cli.config import SAFE_NAME, Config, ConfigError, config_from_dict, dump_config, to_dict
-from rnn_cli.errors import UserError
+from rnn_cli.errors import StorageError, UserError
 from rnn_cli.files import atomic_path, make_dir, write_atomic, write_json
 from rnn_cli.seeds import Stopped, train_isolated, train_seeds
 
@@ -150,6 +150,8 @@ def space_to_raw(space: tuple[Param, ...]) -> dict:
 
 @dataclass(frozen=True)
 class Study:
+    """A study as rnn tune runs it: its folder, the base config, the space, seeds per trial, storage."""
+
     name: str
     folder: Path
     base: Config
@@ -227,7 +229,7 @@ def optuna_study(study: Study, create: bool = True):
     """The Optuna study: TPE sampler, median pruner, maximising best validation accuracy."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # this module says what happens, in its own lines
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # this module says what happens, in its own lines
     storage = open_storage(study)
     sampler = optuna.samplers.TPESampler(seed=study.base.train.seed, multivariate=True, constant_liar=True)
     # A trial is compared with the median of the others at the same epoch, from its second epoch, once
@@ -298,7 +300,7 @@ def tune(study: Study, trials: int | None, timeout: float | None, device: str,
     def objective(trial):
         return run_trial(trial, study, device, echo)
 
-    search.optimize(objective, timeout=None if timeout is None else timeout * 60,
+    search.optimize(objective, timeout=None if timeout is None else timeout * 60, catch=(TrialFailed,),
                     callbacks=[optuna.study.MaxTrialsCallback(target, states=done)],
                     n_trials=max(target - len(search.get_trials(states=done)), 0))
     write_best(search, study, echo)
@@ -335,10 +337,20 @@ def run_trial(trial, study: Study, device: str, echo: Callable[[str], None]) -> 
     except KeyboardInterrupt:
         trial.set_user_attr("stopped", "interrupted")
         raise
+    except StorageError:
+        raise  # a full disk fails every trial after: stop and say so
+    except Exception as err:  # noqa: BLE001 - one trial's failure (out of memory, a bad value) is the trial's
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        echo(f"trial {trial.number}: failed: {reason}")
+        raise TrialFailed(reason) from None
     value = statistics.mean(runs.best_row(result.history)["val_accuracy"] for result in results)
     echo(f"trial {trial.number}: best val_accuracy {value:.4f}" + (f" (mean of {study.seeds} seeds)"
                                                                    if study.seeds > 1 else ""))
     return value
+
+
+class TrialFailed(Exception):
+    """A trial whose training failed; the study goes on with the next."""
 
 
 def shown(values: dict) -> str:
