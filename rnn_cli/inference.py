@@ -59,9 +59,9 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig,
 def predict_few(model, reviews: Reviews, data: DataConfig, batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """`predict_probabilities` for a few reviews at a time, called again and again (rnn predict,
     rnn serve): batch by batch through the model's own predict step, which TensorFlow traces once
-    per batch shape and keeps, instead of a fresh pipeline and predict function per call (about
-    130 ms for a single review on the tiny test model, against under a millisecond). Turns the
-    model's XLA setting off for good: inference does not use it."""
+    per batch shape and keeps, instead of a fresh pipeline and predict function per call, which cost
+    more than the model itself (docs/performance.md#rnn-serve). Turns the model's XLA setting off for
+    good: inference does not use it."""
     if model.jit_compile:
         model.jit_compile, model.predict_function = False, None
     batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
