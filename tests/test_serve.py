@@ -187,7 +187,7 @@ def test_the_page_shows_what_rnn_predict_says(server, trained_run, tmp_path):
 
 def test_connections_send_without_waiting_for_acks():
     # Nagle's algorithm on a server socket held each response's body for the client's delayed ACK
-    # (40 ms a request); asyncio turns it off only for sockets that name their protocol.
+    # (docs/performance.md); asyncio turns it off only for sockets that name their protocol.
     import asyncio
 
     from rnn_cli.serve import listen
