@@ -121,35 +121,51 @@ def rnn_process(*args, cwd):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_killed_worker_loses_no_trial_and_the_study_continues(study_setup, tmp_path):
-    worker = rnn_process(*study_setup, "--trials", "2", "--study", "k", cwd=tmp_path)
-    seen = []
-    for line in worker.stdout:  # kill it -9 in trial 1's training, after its first epoch
-        seen.append(line)
-        if line.startswith("  epoch 1/") and any(s.startswith("trial 1:") for s in seen):
+def stop_in_training(worker, after: str, signum) -> None:
+    """Send `signum` to a tune worker once it prints an epoch line after the line starting `after`."""
+    seen = False
+    for line in worker.stdout:
+        seen = seen or line.startswith(after)
+        if seen and line.startswith("  epoch "):
             break
-    worker.kill()
-    worker.wait(timeout=30)
-    folder = tmp_path / "runs" / "k" / "trial-001"
-    deadline = time.time() + 60  # the training, told by its parent's death, records where it stopped
-    while runs.read_mapping(folder / runs.RUN_RECORD).get("status") == "running" and time.time() < deadline:
-        time.sleep(0.5)
-    while (folder / runs.LOCK).exists() and time.time() < deadline:
-        time.sleep(0.5)
-    assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "interrupted"
-    first_epoch = runs.read_history(folder)[0]
+    worker.send_signal(signum)
 
-    again = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "k", "--trials", "2"],
+
+def wait_until_recorded(folder: Path) -> None:
+    """The training of a stopped worker records where it stopped and gives its folder up."""
+    deadline = time.time() + 60
+    while time.time() < deadline and (runs.read_mapping(folder / runs.RUN_RECORD).get("status") == "running"
+                                      or (folder / runs.LOCK).exists()):
+        time.sleep(0.5)
+
+
+def test_a_stopped_or_killed_worker_loses_no_trial_and_the_study_continues(study_setup, tmp_path):
+    folder = tmp_path / "runs" / "k" / "trial-001"
+    first = rnn_process(*study_setup, "--set", "train.epochs=3", "--trials", "2", "--study", "k", cwd=tmp_path)
+    stop_in_training(first, "trial 1:", signal.SIGTERM)  # in trial 1's training, after its first epoch
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 143 and "interrupted: finished trials are kept; continue with `rnn tune --study k`" in err
+    wait_until_recorded(folder)
+    assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "interrupted"
+    kept = runs.read_history(folder)
+
+    second = rnn_process("--study", "k", "--trials", "2", cwd=tmp_path)
+    stop_in_training(second, "trial 2:", signal.SIGKILL)  # kill -9, in the continued trial's next epoch
+    second.wait(timeout=30)
+    wait_until_recorded(folder)
+    assert runs.read_history(folder)[:len(kept)] == kept and len(runs.read_history(folder)) > len(kept)
+
+    third = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "k", "--trials", "2"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    assert "trial 1 was stopped: queued again, to continue in runs/k/trial-001" in again.stdout
+    assert third.returncode == 0, third.stderr
+    assert "trial 2 was stopped: queued again, to continue in runs/k/trial-001" in third.stdout
     history = runs.read_history(folder)
-    assert len(history) == 2 and history[0] == first_epoch  # continued from its finished epoch
+    assert len(history) == 3 and history[:len(kept)] == kept  # continued from its finished epochs each time
     search = optuna.load_study(study_name="k", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "k" / "study.journal"))))
-    states = [t.state.name for t in search.trials]
-    assert states == ["COMPLETE", "FAIL", "COMPLETE"]  # trial 2 is trial 1 continued
-    assert search.trials[2].user_attrs["continues"] == "trial-001"
+    assert [t.state.name for t in search.trials] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert [t.user_attrs.get("continues") for t in search.trials] == [None, None, "trial-001", "trial-001"]
+    assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "finished"
 
 
 def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_url):
@@ -185,3 +201,16 @@ def test_a_storage_that_cannot_be_reached_is_one_line(study_setup):
     assert result.exit_code == 2
     assert "--storage postgresql://someone:***@127.0.0.1:1/nothing: cannot open it" in result.output
     assert "secret" not in result.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--report"], "--report shows a study that exists: give --study NAME"),
+    (["--study", "none-such"], "no study none-such under runs/: give --config BASE.yaml and --space SPACE.yaml"),
+    (["--study", "../out"], "--study '../out': one folder name"),
+    (["--storage", "mongodb://x/y"], "--storage mongodb://x/y: expected postgresql://USER:PASSWORD@HOST:PORT/DB"),
+])
+def test_bad_tune_options_are_one_line(study_setup, tmp_path, args, says):
+    setup = study_setup if args[0] in ("--storage", "--report") else []
+    result = invoke("tune", *setup, *args)
+    assert result.exit_code == 2 and says in result.output, result.output
+    assert not (tmp_path / "runs").exists()
