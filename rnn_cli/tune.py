@@ -232,9 +232,9 @@ def optuna_study(study: Study, create: bool = True):
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # this module says what happens, in its own lines
     storage = open_storage(study)
     sampler = optuna.samplers.TPESampler(seed=study.base.train.seed, multivariate=True, constant_liar=True)
-    # A trial is compared with the median of the others at the same epoch, from its second epoch, once
-    # five trials have finished: first epochs of a recurrent net say little.
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    # A trial is compared with the median of the others at the same epoch, from its first, once five
+    # trials have finished: the first epoch already costs a fifth of a five-epoch trial.
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
     try:
         if not create:
             return optuna.load_study(study_name=study.name, storage=storage, sampler=sampler, pruner=pruner)
