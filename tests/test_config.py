@@ -21,13 +21,17 @@ def test_every_shipped_config_loads_and_builds():
     from rnn_cli.model import build_model
 
     shipped = sorted(CONFIGS.glob("*.yaml"))
-    assert [p.stem for p in shipped] == ["best", "lstm", "simple_rnn", "stacked_simple_rnn"]
+    assert [p.stem for p in shipped] == ["best", "lstm", "simple_rnn", "stacked_simple_rnn", "tuned"]
     for path in shipped:
         config = load_config(path)
         assert config.name == path.stem
         build_model(config.model, config.data.num_words)
     best = load_config(CONFIGS / "best.yaml")
     assert best.model.layers[0].bidirectional and best.train.schedule == "cosine"
+    from rnn_cli.model import parameters_before_head
+
+    tuned = load_config(CONFIGS / "tuned.yaml")  # best.yaml, tuned: the README's figure
+    assert parameters_before_head(build_model(tuned.model, tuned.data.num_words)) == 652_960
 
 
 @pytest.mark.parametrize("name", ["simple_rnn", "stacked_simple_rnn", "lstm"])
