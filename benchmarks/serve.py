@@ -51,20 +51,20 @@ async def load(url: str, model: str, bodies: list[dict], clients: int, seconds: 
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
-    async def client(i: int, session: httpx.AsyncClient) -> None:
+    async def client(i: int, http: httpx.AsyncClient) -> None:
         k = i
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            response = await session.post(f"{url}/v1/models/{model}:predict", json=bodies[k % len(bodies)])
+            response = await http.post(f"{url}/v1/models/{model}:predict", json=bodies[k % len(bodies)])
             response.raise_for_status()
             latencies.append(time.perf_counter() - started)
             k += clients
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as session:
-        await session.get(f"{url}/healthz")
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await http.get(f"{url}/healthz")
         started = time.perf_counter()
-        await asyncio.gather(*(client(i, session) for i in range(clients)))
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     texts = len(bodies[0]["instances"])

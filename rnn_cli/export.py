@@ -172,8 +172,8 @@ def inference_copy(model: keras.Model, unrolled_to: int | None = None) -> keras.
 def onnx_probabilities(path: Path, ids: np.ndarray) -> np.ndarray:
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return two_columns(session.run(None, {session.get_inputs()[0].name: ids})[0])
+    runtime = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return two_columns(runtime.run(None, {runtime.get_inputs()[0].name: ids})[0])
 
 
 def litert_probabilities(path: Path, ids: np.ndarray) -> np.ndarray:
@@ -315,8 +315,8 @@ def client_readme(trained: runs.Trained, fmt: str) -> str:
     output = ("one column: the probability of " + classes[1] if class_count(trained.model) == 2
               else f"{len(classes)} columns, one probability per class")
     run = {"onnx": ['import onnxruntime', '',
-                    'session = onnxruntime.InferenceSession("model.onnx")',
-                    'probabilities = session.run(None, {"tokens": tokens})[0]'],
+                    'runtime = onnxruntime.InferenceSession("model.onnx")',
+                    'probabilities = runtime.run(None, {"tokens": tokens})[0]'],
            "litert": ['from ai_edge_litert.interpreter import Interpreter', '',
                       'interpreter = Interpreter(model_path="model.tflite")',
                       'index = interpreter.get_input_details()[0]["index"]',

@@ -139,7 +139,7 @@ def random_reviews(n=300, seed=0) -> Reviews:
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory):
-    """Session fixtures (a shared trained run) load data before any test's own cache is set:
+    """Fixtures shared by all tests (a trained run) load data before any test's own cache is set:
     they get a cache of their own too, never the user's."""
     patch = pytest.MonkeyPatch()
     patch.setenv("RNN_CLI_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -188,7 +188,7 @@ def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A real PostgreSQL server on a loopback port, in a temporary folder, for the session: the one in
+    """A real PostgreSQL server on a loopback port, in a temporary folder, for the whole test run: the one in
     $RNN_CLI_TEST_POSTGRES if set, else one started here from Debian's postgresql package."""
     import shutil
     import socket

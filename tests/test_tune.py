@@ -64,9 +64,9 @@ def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_pat
 
     events = EventMultiplexer().AddRunsFromDirectory(str(study))
     events.Reload()
-    sessions = events.PluginRunToTagToContent("hparams")  # the HParams dashboard's records, one per trial
-    assert sorted(sessions) == [f"{name}/tensorboard/validation" for name in trials]
-    assert all(b"train.learning_rate" in tags["_hparams_/session_start_info"] for tags in sessions.values())
+    records = events.PluginRunToTagToContent("hparams")  # the HParams dashboard's records, one per trial
+    assert sorted(records) == [f"{name}/tensorboard/validation" for name in trials]
+    assert all(b"train.learning_rate" in tags["_hparams_/session_start_info"] for tags in records.values())
     assert "epoch_accuracy" in events.Runs()["trial-000/tensorboard/validation"]["tensors"]
     for name in trials:
         record = runs.read_mapping(study / name / runs.RUN_RECORD)
