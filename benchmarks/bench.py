@@ -17,6 +17,11 @@ Accuracy over full trainings, several seeds (best validation accuracy, mean and 
 A variant of `rnn train`'s path against the same recipe (the overrides of `rnn train --set`):
 
     python benchmarks/bench.py --set train.jit_compile=false
+
+`rnn train`'s path on each Keras backend (no recipe; ratios against the first backend named), on
+the CPU, any shipped config:
+
+    python benchmarks/bench.py --backend tensorflow,jax,torch --models simple_rnn,lstm,best
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras  # noqa: E402 - KERAS_BACKEND, set by the parent for a child, picks the backend
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
-MODELS = {"simple_rnn": ROOT / "configs" / "simple_rnn.yaml", "lstm": ROOT / "configs" / "lstm.yaml"}
+MODELS = {name: ROOT / "configs" / f"{name}.yaml" for name in ("simple_rnn", "lstm", "best", "tuned")}
+RECIPES = ("simple_rnn", "lstm")  # the book's models; the recipe path has no other
 PATHS = ("recipe", "rnn")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def peak_memory_mib() -> float:
@@ -133,16 +140,17 @@ def warm_cache(data: str) -> None:
     load_data(load_config(MODELS["simple_rnn"], data_overrides(Path(data), None)).data)
 
 
-def run_child(path: str, model: str, args, seed: int) -> dict:
+def run_child(path: str, model: str, args, seed: int, backend: str = "tensorflow") -> dict:
     command = [sys.executable, __file__, "--child", path, "--model", model, "--data", args.data,
                "--epochs", str(args.epochs), "--seed", str(seed)]
     if args.limit:
         command += ["--limit", str(args.limit)]
-    for item in args.sets:
+    for item in [*args.sets, *([f"train.backend={backend}"] if args.backend else [])]:
         command += ["--set", item]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
-        sys.exit(f"{path}/{model} failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"{path}/{model}/{backend} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -173,6 +181,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def backend_table(rows: list[dict]) -> str:
+    lines = ["| model | backend | s/epoch | ratio to " + rows[0]["backend"] + " | first epoch s | best val acc "
+             "| peak MiB |", "|" + " --- |" * 7]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        lines.append(f"| {r['model']} | {r['backend']} | {seconds(r['rnn'])} | {ratio} | "
+                     f"{r['rnn']['warmup_seconds']:.1f} | {accuracy(r['rnn'])} | {r['rnn']['peak_mib']:.0f} |")
+    return "\n".join(lines)
+
+
 def seconds(summary: dict) -> str:
     return "-" if summary["seconds"] is None else f"{summary['seconds']:.1f}"
 
@@ -195,6 +213,8 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the rnn path only, as in rnn train (repeatable), "
                              "e.g. --set train.jit_compile=false")
+    parser.add_argument("--backend", help="comma-separated Keras backends (tensorflow,jax,torch): the rnn path "
+                        "on each, no recipe")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
@@ -206,8 +226,12 @@ def main() -> None:
     if not Path(args.data).exists():
         sys.exit(f"{args.data}: no such file; pass --data PATH to an aclImdb folder or aclImdb_v1.tar.gz")
     warm_cache(args.data)
+    if args.backend:
+        return compare_backends(args)
     rows = []
     for model in args.models.split(","):
+        if model not in RECIPES:
+            sys.exit(f"--models {model}: the book's recipe has only {', '.join(RECIPES)}; use --backend for others")
         row = {"model": model}
         for path in PATHS:
             runs = []
@@ -222,8 +246,35 @@ def main() -> None:
     if args.sets:
         print("rnn path with " + " ".join(f"--set {item}" for item in args.sets))
     print(table(rows))
+    write_report(args, rows)
+
+
+def compare_backends(args) -> None:
+    """`rnn train`'s path per model on each backend, in the order given; ratios to the first."""
+    chosen = args.backend.split(",")
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown:
+        sys.exit(f"--backend {','.join(unknown)}: choose from {','.join(BACKENDS)}")
+    rows = []
+    for model in args.models.split(","):
+        first = None
+        for backend in chosen:
+            runs = []
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                runs.append(run_child("rnn", model, args, seed, backend))
+                print(f"{model}/{backend}/seed {seed}: " + ", ".join(
+                    f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
+            summary = summarize(runs)
+            first = first or summary
+            ratio = summary["seconds"] / first["seconds"] if summary["seconds"] and first["seconds"] else None
+            rows.append({"model": model, "backend": backend, "rnn": {**summary, "runs": runs}, "ratio": ratio})
+    print(backend_table(rows))
+    write_report(args, rows)
+
+
+def write_report(args, rows: list[dict]) -> None:
     report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds,
-              "first_seed": args.first_seed, "sets": args.sets,
+              "first_seed": args.first_seed, "sets": args.sets, "backend": args.backend,
               "cpu_count": os.cpu_count(), "rows": rows}
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")

@@ -5,8 +5,14 @@ Recurrent layers pay per time step, and most reviews are far shorter than maxlen
 but hold reviews of similar length. Each batch is padded on the right only up to the next multiple of
 `bucket_width` (at most maxlen), and the model masks the padding, so the result is the same as
 padding everything to maxlen with a mask, for about half the steps. Right padding is what the cuDNN
-kernels accept with a mask. Without bucketing every batch is padded to maxlen on the configured
-side and nothing is masked: the book's recipe.
+kernels accept with a mask. Where a GPU's kernels take no mask (Keras' JAX and PyTorch backends,
+`rnn_cli.backends.plan`), buckets are padded on the left and nothing is masked; then a batch of
+inference never spans two buckets, so that each review's padding, and its score, is its own.
+Without bucketing every batch is padded to maxlen on the configured side and nothing is masked: the
+book's recipe.
+
+Keras takes the batches as a tf.data pipeline on TensorFlow and as a `keras.utils.PyDataset` on the
+other backends, which then never import TensorFlow.
 
 A training's one short batch (the reviews left over after the full ones) would be one more shape
 for XLA to compile and keep. Filled up to the batch size with copies of
@@ -22,7 +28,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import Reviews
@@ -40,8 +45,11 @@ class Batches:
     masked: bool  # the model masks padding: bucket and right-pad; else pad to maxlen, no mask
     seed: int | None = None
     filled: bool = False  # a short batch is filled up with zero-weight copies; batches carry weights
+    bucketed: bool | None = None  # None: as masked; True without masked: left-padded buckets
 
     def __len__(self) -> int:
+        if self.seed is None and self.is_bucketed and not self.masked:  # cut at each bucket's end too
+            return len(self.indices())
         return -(-len(self.reviews) // self.batch_size)
 
     def indices(self, epoch: int = 0) -> list[np.ndarray]:
@@ -49,11 +57,16 @@ class Batches:
         n = len(self.reviews)
         if self.seed is None:
             # Inference: sorted by length, so few distinct shapes and little padding.
-            order = np.argsort(self.lengths, kind="stable") if self.masked else np.arange(n)
-            return self._cut(order)
+            if not self.is_bucketed:
+                return self._cut(np.arange(n))
+            order = np.argsort(self.lengths, kind="stable")
+            if self.masked:
+                return self._cut(order)
+            bucket = np.searchsorted(self.buckets, self.lengths[order])  # unmasked: one bucket a batch
+            return [batch for part in np.split(order, np.flatnonzero(np.diff(bucket)) + 1) for batch in self._cut(part)]
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(n)
-        if not self.masked:
+        if not self.is_bucketed:
             return self._cut(order)
         pool = POOL * self.batch_size
         batches = [batch for start in range(0, n, pool)
@@ -70,7 +83,7 @@ class Batches:
         # Filled up to a full batch, or to every review when there are fewer than a batch.
         rows = np.resize(index, min(self.batch_size, len(self.reviews))) if self.filled else index
         reviews = self.reviews.take(rows)
-        padding = "post" if self.masked else self.data.padding
+        padding = "post" if self.masked else "pre" if self.is_bucketed else self.data.padding  # padding_side
         x = reviews.padded(self.length(index), padding, self.data.truncating)
         labels = reviews.labels.astype(np.float32)
         if not self.filled:
@@ -79,9 +92,13 @@ class Batches:
 
     def length(self, index: np.ndarray) -> int:
         """Time steps of the batch at `index`: its bucket, or maxlen."""
-        if not self.masked:
+        if not self.is_bucketed:
             return self.data.maxlen
         return self.buckets[bisect.bisect_left(self.buckets, int(self.lengths[index].max()))]
+
+    @property
+    def is_bucketed(self) -> bool:
+        return self.masked if self.bucketed is None else self.bucketed
 
     @functools.cached_property
     def buckets(self) -> list[int]:
@@ -92,8 +109,14 @@ class Batches:
         """Time steps each review needs: its length, at most maxlen."""
         return np.minimum(self.reviews.lengths, self.data.maxlen)
 
-    def dataset(self, first_epoch: int = 0) -> tf.data.Dataset:
-        """A tf.data pipeline for Keras; each pass over it yields the next epoch's batches."""
+    def dataset(self, first_epoch: int = 0):
+        """What Keras iterates over: each pass yields the next epoch's batches (from `first_epoch`)."""
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            return py_dataset(self, first_epoch)
+        import tensorflow as tf
+
         epochs = itertools.count(first_epoch)
 
         def generate():
@@ -114,6 +137,34 @@ class Batches:
         return index[np.argsort(self.lengths[index], kind="stable")]
 
 
+def padding_side(data: DataConfig, masked: bool) -> str:
+    """Where a model's batches are padded: on the right when it masks, on the left for unmasked
+    buckets, else as data.padding says."""
+    return "post" if masked else "pre" if data.bucketing else data.padding
+
+
 def bucket_lengths(data: DataConfig) -> list[int]:
     """Every length a bucketed batch can have: the multiples of bucket_width below maxlen, and maxlen."""
     return [*range(data.bucket_width, data.maxlen, data.bucket_width), data.maxlen]
+
+
+def py_dataset(batches: Batches, first_epoch: int):
+    """`batches` as a keras.utils.PyDataset. Keras asks for batch 0 to len - 1 in order, once a pass
+    (one worker, no shuffling), so each batch 0 after the first begins the next epoch: its order
+    does not hang on when Keras calls on_epoch_end."""
+    import keras
+
+    class Epochs(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.order = first_epoch - 1, None
+
+        def __len__(self) -> int:
+            return len(batches)
+
+        def __getitem__(self, i: int):
+            if i == 0 or self.order is None:
+                self.epoch, self.order = self.epoch + 1, batches.indices(self.epoch + 1)
+            return batches.batch(self.order[i])
+
+    return Epochs()

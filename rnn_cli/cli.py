@@ -48,6 +48,15 @@ class Cli(click.Group):
             raise click.ClickException(internal_error(err)) from None
 
 
+def load_backend_of(run_dir: Path) -> None:
+    """Before anything imports Keras: the backend the run in `run_dir` was trained with, and the
+    backend's native start-up lines sent to a log."""
+    from rnn_cli.backends import use_for_run
+
+    divert_native_logs()
+    use_for_run(run_dir)
+
+
 def internal_error(err: Exception) -> str:
     """One line for an error that is the tool's, not the user's; its traceback goes to a log."""
     text = "".join(traceback.format_exception(err))
@@ -158,17 +167,18 @@ def evaluate(run_dir, model_file, data, limit, as_json):
     the calibration error and the confusion matrix; confusion.png, roc_pr.png and reliability.png
     go beside the model.
     """
-    divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
     from rnn_cli import runs
-    from rnn_cli.card import write_card
-    from rnn_cli.evaluate import evaluate_run, metrics_table
-    from rnn_cli.model import THRESHOLD
-    from rnn_cli.plots import plot_evaluation
 
     if run_dir and model_file:
         raise click.UsageError("give --run or --model, not both")
     if not model_file:
         run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    load_backend_of(run_dir or model_file.parent)
+    from rnn_cli.card import write_card
+    from rnn_cli.evaluate import evaluate_run, metrics_table
+    from rnn_cli.model import THRESHOLD
+    from rnn_cli.plots import plot_evaluation
+
     result = evaluate_run(run_dir, model_file, data_overrides(data, limit))
     click.echo(json.dumps(result.metrics, indent=2) if as_json else metrics_table(result.metrics))
     try:  # the metrics are printed first: a folder that cannot be written loses nothing
@@ -198,14 +208,15 @@ def predict(texts, run_dir, text_file, as_json):
     rnn predict "A wonderful, moving film." "Dull and far too long."
     rnn predict --file reviews.txt --json
     """
-    divert_native_logs()
     from rnn_cli import runs
-    from rnn_cli.predict import predict_texts, review_lines
+    from rnn_cli.corpus import review_lines
 
     if bool(texts) == bool(text_file):
         raise click.UsageError("give review TEXT arguments or --file FILE (one review per line)")
     reviews = list(texts) if texts else review_lines(text_file.read(), getattr(text_file, "name", "<stdin>"))
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    load_backend_of(run_dir)
+    from rnn_cli.predict import predict_texts
     for result in predict_texts(run_dir, reviews):
         if as_json:
             click.echo(json.dumps(result, ensure_ascii=False))
@@ -275,12 +286,13 @@ def explain(text, run_dir, top, out, traced, as_json):
     \b
     rnn explain "The plot was thin but the acting was wonderful."
     """
-    divert_native_logs()
     from rnn_cli import runs
+
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    load_backend_of(run_dir)
     from rnn_cli.explain import explain_review, explanation_lines
     from rnn_cli.plots import plot_explanation
 
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
     explanation = explain_review(run_dir, " ".join(text), traced)
     figure = plot_explanation(explanation, out or run_dir / runs.EXPLAIN, top)
     if as_json:
@@ -299,11 +311,13 @@ def inspect(run_dir):
 
     The equations are the ones rnn_cli/reference.py runs in NumPy (and checks against Keras).
     """
-    divert_native_logs()
     from rnn_cli import runs
+
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    load_backend_of(run_dir)
     from rnn_cli.explain import describe_layers
 
-    for line in describe_layers(run_dir or runs.newest_run(needs=runs.MODEL)):
+    for line in describe_layers(run_dir):
         click.echo(line)
 
 
@@ -320,8 +334,10 @@ def export(run_dir, fmt, out):
     rnn export                         # RUN/export/saved_model/1/: TensorFlow Serving's layout
     rnn export --format onnx --out model-onnx
     """
+    from rnn_cli import backends, runs
+
     divert_native_logs()
-    from rnn_cli import runs
+    backends.use("tensorflow", needed_by="rnn export")  # SavedModel and ONNX are written by TensorFlow
     from rnn_cli.export import export_run
 
     path = export_run(run_dir or runs.newest_run(needs=runs.MODEL), fmt, out, echo=click.echo)
@@ -345,12 +361,13 @@ def serve(run_dir, host, port, no_batching):
     GET  /healthz
     """
     require_extra("serve", "starlette", "uvicorn")
-    divert_native_logs()
     from rnn_cli import runs
+
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    load_backend_of(run_dir)
     from rnn_cli.serve import serve as serve_run
     from rnn_cli.stopping import stop_signals
 
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
     with stop_signals():
         try:
             serve_run(run_dir, host, port, batching=not no_batching, echo=click.echo)
@@ -391,6 +408,10 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
 
     overrides = [*sets, *data_overrides(data, limit)]
     base = load_config(config_path, overrides) if config_path else None
+    if base is not None:
+        from rnn_cli.backends import ready
+
+        ready(base.train)
     if base is not None and base.train.tensorboard:
         require_extra("tensorboard", "tensorboard")
     if overrides and base is None:
@@ -420,7 +441,10 @@ def summary(config_path, sets, classes):
 
     config = load_config(config_path, sets)
     check_model_fits(config)  # before TensorFlow loads: a model too big to build is one line
+    from rnn_cli import backends
+
     divert_native_logs()
+    backends.use(backends.ready(config.train))
     from rnn_cli.model import build_model, summary_text
 
     click.echo(summary_text(build_model(config.model, config.data.num_words, classes=classes)), nl=False)

@@ -141,10 +141,13 @@ class TrainConfig:
     epochs: int = 10
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     seed: int = 42  # weight initialisation and batch order
+    # The Keras backend: tensorflow, jax or torch (their extras); null: KERAS_BACKEND, else tensorflow.
+    backend: Literal["tensorflow", "jax", "torch"] | None = None
     # XLA-compiles the train step: much faster small-RNN steps on CPU, where Keras leaves it off.
-    # On GPU Keras turns it off itself for LSTM/GRU layers that run on cuDNN.
-    jit_compile: bool = True
-    deterministic: bool = True  # CPU: same seed, same history (XLA, else TF op determinism); GPU: ignored
+    # On GPU Keras turns it off itself for LSTM/GRU layers that run on cuDNN. null: on with
+    # TensorFlow and JAX, off with PyTorch, which has no XLA (rnn_cli/backends.py).
+    jit_compile: bool | None = None
+    deterministic: bool = True  # CPU: same seed, same history (XLA, else the backend's own switch); GPU: ignored
     # Keras' dtype policy: mixed_float16 computes in 16 bits with float32 weights and loss scaling
     # (GPUs; also the cuDNN kernels), mixed_bfloat16 needs no loss scaling. The head stays float32.
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"

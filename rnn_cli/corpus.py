@@ -203,3 +203,19 @@ def encode_rows(rows) -> tuple[tuple[str, ...], dict[str, Reviews]]:
         dtype = np.int8 if split_labels.size == 0 or split_labels.max() < 128 else np.int32
         reviews[split] = Reviews(encoded, offsets, split_labels.astype(dtype))
     return tuple(names[i] for i in ranked), reviews
+
+
+def review_lines(raw: bytes, name: str) -> list[str]:
+    """The reviews of a --file, one per line (any newline convention), or one line naming the first
+    line that is not UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise DataError(f"{name}: line {line} is not UTF-8 text; rnn predict reads UTF-8 text, one "
+                        f"review per line") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = lines[:-1] if lines[-1] == "" else lines
+    if not lines:
+        raise DataError(f"{name}: no reviews (the file is empty); give one review per line")
+    return lines

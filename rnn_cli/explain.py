@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from rnn_cli import runs
+from rnn_cli.batches import bucket_lengths, padding_side
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import OOV, Reviews, tokenize
 from rnn_cli.errors import UserError
@@ -93,7 +94,7 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     else:
         shown = (f"each score is the Dense head applied to {recurrent[-1].name}'s running state "
                  "after reading the review up to that word")
-        if not masks_padding(model) and data.padding == "post":
+        if padding_side(data, masks_padding(model)) == "post" and not masks_padding(model):
             shown += "; the model then reads padding up to maxlen, which the probability includes"
     return Explanation(words=words, known=[bool(i != OOV) for i in ids[kept]], scores=scores, baseline=baseline,
                        probability=probability, dropped=max(len(ids) - data.maxlen, 0), maxlen=data.maxlen,
@@ -108,7 +109,7 @@ def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tup
     x = model_input(Reviews.from_lists([ids], [0]), data, model)
     trace = forward(model, x)
     # Unmasked and pre-padded, the review's words are the last steps, after the padding.
-    start = x.shape[1] - len(ids) if data.padding == "pre" and not masks_padding(model) else 0
+    start = x.shape[1] - len(ids) if padding_side(data, masks_padding(model)) == "pre" else 0
     states = list(trace.sequences.values())[-1][0]
     head = model.get_layer("head")
     before = states[start - 1] if start else np.zeros(states.shape[1])
@@ -123,9 +124,14 @@ def prefix_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tupl
 
 
 def model_input(reviews: Reviews, data: DataConfig, model: keras.Model) -> np.ndarray:
-    """Token ids as the model was trained on them: right-padded and masked, or padded to maxlen."""
+    """Token ids as the model was trained on them: right-padded and masked, left-padded to the
+    longest one's bucket, or padded to maxlen."""
+    longest = min(int(reviews.lengths.max()), data.maxlen)
     if masks_padding(model):
-        return reviews.padded(int(reviews.lengths.max()), "post")
+        return reviews.padded(longest, "post")
+    if data.bucketing:
+        steps = next(length for length in bucket_lengths(data) if length >= longest)
+        return reviews.padded(steps, "pre", data.truncating)
     return reviews.padded(data.maxlen, data.padding, data.truncating)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_cli import runs
+from rnn_cli.batches import padding_side
 from rnn_cli.card import write_card
 from rnn_cli.corpus import FIRST_WORD, OOV, PAD, START, Reviews, Vocabulary
 from rnn_cli.errors import UserError, require_extra
@@ -44,6 +45,10 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> 
     where it went: the version folder of a SavedModel, the folder of the others."""
     require_extra("export", *EXTRA.get(fmt, ()))
     trained = runs.Trained.load(run_dir)
+    if not masks_padding(trained.model) and trained.config.data.bucketing:
+        raise UserError(f"{run_dir}: trained on left-padded length buckets (JAX or PyTorch on a GPU, for "
+                        "cuDNN), whose padding an export cannot reproduce yet; export a run trained on a CPU, "
+                        "with TensorFlow, or with data.bucketing false")
     out = Path(out or run_dir / "export" / fmt)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; give a folder")
@@ -68,7 +73,8 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> 
             check(fmt, RUNTIMES[fmt](staging / FILES[fmt], ids), expected)
             shutil.copyfile(run_dir / runs.VOCABULARY, staging / runs.VOCABULARY)
             (staging / "README.md").write_text(client_readme(trained, fmt), encoding="utf-8")
-        shutil.copyfile(run_dir / runs.CLASSES, staging / runs.CLASSES) if (run_dir / runs.CLASSES).exists() else None
+        if (run_dir / runs.CLASSES).exists():
+            shutil.copyfile(run_dir / runs.CLASSES, staging / runs.CLASSES)
         write_card(run_dir, staging / "MODEL_CARD.md")
         return publish(staging, out, versioned=fmt == "saved_model")
 
@@ -110,15 +116,14 @@ def publish(staging: Path, out: Path, versioned: bool) -> Path:
 
 def probabilities(trained: runs.Trained, texts: list[str]) -> np.ndarray:
     """The Keras model's (n, classes) probabilities for `texts`, encoded as `rnn predict` encodes them."""
-    p = trained.model.predict(token_ids(trained, texts), verbose=0)
-    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+    return two_columns(trained.model.predict(token_ids(trained, texts), verbose=0))
 
 
 def token_ids(trained: runs.Trained, texts: list[str]) -> np.ndarray:
     """(n, maxlen) token ids as training fed them: right-padded for a masked model, else as configured."""
     data = trained.config.data
     reviews = Reviews.from_lists([trained.vocabulary.encode(text)[0] for text in texts], np.zeros(len(texts)))
-    padding = "post" if masks_padding(trained.model) else data.padding
+    padding = padding_side(data, masks_padding(trained.model))
     return reviews.padded(data.maxlen, padding, data.truncating)
 
 
@@ -308,7 +313,7 @@ def lower_case_fixes() -> tuple[tf.Tensor, tf.Tensor]:
 def client_readme(trained: runs.Trained, fmt: str) -> str:
     """How a client turns text into the model's input, with runnable Python for `fmt`."""
     data = trained.config.data
-    padding = "post" if masks_padding(trained.model) else data.padding
+    padding = padding_side(data, masks_padding(trained.model))
     keep = "ids[-MAXLEN:]" if data.truncating == "pre" else "ids[:MAXLEN]"
     pad = ("ids + [0] * (MAXLEN - len(ids))" if padding == "post" else "[0] * (MAXLEN - len(ids)) + ids")
     classes = list(trained.classes)

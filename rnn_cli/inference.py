@@ -42,7 +42,7 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig,
     after an XLA training it raised the peak memory more than it saved in time (see `rnn_cli.train.finish`).
     The model's own setting is put back after.
     """
-    batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
+    batches = Batches(reviews, batch_size, data, masked=masks_padding(model), bucketed=data.bucketing)
     order = np.concatenate(batches.indices())
     count = class_count(model)
     probabilities = np.empty((len(reviews), count) if count > 2 else len(reviews), dtype=np.float32)
@@ -64,7 +64,7 @@ def predict_few(model, reviews: Reviews, data: DataConfig, batch_size: int = INF
     good: inference does not use it."""
     if model.jit_compile:
         model.jit_compile, model.predict_function = False, None
-    batches = Batches(reviews, batch_size, data, masked=masks_padding(model))
+    batches = Batches(reviews, batch_size, data, masked=masks_padding(model), bucketed=data.bucketing)
     indices = batches.indices()
     out = np.concatenate([model.predict_on_batch(batches.batch(index)[0]) for index in indices])
     probabilities = np.empty_like(out)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rnn_cli import runs
+from rnn_cli import backends, runs
 from rnn_cli.budget import check_model_fits
 from rnn_cli.config import TABLES, Config
 from rnn_cli.data import check_source
@@ -28,6 +28,7 @@ class Launch:
 def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launch:
     """A new run (or seed group) of `config`, in `run_dir` if given and empty, else a fresh folder."""
     check_model_fits(config)
+    backends.ready(config.train)
     if config.train.tensorboard:
         require_extra("tensorboard", "tensorboard")
     data = config.data
@@ -44,6 +45,7 @@ def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launc
 def resumed_launch(run_dir: Path | None, overrides: list[str]) -> Launch:
     """The run or seed group in `run_dir` (default: the newest), continued; `overrides`: --epochs."""
     run_dir, config, group = runs.resume_target(run_dir, overrides)
+    backends.ready(config.train, None if group else backends.recorded_backend(run_dir))  # a seed's: its process
     return Launch(config, run_dir, None, group=group, resume=True)
 
 
@@ -60,9 +62,9 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
 
                 return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
                                    device=device, echo=echo, progress=progress)
-            from rnn_cli.process import configure, divert_native_logs
+            from rnn_cli.process import configure, load_backend
 
-            divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
+            load_backend(launch.config.train, device, launch.run_dir)
             from rnn_cli.train import train
 
             configure(launch.config.train, device)

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from rnn_cli.backends import xla
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.files import atomic_path
 
@@ -74,7 +75,8 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     loss = (keras.losses.BinaryCrossentropy if class_count(model) == 2
             else keras.losses.SparseCategoricalCrossentropy)(reduction=LOSS_REDUCTION)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=config.jit_compile)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                  jit_compile=xla(config, keras.backend.backend()))
 
 
 def class_count(model: keras.Model) -> int:
@@ -129,31 +131,11 @@ def save_model(model: keras.Model, path: Path) -> None:
         model.save_weights(tmp) if path.name.endswith(".weights.h5") else model.save(tmp)
 
 
-def cudnn_eligibility(config: ModelConfig) -> dict[str, dict]:
-    """Per recurrent layer: can it run on the cuDNN kernel on a GPU, and if not, why.
-
-    Keras takes the cuDNN kernel for LSTM and GRU with tanh/sigmoid activations, no unroll, a bias,
-    GRU's reset_after (build_model keeps all of those), no recurrent dropout, and, when masked,
-    right-padded sequences only (bucketed batches are right-padded; unbucketed ones are unmasked).
-    """
-    report = {}
-    for i, layer in enumerate(config.layers):
-        if layer.type == "simple_rnn":
-            reason = "SimpleRNN has no cuDNN kernel"
-        elif layer.recurrent_dropout > 0:
-            reason = f"recurrent_dropout is {layer.recurrent_dropout}; cuDNN needs 0"
-        else:
-            reason = None
-        report[layer_name(layer, i)] = {"eligible": reason is None, "reason": reason}
-    return report
-
-
-def cudnn_warnings(config: ModelConfig) -> list[str]:
-    """A warning for every LSTM/GRU layer that the config keeps off cuDNN."""
-    return [f"warning: {name} will not use cuDNN on the GPU ({entry['reason']}), "
-            "and runs several times slower"
-            for (name, entry), layer in zip(cudnn_eligibility(config).items(), config.layers)
-            if not entry["eligible"] and layer.type != "simple_rnn"]
+def kernel_warnings(kernels: dict[str, dict]) -> list[str]:
+    """A warning for every LSTM/GRU layer that runs step by step on a GPU (`rnn_cli.backends.kernels`),
+    which the config can change (e.g. recurrent_dropout 0); SimpleRNN never has another kernel."""
+    return [f"warning: {name} will not use cuDNN on the GPU ({entry['why']}), and runs several times slower"
+            for name, entry in kernels.items() if entry["kernel"] == "loop" and not name.startswith("simple_rnn")]
 
 
 def precision_warnings(config: TrainConfig, device: str) -> list[str]:

@@ -8,25 +8,8 @@ import numpy as np
 
 from rnn_cli import runs
 from rnn_cli.corpus import Reviews
-from rnn_cli.errors import UserError
 from rnn_cli.inference import INFERENCE_BATCH_SIZE, predict_few
 from rnn_cli.model import THRESHOLD
-
-
-def review_lines(raw: bytes, name: str) -> list[str]:
-    """The reviews of a --file, one per line (any newline convention), or one line naming the first
-    line that is not UTF-8."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise UserError(f"{name}: line {line} is not UTF-8 text; rnn predict reads UTF-8 text, one "
-                        f"review per line") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = lines[:-1] if lines[-1] == "" else lines
-    if not lines:
-        raise UserError(f"{name}: no reviews (the file is empty); give one review per line")
-    return lines
 
 
 def predict_texts(run: Path | runs.Trained, texts: list[str],

@@ -1,9 +1,9 @@
 """Process-wide settings for a training: the device, repeatable arithmetic, and two that lower the
-peak memory (docs/performance.md). `configure` makes them all, once, before the model is built; the
+peak memory (docs/performance.md), on the backend Keras loaded with. `configure` makes them all, once, before the model is built; the
 CLI calls it (and each seed's process), so a library caller of `rnn_cli.train.train` keeps its own.
 
 A user's own setting always wins: XLA_FLAGS naming the flag, MALLOC_ARENA_MAX in the environment.
-This module imports TensorFlow only inside its functions: the CLI reads CHOICES before it loads.
+This module imports Keras and its backend only inside its functions: the CLI reads CHOICES before they load.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import platform
 import sys
 from pathlib import Path
 
+from rnn_cli import backends
+from rnn_cli.backends import xla
 from rnn_cli.config import TrainConfig
 from rnn_cli.errors import UserError
 from rnn_cli.files import log_dir
@@ -64,60 +66,119 @@ def divert_native_logs() -> Path | None:
     return log
 
 
+def load_backend(config: TrainConfig, device: str, run_dir: Path) -> str:
+    """Before Keras loads, in a process that trains `config` into `run_dir`: send the native start-up
+    lines to a log and choose the backend (a resumed run's own, unless config or KERAS_BACKEND say
+    otherwise); one line if it cannot run `config`."""
+    backend = backends.ready(config, backends.recorded_backend(run_dir))
+    divert_native_logs()
+    return backends.use(backend, device)
+
+
 def configure(config: TrainConfig, choice: str) -> str:
-    """Every process-wide setting for training `config` on the device `choice`; returns the device
-    ("cpu" or "gpu:<name>")."""
-    device = select_device(choice)
-    set_determinism(config, device)
-    lean_xla()
+    """Every process-wide setting for training `config` on the device `choice`, on the backend Keras
+    loaded with (`rnn_cli.backends.use`); returns the device ("cpu" or "gpu:<name>")."""
+    backend = current_backend()
+    device = select_device(choice, backend)
+    set_determinism(config, device, backend)
+    if backend != "torch":
+        lean_xla()
     if device == "cpu":  # on a GPU the host's threads feed the device; one arena was never measured there
         few_malloc_arenas()
     return device
 
 
-def select_device(choice: str) -> str:
-    """Make TensorFlow use the chosen device and say which: "cpu" or "gpu:<name>".
+def set_seed(seed: int) -> None:
+    """keras.utils.set_random_seed (Python, NumPy, the backend, Keras' own generator), which also
+    seeds TensorFlow wherever it is installed, importing it: on the other backends it is kept out."""
+    import keras
 
-    Must run before TensorFlow places any op: hiding GPUs is impossible afterwards.
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    sys.modules["tensorflow"] = None  # an import of it raises ImportError: Keras takes it as absent
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        del sys.modules["tensorflow"]
+
+
+def current_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def select_device(choice: str, backend: str = "tensorflow") -> str:
+    """Make the backend use the chosen device and say which: "cpu" or "gpu:<name>".
+
+    Must run before the backend places anything: TensorFlow cannot hide a GPU afterwards (JAX and
+    PyTorch are kept on the CPU by `rnn_cli.backends.use`, before they load).
     """
-    import tensorflow as tf
+    if backend == "jax":
+        import jax
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if choice == "gpu" and not gpus:
-        raise UserError("--device gpu: TensorFlow sees no GPU on this machine (is a CUDA build of "
-                        "TensorFlow installed, e.g. tensorflow[and-cuda]?); use --device cpu or auto")
-    if choice == "cpu" or not gpus:
-        if gpus:
+        gpus = [] if choice == "cpu" else [d for d in jax.devices() if d.platform == "gpu"]
+        names = [gpus[0].device_kind] if gpus else []
+    elif backend == "torch":
+        import torch
+
+        available = choice != "cpu" and torch.cuda.is_available()
+        names = [torch.cuda.get_device_name(0)] if available else []
+    else:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if choice == "cpu" and gpus:
             tf.config.set_visible_devices([], "GPU")
-        return "cpu"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"gpu:{details.get('device_name', gpus[0].name)}"
+        names = ([tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)]
+                 if gpus and choice != "cpu" else [])
+    if choice == "gpu" and not names:
+        hint = {"tensorflow": "a CUDA build of TensorFlow, e.g. tensorflow[and-cuda]",
+                "jax": "a CUDA build of JAX, e.g. jax[cuda12]", "torch": "a CUDA build of PyTorch"}[backend]
+        raise UserError(f"--device gpu: {backends.NAMES[backend]} sees no GPU on this machine (is {hint} installed?); "
+                        "use --device cpu or auto")
+    return f"gpu:{names[0]}" if names else "cpu"
 
 
-def set_determinism(config: TrainConfig, device: str) -> None:
+def set_determinism(config: TrainConfig, device: str, backend: str = "tensorflow") -> None:
     """Make a CPU run repeatable when asked (`determinism` says how).
 
     Seeds alone are not enough: multi-threaded reductions (the embedding's gradient) vary from run
-    to run. XLA-compiled steps are repeatable by themselves; uncompiled ones need TF's op
-    determinism, which Keras in turn treats as a reason to switch XLA off, so only one is set. On a
-    GPU op determinism would refuse the fast kernels, so it stays off there.
+    to run. XLA-compiled steps are repeatable by themselves (on JAX every step is XLA's); uncompiled
+    TensorFlow ones need TF's op determinism, which Keras in turn treats as a reason to switch XLA
+    off, so only one is set; PyTorch has its own switch. On a GPU these would refuse the fast
+    kernels, so they stay off there.
     """
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
+    wanted = config.deterministic and device == "cpu"
+    if backend == "torch":
+        import torch
 
-    if config.deterministic and device == "cpu" and not config.jit_compile:
-        tf.config.experimental.enable_op_determinism()
-    else:
-        tf_config.disable_op_determinism()  # global: an earlier run in this process may have set it
+        torch.use_deterministic_algorithms(wanted)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config
+
+        if wanted and not xla(config, backend):
+            tf.config.experimental.enable_op_determinism()
+        else:
+            tf_config.disable_op_determinism()  # global: an earlier run in this process may have set it
 
 
-def determinism(config: TrainConfig, device: str) -> str | None:
-    """How this process makes the run repeatable: "op_determinism", "xla" or None (run.json)."""
-    from tensorflow.python.framework import config as tf_config
+def determinism(config: TrainConfig, device: str, backend: str = "tensorflow") -> str | None:
+    """How this process makes the run repeatable: "op_determinism", "xla", "torch_deterministic" or
+    None (run.json)."""
+    if backend == "torch":
+        import torch
 
-    if tf_config.is_op_determinism_enabled():
-        return "op_determinism"
-    return "xla" if config.deterministic and device == "cpu" and config.jit_compile else None
+        return "torch_deterministic" if torch.are_deterministic_algorithms_enabled() else None
+    if backend == "tensorflow":
+        from tensorflow.python.framework import config as tf_config
+
+        if tf_config.is_op_determinism_enabled():
+            return "op_determinism"
+        return "xla" if config.deterministic and device == "cpu" and xla(config, backend) else None
+    return "xla" if config.deterministic and device == "cpu" else None
 
 
 def lean_xla() -> None:

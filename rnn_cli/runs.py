@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnn_cli import backends
 from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
 from rnn_cli.corpus import BINARY, Vocabulary
 from rnn_cli.errors import ConfigError, UserError
@@ -92,6 +93,7 @@ def damaged(path: Path, what: str) -> UserError:
 
 def load_keras(path: Path):
     """A Keras model file of a run, or one line saying it is damaged."""
+    backends.use_for_run(path.parent)  # before Keras loads: the backend the run was trained with
     import keras  # here, not at the top: the seed group's process reads run folders without Keras
 
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"

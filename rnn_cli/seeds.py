@@ -174,9 +174,9 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
             runs.lock(run_dir)  # the seed's own folder too: `rnn train --resume` on it alone is refused
-            from rnn_cli.process import configure, divert_native_logs
+            from rnn_cli.process import configure, load_backend
 
-            divert_native_logs()  # before TensorFlow loads: its start-up lines go to a log
+            load_backend(config.train, options.get("device", "auto"), run_dir)
             from rnn_cli.train import train
 
             configure(config.train, options.get("device", "auto"))

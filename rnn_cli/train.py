@@ -11,9 +11,8 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from rnn_cli import __version__, runs
+from rnn_cli import __version__, backends, runs
 from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
@@ -23,11 +22,10 @@ from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import Splits, load_data
 from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
-from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility,
-                           cudnn_warnings, keeps_average, masks_padding, parameters_before_head,
-                           precision_warnings, save_model, summary_text)
+from rnn_cli.model import (averages_over_weights, build_model, compile_model, keeps_average, kernel_warnings,
+                           masks_padding, parameters_before_head, precision_warnings, save_model, summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.process import determinism, select_device
+from rnn_cli.process import current_backend, determinism, select_device, set_seed
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
@@ -55,12 +53,15 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     Returns:
         The history, best epoch and test metrics; every file is already in `run_dir`.
     """
-    used_device = select_device(device)
+    backend = current_backend()
+    used_device = select_device(device, backend)
     history = runs.recover(run_dir) if resume else []
     record = runs.RunRecord(run_dir)
-    splits, model = prepare(config, run_dir, resume, history)
-    record_start(record, config, splits, model, used_device, history)
-    for line in device_warnings(config, used_device):
+    splits, model = prepare(config, run_dir, resume, history, backends.plan(config, backend, used_device))
+    # From the model: a resumed run keeps its padding whatever the device now.
+    kernels = backends.kernels(config.model, backend, used_device.startswith("gpu"), masks_padding(model))
+    record_start(record, config, splits, model, used_device, history, kernels)
+    for line in device_warnings(config, used_device, kernels):
         (warn or stderr)(line)
     recorder = RunRecorder(run_dir, config.train, history, echo)
     if config.train.tensorboard:
@@ -89,13 +90,14 @@ def tensorboard_callbacks(run_dir: Path, hparams: dict | None) -> list:
     return found
 
 
-def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) -> tuple[Splits, keras.Model]:
+def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict],
+            plan: backends.Plan) -> tuple[Splits, keras.Model]:
     """The config, vocabulary and summary written; the data (with the run's own vocabulary on resume)
-    and the model (the checkpoint on resume) ready to fit."""
+    and the model (the checkpoint on resume; else masked or not as `plan` says) ready to fit."""
     # Rewritten on resume too: --epochs may have extended the run.
     write_atomic(run_dir / runs.CONFIG, dump_config(config))
     # The initial weights; each epoch's dropout masks are drawn from (seed, epoch) (RunRecorder).
-    keras.utils.set_random_seed(config.train.seed)
+    set_seed(config.train.seed)
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY) if resume else None
     splits = load_data(config.data, vocabulary)
     longest = max(int(reviews.lengths.max(initial=0)) for reviews in (splits.train, splits.val, splits.test))
@@ -106,30 +108,32 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict]) ->
         if splits.test_lines is not None:
             write_json(run_dir / runs.SPLIT, {"test_lines": splits.test_lines.tolist()})
     model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size),
-                             classes=len(splits.classes))
+                             classes=len(splits.classes), masked=plan.masked)
     write_atomic(run_dir / runs.SUMMARY, summary_text(model))
     return splits, model
 
 
 def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: keras.Model, device: str,
-                 history: list[dict]) -> None:
-    """run.json at a (re)start: what runs, where, on what data, with which fast path."""
-    on_gpu = device.startswith("gpu")
-    record.update(status="running", device=device, seed=config.train.seed,
+                 history: list[dict], kernels: dict[str, dict]) -> None:
+    """run.json at a (re)start: what runs, where, on which backend and data, with which fast path and
+    recurrent kernels."""
+    backend = current_backend()
+    plan = backends.Plan(masks_padding(model), config.data.bucketing, kernels)
+    record.update(status="running", device=device, backend=backend, seed=config.train.seed,
                   data={"source": splits.source, "sizes": splits.sizes(), "classes": list(splits.classes)},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
-                             "determinism": determinism(config.train, device),
-                             "precision": config.train.precision},
-                  cudnn=cudnn_eligibility(config.model) if on_gpu else None,
+                             "determinism": determinism(config.train, device, backend),
+                             "precision": config.train.precision, "batches": plan.batches},
+                  kernels=kernels,
                   versions=versions(), started=record.fields.get("started", timestamp()),
                   timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,
                                         config.train))
 
 
-def device_warnings(config: Config, device: str) -> list[str]:
+def device_warnings(config: Config, device: str, kernels: dict[str, dict]) -> list[str]:
     """What the config costs on this device: LSTM/GRU layers kept off cuDNN, mixed precision on a CPU."""
-    gpu = cudnn_warnings(config.model) if device.startswith("gpu") else []
+    gpu = kernel_warnings(kernels) if device.startswith("gpu") else []
     return [*gpu, *precision_warnings(config.train, device)]
 
 
@@ -143,14 +147,15 @@ def start_timings(timings: dict, data_seconds: float, history: list[dict], confi
     return {**timings, "data_seconds": data_seconds, "warmup_epochs": warmup}
 
 
-def feed_line(config: Config, jit_compile: bool) -> str:
+def feed_line(config: Config, jit_compile: bool, masked: bool = True) -> str:
     """One line saying how batches are made and compiled, so a slow first epoch is no surprise."""
     data = config.data
     lengths = [str(length) for length in bucket_lengths(data)]
     if len(lengths) > 6:  # one short line whatever maxlen is
         lengths = [*lengths[:3], "...", lengths[-2], f"{lengths[-1]} ({len(lengths)} lengths)"]
     listed = f"{', '.join(lengths[:-1])} and {lengths[-1]}" if len(lengths) > 1 else lengths[0]
-    batches = (f"length buckets of {listed} tokens, padding masked"
+    padded = "padding masked" if masked else "left-padded, no mask (for cuDNN)"
+    batches = (f"length buckets of {listed} tokens, {padded}"
                if data.bucketing else f"every review padded to {data.maxlen} ({data.padding}), no mask")
     xla = "XLA on: the first epoch includes compiling" if jit_compile else "XLA off"
     return f"batches: {batches}; {xla}"
@@ -161,21 +166,21 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     """model.fit up to config.train.epochs, if any epoch is left, after a line saying how batches are
     made and compiled. Returns seconds."""
     history = recorder.history
-    masked = masks_padding(model)
-    # The short batch filled up to a full one: one shape fewer to compile (the book's recipe, unmasked,
-    # keeps its short batch as it is).
+    masked, bucketed = masks_padding(model), config.data.bucketing
+    # The short batch filled up to a full one: one shape fewer to compile (the book's recipe, padded
+    # to maxlen, keeps its short batch as it is).
     train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed,
-                            filled=masked and averages_over_weights(model))
+                            filled=bucketed and averages_over_weights(model), bucketed=bucketed)
     # Validation at the training batch size, as Keras' fit does by default: it reuses the buffers
     # the training step freed instead of raising the peak memory with larger ones.
-    val_batches = Batches(splits.val, config.train.batch_size, config.data, masked)
+    val_batches = Batches(splits.val, config.train.batch_size, config.data, masked, bucketed=bucketed)
     wanted = Progress.wanted() if progress is None else progress
     bars = [Progress(len(train_batches), config.train.epochs)] if wanted else []
     # With train.ema_momentum, validation scores the averaged weights.
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
     if runs.epochs_left(history, config.train):
-        recorder.echo(feed_line(config, bool(model.jit_compile)))
+        recorder.echo(feed_line(config, bool(model.jit_compile), masked))
         with stops_at_batch_end() as stop:
             model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
                       epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,
@@ -216,20 +221,29 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
 
 
 def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoch: int,
-                     classes: int = 2) -> keras.Model:
-    """The checkpoint of the last finished epoch on resume, else a fresh compiled model."""
+                     classes: int = 2, masked: bool | None = None) -> keras.Model:
+    """The checkpoint of the last finished epoch on resume, else a fresh compiled model (`masked`:
+    whether its embedding masks padding; None: when bucketing)."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
         return runs.load_keras(checkpoint)
-    model = build_model(config.model, config.data.num_words, mask_zero=config.data.bucketing,
+    model = build_model(config.model, config.data.num_words,
+                        mask_zero=config.data.bucketing if masked is None else masked,
                         precision=config.train.precision, classes=classes)
     compile_model(model, config.train, steps_per_epoch)
     return model
 
 
 def versions() -> dict:
-    return {"rnn_cli": __version__, "python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
+    """rnn-cli's, Python's and the libraries' versions: the backend's own (jax and jaxlib, torch, or
+    tensorflow), without importing any other."""
+    import importlib.metadata
+
+    backend = current_backend()
+    found = {"rnn_cli": __version__, "python": platform.python_version()}
+    for name in {"jax": ("jax", "jaxlib"), "torch": ("torch",)}.get(backend, ("tensorflow",)):
+        found[name] = importlib.metadata.version(name)
+    return {**found, "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
 
 
 def timestamp() -> str:

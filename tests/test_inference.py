@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rnn_cli.batches import bucket_lengths
 from rnn_cli.config import LayerConfig, ModelConfig
 from rnn_cli.inference import predict_probabilities
 from rnn_cli.model import build_model, masks_padding
@@ -54,6 +55,20 @@ def test_unmasked_model_gets_the_configured_padding():
                         num_words=20)
     source = reviews(n=40)
     assert not masks_padding(model)
-    ours = predict_probabilities(model, source, data(padding="pre"))
+    ours = predict_probabilities(model, source, data(padding="pre", bucketing=False))
     full = model.predict(source.padded(MAXLEN, "pre", "pre"), verbose=0).reshape(-1)
     np.testing.assert_allclose(ours, full, atol=1e-6)
+
+
+def test_an_unmasked_bucketed_model_scores_each_review_at_its_own_bucket():
+    """Left-padded buckets (JAX and PyTorch on a GPU): a review's padding, so its score, never
+    depends on the other reviews it is batched with."""
+    model = build_model(ModelConfig(embedding_dim=6, layers=(LayerConfig(type="lstm", units=5),)), num_words=20)
+    source, config = reviews(n=40), data()
+    buckets = bucket_lengths(config)
+    ours = predict_probabilities(model, source, config)
+    for i in (0, 7, 39):
+        one = source.take(np.array([i]))
+        steps = next(b for b in buckets if b >= min(int(one.lengths[0]), MAXLEN))
+        alone = model.predict(one.padded(steps, "pre", "pre"), verbose=0).reshape(-1)
+        np.testing.assert_allclose(ours[i], alone[0], atol=1e-6)

@@ -11,7 +11,7 @@ PACKAGE = Path(rnn_cli.__file__).parent
 LAYERS = [
     ["errors", "stopping", "reference", "metrics"],
     ["files", "tables"],
-    ["config", "corpus"],
+    ["config", "corpus", "backends"],
     ["cache"],
     ["data", "runs", "budget"],
     ["batches", "model", "process", "results", "plots", "card"],

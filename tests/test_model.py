@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 
+from rnn_cli import backends
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
-from rnn_cli.model import (averages_over_weights, build_model, compile_model, cudnn_eligibility, cudnn_warnings,
+from rnn_cli.model import (averages_over_weights, build_model, compile_model, kernel_warnings,
                            parameters_before_head, precision_warnings, summary_text)
 from tests.conftest import invoke
 
@@ -74,20 +75,12 @@ def test_compile_turns_xla_on_or_off_as_configured():
         assert model.jit_compile is jit
 
 
-def test_cudnn_eligibility_follows_keras_rules():
-    stack = (LayerConfig(type="lstm"), LayerConfig(type="gru", bidirectional=True, dropout=0.2),
-             LayerConfig(type="gru", recurrent_dropout=0.25), LayerConfig(type="simple_rnn"))
-    report = cudnn_eligibility(ModelConfig(layers=stack))
-    assert report == {
-        "lstm_0": {"eligible": True, "reason": None},
-        "gru_1": {"eligible": True, "reason": None},  # input dropout is applied outside the kernel
-        "gru_2": {"eligible": False, "reason": "recurrent_dropout is 0.25; cuDNN needs 0"},
-        "simple_rnn_3": {"eligible": False, "reason": "SimpleRNN has no cuDNN kernel"},
-    }
-    # Only what the config switched off is worth a warning; SimpleRNN never had the kernel.
-    (warning,) = cudnn_warnings(ModelConfig(layers=stack))
-    assert warning.startswith("warning: gru_2 will not use cuDNN") and "recurrent_dropout" in warning
-    assert cudnn_warnings(ModelConfig(layers=layers("lstm", "simple_rnn"))) == []
+def test_kernel_warnings_name_only_what_the_config_keeps_off_cudnn():
+    stack = (LayerConfig(type="lstm"), LayerConfig(type="gru", recurrent_dropout=0.25), LayerConfig(type="simple_rnn"))
+    kernels = backends.kernels(ModelConfig(layers=stack), "tensorflow", gpu=True, masked=True)
+    (warning,) = kernel_warnings(kernels)  # SimpleRNN never had the kernel: no warning for it
+    assert warning.startswith("warning: gru_1 will not use cuDNN") and "recurrent_dropout" in warning
+    assert kernel_warnings(backends.kernels(ModelConfig(layers=stack[:1]), "jax", gpu=True, masked=False)) == []
 
 
 def test_cosine_schedule_decays_over_all_the_epochs():

@@ -29,10 +29,10 @@ def test_malloc_arenas_are_capped_on_glibc_unless_the_user_set_them(monkeypatch)
 def test_the_arena_cap_is_for_cpu_trainings_only(monkeypatch):
     capped = []
     monkeypatch.setattr(process, "few_malloc_arenas", lambda: capped.append(True))
-    monkeypatch.setattr(process, "select_device", lambda choice: "gpu:NVIDIA H100")
+    monkeypatch.setattr(process, "select_device", lambda choice, backend: "gpu:NVIDIA H100")
     assert process.configure(TrainConfig(), "gpu") == "gpu:NVIDIA H100"
     assert capped == []
-    monkeypatch.setattr(process, "select_device", lambda choice: "cpu")
+    monkeypatch.setattr(process, "select_device", lambda choice, backend: "cpu")
     process.configure(TrainConfig(), "cpu")
     assert capped == [True]
 

@@ -230,8 +230,9 @@ def history_without_time(run_dir):
 def test_fast_path_is_the_default(trained_run):
     record = runs.read_json(trained_run / "run.json")
     assert record["fast_path"] == {"bucketing": True, "jit_compile": True, "determinism": "xla",
-                                   "precision": "float32"}
-    assert record["cudnn"] is None  # a CPU run
+                                   "precision": "float32", "batches": "length buckets, right-padded and masked"}
+    assert record["backend"] == "tensorflow"
+    assert record["kernels"] == {"simple_rnn_0": {"kernel": "loop", "why": "SimpleRNN has no fused kernel on any backend"}}
     model = keras.saving.load_model(trained_run / "model.keras")
     assert model.get_layer("embedding").mask_zero
 
@@ -244,7 +245,7 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     record = runs.read_json(tmp_path / "a" / "run.json")
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA).
     assert record["fast_path"] == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism",
-                                   "precision": "float32"}
+                                   "precision": "float32", "batches": "padded to maxlen, no mask"}
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
 
@@ -279,7 +280,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny, mon
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny,
                                                                       monkeypatch):
     """The GPU decisions, taken on CPU: the device is only a name to them."""
-    monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted: "gpu:0 (simulated)")
+    monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted, backend: "gpu:0 (simulated)")
     config = tiny("train.epochs=1", "model.layers.0.type=lstm",
                   "model.layers.0.recurrent_dropout=0.2")
     warnings = []
@@ -287,8 +288,30 @@ def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, t
     train_module.train(config, tmp_path / "run", device="gpu", echo=lambda line: None, warn=warnings.append)
     assert len(warnings) == 1 and "lstm_0 will not use cuDNN" in warnings[0]
     record = runs.read_json(tmp_path / "run" / "run.json")
-    assert record["cudnn"] == {"lstm_0": {"eligible": False, "reason": "recurrent_dropout is 0.2; cuDNN needs 0"}}
+    assert record["kernels"] == {"lstm_0": {"kernel": "loop", "why": "recurrent_dropout 0.2: the fused kernels need 0"}}
     assert record["fast_path"]["determinism"] is None  # op determinism would refuse cuDNN
+
+
+def test_a_gpu_run_on_jax_or_torch_trains_on_left_padded_buckets_for_cudnn(tmp_path, tiny, monkeypatch):
+    """The decision for JAX and PyTorch on a GPU, taken and carried out here: the backend and the
+    device are only names to it (the arithmetic is this process' TensorFlow on the CPU)."""
+    monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted, backend: "gpu:0 (simulated)")
+    monkeypatch.setattr("rnn_cli.train.current_backend", lambda: "jax")
+    config = tiny("train.epochs=1", "model.layers.0.type=lstm")
+    (tmp_path / "run").mkdir()
+    lines = []
+    train_module.train(config, tmp_path / "run", device="gpu", echo=lines.append, warn=lines.append)
+    record = runs.read_json(tmp_path / "run" / "run.json")
+    assert record["backend"] == "jax" and record["fast_path"]["batches"] == "length buckets, left-padded, no mask"
+    assert record["kernels"] == {"lstm_0": {"kernel": "cudnn", "why": "batches without a mask, left-padded buckets"}}
+    assert "left-padded, no mask (for cuDNN)" in lines[0]
+    assert not keras.saving.load_model(tmp_path / "run" / "model.keras").get_layer("embedding").mask_zero
+    # Scored as trained: each review at its own bucket, on the left (tests/test_inference.py).
+    result = invoke("eval", "--run", tmp_path / "run", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["accuracy"] == pytest.approx(runs.read_json(tmp_path / "run" / "metrics.json")["accuracy"])
+    result = invoke("export", "--run", tmp_path / "run")
+    assert result.exit_code == 2 and "trained on left-padded length buckets" in result.output
 
 
 def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path, tiny):

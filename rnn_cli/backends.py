@@ -1,0 +1,177 @@
+"""The Keras backend a process computes with (TensorFlow, JAX or PyTorch), chosen before Keras loads,
+and what each backend makes of a config: XLA, and how batches are padded so that a GPU's recurrent
+layers can run on cuDNN (docs/performance.md#backends).
+
+Keras reads KERAS_BACKEND once, when it is first imported: `use` sets it before that, in every
+process that loads a model. This module imports neither Keras nor a backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from rnn_cli.config import Config, ModelConfig, TrainConfig
+from rnn_cli.errors import ConfigError, UserError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT = "tensorflow"
+NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+ENV = "KERAS_BACKEND"
+# Keras 3.15's kernels for a layer without a mask, faster than its step-by-step loop: cuDNN on a GPU
+# (JAX has none for GRU), else a loop that projects every step's inputs in one product first.
+PROJECTED = "projected loop"
+UNMASKED_GPU = {"jax": {"lstm": "cudnn", "gru": PROJECTED}, "torch": {"lstm": "cudnn", "gru": "cudnn"}}
+UNMASKED_CPU = {"jax": {"gru": PROJECTED}, "torch": {"lstm": PROJECTED, "gru": PROJECTED}}
+
+
+def chosen(train: TrainConfig, recorded: str | None = None) -> str:
+    """The backend for `train`: the config's train.backend, else KERAS_BACKEND, else `recorded` (the
+    run's own, when an existing run is loaded), else TensorFlow."""
+    if train.backend:
+        return train.backend
+    env = os.environ.get(ENV)
+    if env:
+        if env not in BACKENDS:
+            raise UserError(f"{ENV}={env}: rnn-cli runs on {', '.join(BACKENDS)}; set one, or train.backend")
+        return env
+    return recorded or DEFAULT
+
+
+def ready(train: TrainConfig, recorded: str | None = None) -> str:
+    """The backend `chosen` for `train`, checked: installed, and able to run `train`; one line if not."""
+    backend = chosen(train, recorded)
+    installed(backend, f"train.backend {backend}")
+    check(train, backend)
+    return backend
+
+
+def installed(backend: str, needed_by: str) -> None:
+    if importlib.util.find_spec(backend) is None:  # each backend's module is named as the backend
+        extra = "" if backend == DEFAULT else f"; pip install \"rnn-cli[{backend}]\""
+        raise UserError(f"{needed_by}: {backend} is not installed{extra}")
+
+
+def use(backend: str, device: str = "auto", needed_by: str | None = None) -> str:
+    """Make Keras load with `backend` in this process (and on the CPU alone for `device` "cpu"); one
+    line when it is not installed (`needed_by` names what needs it). Where Keras is loaded already (a
+    library caller, a test), its backend stays, and one line says so if it is not `backend`.
+    Returns the backend in use."""
+    loaded = sys.modules.get("keras")
+    if loaded is not None and hasattr(loaded, "backend"):
+        current = loaded.backend.backend()
+        if current != backend:
+            raise UserError(f"{needed_by or 'backend ' + backend}: Keras is loaded on {current} in this process "
+                            f"already; run rnn in a new process, or set {ENV}={backend} before Keras is imported")
+        return current
+    installed(backend, needed_by or f"backend {backend}")
+    os.environ[ENV] = backend
+    if device == "cpu":  # a GPU cannot be hidden from JAX or PyTorch once they have started
+        if backend == "jax":
+            os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        elif backend == "torch":
+            os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
+    return backend
+
+
+def use_for_run(run_dir: Path, device: str = "auto") -> str:
+    """`use` the backend of the run in `run_dir` as training chose it (its config's train.backend,
+    else KERAS_BACKEND, else the one its run.json records), unless Keras is loaded already: a .keras
+    file loads on any backend."""
+    loaded = sys.modules.get("keras")
+    if loaded is not None and hasattr(loaded, "backend"):
+        return loaded.backend.backend()
+    configured = _read(run_dir / "config.yaml", lambda raw: (raw.get("train") or {}).get("backend"))
+    return use(chosen(TrainConfig(backend=configured), recorded_backend(run_dir)), device)
+
+
+def recorded_backend(run_dir: Path) -> str | None:
+    """The backend a run's run.json says it was trained with, if any."""
+    return _read(run_dir / "run.json", lambda raw: raw.get("backend"))
+
+
+def _read(path: Path, find) -> str | None:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
+        found = find(raw) if isinstance(raw, dict) else None
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return found if found in BACKENDS else None
+
+
+def check(train: TrainConfig, backend: str) -> None:
+    """What a backend cannot do with `train`, in one line before anything loads."""
+    if backend == "torch" and train.jit_compile:
+        raise ConfigError("train.jit_compile: true means XLA, which the torch backend lacks (Keras would "
+                          "torch.compile every batch shape anew, which costs more than it saves); set it "
+                          "false, or leave it out (on PyTorch: off)")
+
+
+def xla(train: TrainConfig, backend: str) -> bool:
+    """Whether training steps are XLA-compiled: train.jit_compile, or when it is not set, on the
+    backends that have XLA (TensorFlow and JAX; JAX runs uncompiled steps op by op)."""
+    return train.jit_compile if train.jit_compile is not None else backend != "torch"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a training's batches are padded on this backend and device, and what each recurrent
+    layer runs on as a result (run.json's "batches" and "kernels")."""
+
+    masked: bool  # the embedding masks padding: right-padded length buckets
+    bucketed: bool  # padded to length buckets, not all to maxlen
+    kernels: dict[str, dict]  # layer name -> {"kernel": ..., "why": ...}
+
+    @property
+    def batches(self) -> str:
+        if not self.bucketed:
+            return "padded to maxlen, no mask"
+        return "length buckets, right-padded and masked" if self.masked else "length buckets, left-padded, no mask"
+
+
+def plan(config: Config, backend: str, device: str) -> Plan:
+    """Choose the padding for `config` on `backend` and `device` ("cpu" or "gpu:<name>").
+
+    Length buckets are masked (right-padded), which gives the results of padding to maxlen for
+    about half the steps. TensorFlow's cuDNN kernels take such a mask; Keras' JAX and PyTorch kernels
+    take none and fall back to a step-by-step loop. So on a GPU, where cuDNN is many times faster,
+    JAX and PyTorch pad each bucket on the left without a mask, as the book's recipe pads to maxlen,
+    when a layer can run on cuDNN that way. On a CPU the mask stays: the same results as TensorFlow's.
+    """
+    gpu = device.startswith("gpu")
+    masked = bucketed = config.data.bucketing
+    if bucketed and gpu and backend in UNMASKED_GPU:
+        fused = UNMASKED_GPU[backend]
+        if any(layer.type in fused and layer.recurrent_dropout == 0 for layer in config.model.layers):
+            masked = False
+    return Plan(masked, bucketed, kernels(config.model, backend, gpu, masked))
+
+
+def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[str, dict]:
+    """Per recurrent layer, the kernel Keras runs it on and why (its own conditions, Keras 3.15)."""
+    table = (UNMASKED_GPU if gpu else UNMASKED_CPU).get(backend, {})
+    report = {}
+    for i, layer in enumerate(config.layers):
+        name = f"{layer.type}_{i}"
+        if layer.type == "simple_rnn":
+            found = ("loop", "SimpleRNN has no fused kernel on any backend")
+        elif layer.recurrent_dropout > 0:
+            found = ("loop", f"recurrent_dropout {layer.recurrent_dropout}: the fused kernels need 0")
+        elif backend == "tensorflow":
+            found = (("cudnn", "TensorFlow's cuDNN kernel takes right-padded masked batches") if gpu
+                     else ("loop", "TensorFlow has no fused recurrent kernel for the CPU"))
+        elif layer.type not in table:
+            found = ("loop", f"Keras' {backend} backend has no fused {layer.type.upper()} kernel on the "
+                             f"{'GPU' if gpu else 'CPU'}")
+        elif masked:
+            found = ("loop", f"masked batches: Keras' {backend} kernels take no mask"
+                             + ("" if gpu else " (the CPU keeps the mask: the same results as TensorFlow's)"))
+        else:
+            found = (table[layer.type], "batches without a mask" + (", left-padded buckets" if gpu else ""))
+        report[name] = {"kernel": found[0], "why": found[1]}
+    return report
