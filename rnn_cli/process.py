@@ -135,7 +135,7 @@ def select_device(choice: str, backend: str = "tensorflow") -> str:
                  if gpus and choice != "cpu" else [])
     if choice == "gpu" and not names:
         hint = {"tensorflow": "a CUDA build of TensorFlow, e.g. tensorflow[and-cuda]",
-                "jax": "a CUDA build of JAX, e.g. jax[cuda12]", "torch": "a CUDA build of PyTorch"}[backend]
+                "jax": "a CUDA build of JAX, e.g. jax[cuda13]", "torch": "a CUDA build of PyTorch"}[backend]
         raise UserError(f"--device gpu: {backends.NAMES[backend]} sees no GPU on this machine (is {hint} installed?); "
                         "use --device cpu or auto")
     return f"gpu:{names[0]}" if names else "cpu"
