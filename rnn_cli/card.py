@@ -51,7 +51,8 @@ def card_text(run_dir: Path) -> str:
              + (f"; {sizes['skipped']} files skipped." if sizes.get("skipped") else "."),
              "", "## Training", "",
              f"- {record.get('epochs_done', '?')} epoch(s), best epoch {record.get('best_epoch', '?')} by "
-             f"validation accuracy, on {record.get('device', '?')}; started {record.get('started', '?')}, "
+             f"validation accuracy, on {record.get('device', '?')} with Keras on {record.get('backend', 'tensorflow')}; "
+             f"started {record.get('started', '?')}, "
              f"finished {record.get('finished', '?')}.",
              f"- Versions: {versions(record)}.",
              "- The config (`rnn train --config` on it repeats the training):", "", "```yaml",
@@ -108,7 +109,7 @@ def metric_lines(m: dict, classes: tuple[str, ...]) -> list[str]:
 
 def versions(record: dict) -> str:
     found = record.get("versions", {})
-    return ", ".join(f"{name} {found[name]}" for name in ("rnn_cli", "tensorflow", "keras", "python") if name in found)
+    return ", ".join(f"{name} {found[name]}" for name in ("rnn_cli", "tensorflow", "jax", "jaxlib", "torch", "keras", "python") if name in found)
 
 
 def language(config: Config) -> str:

@@ -94,7 +94,7 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     else:
         shown = (f"each score is the Dense head applied to {recurrent[-1].name}'s running state "
                  "after reading the review up to that word")
-        if padding_side(data, masks_padding(model)) == "post" and not masks_padding(model):
+        if not masks_padding(model) and padding_side(data, masked=False) == "post":
             shown += "; the model then reads padding up to maxlen, which the probability includes"
     return Explanation(words=words, known=[bool(i != OOV) for i in ids[kept]], scores=scores, baseline=baseline,
                        probability=probability, dropped=max(len(ids) - data.maxlen, 0), maxlen=data.maxlen,

@@ -37,17 +37,21 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig,
     """The model's probability of "positive" for every review, in the reviews' order, or for N classes
     an (n, N) array of each class' probability (`callbacks`: Keras callbacks for `model.predict`).
 
-    Without XLA, whatever the model was compiled with: compiling the forward pass for each bucket
-    shape costs `rnn eval` and `rnn predict` more time than it saves on a few large batches, and
-    after an XLA training it raised the peak memory more than it saved in time (see `rnn_cli.train.finish`).
+    On TensorFlow without XLA, whatever the model was compiled with: compiling the forward pass for
+    each bucket shape costs `rnn eval` more time than it saves on a few large batches, and after an
+    XLA training it raised the peak memory more than it saved in time (see `rnn_cli.train.finish`).
+    On JAX, whose uncompiled steps run op by op, the model's own setting stays (docs/performance.md).
     The model's own setting is put back after.
     """
+    import keras
+
     batches = Batches(reviews, batch_size, data, masked=masks_padding(model), bucketed=data.bucketing)
     order = np.concatenate(batches.indices())
     count = class_count(model)
     probabilities = np.empty((len(reviews), count) if count > 2 else len(reviews), dtype=np.float32)
     # Keras keeps the first predict function it builds, whatever jit_compile says later: build anew.
-    own, model.jit_compile, model.predict_function = model.jit_compile, False, None
+    own = model.jit_compile
+    model.jit_compile, model.predict_function = own and keras.backend.backend() == "jax", None
     try:
         out = model.predict(batches.dataset(), verbose=0, callbacks=list(callbacks))
         probabilities[order] = out if count > 2 else out.reshape(-1)

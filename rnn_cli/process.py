@@ -1,9 +1,10 @@
-"""Process-wide settings for a training: the device, repeatable arithmetic, and two that lower the
-peak memory (docs/performance.md), on the backend Keras loaded with. `configure` makes them all, once, before the model is built; the
-CLI calls it (and each seed's process), so a library caller of `rnn_cli.train.train` keeps its own.
+"""Process-wide settings for a training, on the backend Keras loaded with: the device, repeatable
+arithmetic, and two that lower the peak memory (docs/performance.md). `configure` makes them all,
+once, before the model is built; the CLI calls it (and each seed's process), so a library caller of
+`rnn_cli.train.train` keeps its own.
 
 A user's own setting always wins: XLA_FLAGS naming the flag, MALLOC_ARENA_MAX in the environment.
-This module imports Keras and its backend only inside its functions: the CLI reads CHOICES before they load.
+This module imports Keras and its backend only inside its functions: the CLI reads CHOICES first.
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ def select_device(choice: str, backend: str = "tensorflow") -> str:
     if choice == "gpu" and not names:
         hint = {"tensorflow": "a CUDA build of TensorFlow, e.g. tensorflow[and-cuda]",
                 "jax": "a CUDA build of JAX, e.g. jax[cuda13]", "torch": "a CUDA build of PyTorch"}[backend]
-        raise UserError(f"--device gpu: {backends.NAMES[backend]} sees no GPU on this machine (is {hint} installed?); "
-                        "use --device cpu or auto")
+        raise UserError(f"--device gpu: {backends.NAMES[backend]} sees no GPU on this machine (is {hint} "
+                        "installed?); use --device cpu or auto")
     return f"gpu:{names[0]}" if names else "cpu"
 
 
