@@ -322,11 +322,11 @@ def run_trial(trial, study: Study, device: str, echo: Callable[[str], None]) -> 
     options = dict(device=device, progress=False, score_test=False, watch=pruning_watch(trial, first),
                    echo=lambda line: echo(f"  {line}"), hparams=values)
     try:
+        make_dir(run_dir)
         if study.seeds > 1:
             results = train_seeds(config, run_dir, study.seeds, resume=(run_dir / runs.SEEDS_SUMMARY).exists(),
                                   **options)
         else:
-            make_dir(run_dir)
             results = [train_isolated(config, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), **options)]
     except Stopped:
         runs.RunRecord(first).try_update(status="pruned")

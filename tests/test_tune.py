@@ -98,6 +98,22 @@ def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_pat
     assert not (study / "trial-004").exists()
 
 
+def test_seeds_make_each_trial_a_seed_group_scored_by_its_mean_and_timeout_starts_no_more(study_setup, tmp_path):
+    """--timeout: Optuna starts no trial after it (one under way finishes), so a tiny one gives one trial
+    however many --trials asks for; --seeds 2: that trial is a seed group, scored by its seeds' mean."""
+    result = invoke("tune", *study_setup, "--trials", "5", "--timeout", "0.001", "--seeds", "2", "--study", "g")
+    assert result.exit_code == 0, result.output
+    study = tmp_path / "runs" / "g"
+    assert sorted(p.name for p in study.glob("trial-*")) == ["trial-000"]
+    seeds = runs.members(study / "trial-000")
+    assert [runs.read_mapping(seed / runs.RUN_RECORD)["seed"] for seed in seeds] == [42, 43]
+    bests = [runs.best_row(runs.read_history(seed))["val_accuracy"] for seed in seeds]
+    search = optuna.load_study(study_name="g", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(study / "study.journal"))))
+    assert search.best_trial.value == pytest.approx(sum(bests) / 2)
+    assert "--seeds 3: study g scores trials over 2 seed(s)" in invoke("tune", "--study", "g", "--seeds", "3").output
+
+
 class AlwaysPrune(optuna.pruners.BasePruner):
     def prune(self, study, trial):
         return True
