@@ -82,7 +82,7 @@ def configure(config: TrainConfig, choice: str) -> str:
     backend = current_backend()
     device = select_device(choice, backend)
     set_determinism(config, device, backend)
-    if backend != "torch":
+    if backend == "tensorflow":  # measured there; JAX's XLA may know other flags, and aborts on unknown ones
         lean_xla()
     if device == "cpu":  # on a GPU the host's threads feed the device; one arena was never measured there
         few_malloc_arenas()
