@@ -92,8 +92,14 @@ def cells(row: dict) -> dict[str, str]:
         "best_epoch": number(row["best_epoch"], ".3g"), "test_accuracy": accuracy("test_accuracy"),
         "test_macro_f1": accuracy("test_macro_f1"),
         "seconds_per_epoch": number(row["seconds_per_epoch"], ".1f"),
-        "train_minutes": number(row["train_minutes"], ".1f"), "device": str(row["device"]), "path": row["path"],
+        "train_minutes": number(row["train_minutes"], ".1f"), "device": device(row), "path": row["path"],
     }
+
+
+def device(row: dict) -> str:
+    """The device, and the Keras backend when it is not TensorFlow: "cpu (jax)"."""
+    backend = row.get("backend", "tensorflow")
+    return str(row["device"]) + ("" if backend == "tensorflow" else f" ({backend})")
 
 
 def _yaml_scalar(value) -> str:

@@ -29,7 +29,8 @@ def run_row(run_dir: Path, config: dict | None = None) -> dict:
         # The median also skips any one-off stall.
         "seconds_per_epoch": statistics.median(seconds) if seconds else None,
         "train_minutes": timings.get("train_seconds", 0.0) / 60,
-        "device": record.get("device"), "status": record.get("status"), "path": str(run_dir),
+        "device": record.get("device"), "backend": record.get("backend") or "tensorflow",
+        "status": record.get("status"), "path": str(run_dir),
     }
 
 
@@ -54,6 +55,7 @@ def group_row(members: list[dict], path: Path) -> dict:
         "classes": first["classes"],
         "seconds_per_epoch": mean("seconds_per_epoch"), "train_minutes": mean("train_minutes"),
         "device": ", ".join(sorted({str(m["device"]) for m in members})),
+        "backend": ", ".join(sorted({str(m["backend"]) for m in members})),
         "status": ", ".join(sorted({str(m["status"]) for m in members})), "path": str(path),
         "members": members,
     }

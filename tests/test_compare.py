@@ -28,6 +28,15 @@ def test_one_row_per_run_with_best_epoch_and_median_seconds(tmp_path):
     assert row["seconds_per_epoch"] == 4.0 and row["train_minutes"] == 3.0
 
 
+def test_the_device_column_names_a_backend_other_than_tensorflow(tmp_path):
+    tf_run, jax_run = fake_run(tmp_path / "a", "lstm", [0.8], 0.8), fake_run(tmp_path / "b", "lstm", [0.8], 0.8)
+    runs.write_json(jax_run / runs.RUN_RECORD, {**runs.read_json(jax_run / runs.RUN_RECORD), "backend": "jax"})
+    rows = compare([tf_run, jax_run])
+    assert [row["backend"] for row in rows] == ["tensorflow", "jax"]  # a run from before backends: TensorFlow
+    table = markdown_table(rows)
+    assert "| cpu (jax) |" in table and "| cpu |" in table
+
+
 def test_seconds_per_epoch_leaves_out_the_epochs_that_compiled(tmp_path):
     run = fake_run(tmp_path / "a", "lstm", [0.80, 0.86, 0.84, 0.85], 0.85)  # epochs of 3, 4, 5, 6 s
     record = runs.read_json(run / runs.RUN_RECORD)
