@@ -154,6 +154,17 @@ def run_child(path: str, model: str, args, seed: int, backend: str = "tensorflow
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_seeds(path: str, model: str, args, backend: str = "tensorflow") -> list[dict]:
+    """One path of one model on `backend`, once per seed, each epoch's figures shown as it ends."""
+    runs = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        runs.append(run_child(path, model, args, seed, backend))
+        where = backend if args.backend else path
+        print(f"{model}/{where}/seed {seed}: " + ", ".join(
+            f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
+    return runs
+
+
 def summarize(runs: list[dict]) -> dict:
     """One path of one model over its seeds: timed s/epoch, best validation accuracy, memory."""
     timed = [e["seconds"] for run in runs for e in run["epochs"][1:]]  # epoch 1 warms up
@@ -234,11 +245,7 @@ def main() -> None:
             sys.exit(f"--models {model}: the book's recipe has only {', '.join(RECIPES)}; use --backend for others")
         row = {"model": model}
         for path in PATHS:
-            runs = []
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                runs.append(run_child(path, model, args, seed))
-                print(f"{model}/{path}/seed {seed}: " + ", ".join(
-                    f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
+            runs = run_seeds(path, model, args)
             row[path] = {**summarize(runs), "runs": runs}
         timed = row["recipe"]["seconds"] and row["rnn"]["seconds"]
         row["ratio"] = row["rnn"]["seconds"] / row["recipe"]["seconds"] if timed else None
@@ -259,11 +266,7 @@ def compare_backends(args) -> None:
     for model in args.models.split(","):
         first = None
         for backend in chosen:
-            runs = []
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                runs.append(run_child("rnn", model, args, seed, backend))
-                print(f"{model}/{backend}/seed {seed}: " + ", ".join(
-                    f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
+            runs = run_seeds("rnn", model, args, backend)
             summary = summarize(runs)
             first = first or summary
             ratio = summary["seconds"] / first["seconds"] if summary["seconds"] and first["seconds"] else None

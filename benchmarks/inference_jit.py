@@ -9,16 +9,15 @@ import argparse
 import time
 from pathlib import Path
 
-from rnn_cli import backends
+from rnn_cli import runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
     args = parser.parse_args()
-    backend = backends.use_for_run(args.run)
+    backend = runs.use_backend_of(args.run)
 
-    from rnn_cli import runs
     from rnn_cli.batches import Batches
     from rnn_cli.data import load_data
     from rnn_cli.model import masks_padding

@@ -12,11 +12,8 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
-from rnn_cli.config import Config, ModelConfig, TrainConfig
+from rnn_cli.config import Config, ModelConfig, TrainConfig, layer_name
 from rnn_cli.errors import ConfigError, UserError
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -62,9 +59,8 @@ def use(backend: str, device: str = "auto", needed_by: str | None = None) -> str
     line when it is not installed (`needed_by` names what needs it). Where Keras is loaded already (a
     library caller, a test), its backend stays, and one line says so if it is not `backend`.
     Returns the backend in use."""
-    loaded = sys.modules.get("keras")
-    if loaded is not None and hasattr(loaded, "backend"):
-        current = loaded.backend.backend()
+    current = loaded_backend()
+    if current is not None:
         if current != backend:
             raise UserError(f"{needed_by or 'backend ' + backend}: Keras is loaded on {current} in this process "
                             f"already; run rnn in a new process, or set {ENV}={backend} before Keras is imported")
@@ -79,29 +75,10 @@ def use(backend: str, device: str = "auto", needed_by: str | None = None) -> str
     return backend
 
 
-def use_for_run(run_dir: Path, device: str = "auto") -> str:
-    """`use` the backend of the run in `run_dir` as training chose it (its config's train.backend,
-    else KERAS_BACKEND, else the one its run.json records), unless Keras is loaded already: a .keras
-    file loads on any backend."""
-    loaded = sys.modules.get("keras")
-    if loaded is not None and hasattr(loaded, "backend"):
-        return loaded.backend.backend()
-    configured = _read(run_dir / "config.yaml", lambda raw: (raw.get("train") or {}).get("backend"))
-    return use(chosen(TrainConfig(backend=configured), recorded_backend(run_dir)), device)
-
-
-def recorded_backend(run_dir: Path) -> str | None:
-    """The backend a run's run.json says it was trained with, if any."""
-    return _read(run_dir / "run.json", lambda raw: raw.get("backend"))
-
-
-def _read(path: Path, find) -> str | None:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
-        found = find(raw) if isinstance(raw, dict) else None
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-    return found if found in BACKENDS else None
+def loaded_backend() -> str | None:
+    """The backend Keras was loaded with in this process; None while it is not loaded."""
+    keras = sys.modules.get("keras")
+    return keras.backend.backend() if keras is not None and hasattr(keras, "backend") else None
 
 
 def check(train: TrainConfig, backend: str) -> None:
@@ -134,8 +111,9 @@ class Plan:
         return "length buckets, right-padded and masked" if self.masked else "length buckets, left-padded, no mask"
 
 
-def plan(config: Config, backend: str, device: str) -> Plan:
-    """Choose the padding for `config` on `backend` and `device` ("cpu" or "gpu:<name>").
+def plan(config: Config, backend: str, device: str, masked: bool | None = None) -> Plan:
+    """Choose the padding for `config` on `backend` and `device` ("cpu" or "gpu:<name>"), or with
+    `masked` given (a resumed run's model decided it), describe that one.
 
     Length buckets are masked (right-padded), which gives the results of padding to maxlen for
     about half the steps. TensorFlow's cuDNN kernels take such a mask; Keras' JAX and PyTorch kernels
@@ -143,12 +121,11 @@ def plan(config: Config, backend: str, device: str) -> Plan:
     JAX and PyTorch pad each bucket on the left without a mask, as the book's recipe pads to maxlen,
     when a layer can run on cuDNN that way. On a CPU the mask stays: the same results as TensorFlow's.
     """
-    gpu = device.startswith("gpu")
-    masked = bucketed = config.data.bucketing
-    if bucketed and gpu and backend in UNMASKED_GPU:
-        fused = UNMASKED_GPU[backend]
-        if any(layer.type in fused and layer.recurrent_dropout == 0 for layer in config.model.layers):
-            masked = False
+    gpu, bucketed = device.startswith("gpu"), config.data.bucketing
+    if masked is None:
+        fused = UNMASKED_GPU.get(backend, {}) if bucketed and gpu else {}
+        masked = bucketed and not any(layer.type in fused and layer.recurrent_dropout == 0
+                                      for layer in config.model.layers)
     return Plan(masked, bucketed, kernels(config.model, backend, gpu, masked))
 
 
@@ -157,7 +134,6 @@ def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[
     table = (UNMASKED_GPU if gpu else UNMASKED_CPU).get(backend, {})
     report = {}
     for i, layer in enumerate(config.layers):
-        name = f"{layer.type}_{i}"
         if layer.type == "simple_rnn":
             found = ("loop", "SimpleRNN has no fused kernel on any backend")
         elif layer.recurrent_dropout > 0:
@@ -173,5 +149,5 @@ def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[
                              + ("" if gpu else " (the CPU keeps the mask: the same results as TensorFlow's)"))
         else:
             found = (table[layer.type], "batches without a mask" + (", left-padded buckets" if gpu else ""))
-        report[name] = {"kernel": found[0], "why": found[1]}
+        report[layer_name(layer, i)] = {"kernel": found[0], "why": found[1]}
     return report

@@ -48,22 +48,15 @@ class Batches:
     bucketed: bool | None = None  # None: as masked; True without masked: left-padded buckets
 
     def __len__(self) -> int:
-        if self.seed is None and self.is_bucketed and not self.masked:  # cut at each bucket's end too
-            return len(self.indices())
+        if self.seed is None:
+            return len(self.fixed_order)
         return -(-len(self.reviews) // self.batch_size)
 
     def indices(self, epoch: int = 0) -> list[np.ndarray]:
         """The review indices of every batch of `epoch`, in the order they are fed."""
         n = len(self.reviews)
         if self.seed is None:
-            # Inference: sorted by length, so few distinct shapes and little padding.
-            if not self.is_bucketed:
-                return self._cut(np.arange(n))
-            order = np.argsort(self.lengths, kind="stable")
-            if self.masked:
-                return self._cut(order)
-            bucket = np.searchsorted(self.buckets, self.lengths[order])  # unmasked: one bucket a batch
-            return [batch for part in np.split(order, np.flatnonzero(np.diff(bucket)) + 1) for batch in self._cut(part)]
+            return self.fixed_order
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(n)
         if not self.is_bucketed:
@@ -83,7 +76,7 @@ class Batches:
         # Filled up to a full batch, or to every review when there are fewer than a batch.
         rows = np.resize(index, min(self.batch_size, len(self.reviews))) if self.filled else index
         reviews = self.reviews.take(rows)
-        padding = "post" if self.masked else "pre" if self.is_bucketed else self.data.padding  # padding_side
+        padding = padding_side(self.data, self.masked, self.is_bucketed)
         x = reviews.padded(self.length(index), padding, self.data.truncating)
         labels = reviews.labels.astype(np.float32)
         if not self.filled:
@@ -95,6 +88,18 @@ class Batches:
         if not self.is_bucketed:
             return self.data.maxlen
         return self.buckets[bisect.bisect_left(self.buckets, int(self.lengths[index].max()))]
+
+    @functools.cached_property
+    def fixed_order(self) -> list[np.ndarray]:
+        """The batches without a shuffling seed (validation, inference): sorted by length, so few
+        distinct shapes and little padding; unmasked buckets are cut at each bucket's end too."""
+        if not self.is_bucketed:
+            return self._cut(np.arange(len(self.reviews)))
+        order = np.argsort(self.lengths, kind="stable")
+        if self.masked:
+            return self._cut(order)
+        bucket = np.searchsorted(self.buckets, self.lengths[order])
+        return [batch for part in np.split(order, np.flatnonzero(np.diff(bucket)) + 1) for batch in self._cut(part)]
 
     @property
     def is_bucketed(self) -> bool:
@@ -137,10 +142,11 @@ class Batches:
         return index[np.argsort(self.lengths[index], kind="stable")]
 
 
-def padding_side(data: DataConfig, masked: bool) -> str:
+def padding_side(data: DataConfig, masked: bool, bucketed: bool | None = None) -> str:
     """Where a model's batches are padded: on the right when it masks, on the left for unmasked
-    buckets, else as data.padding says."""
-    return "post" if masked else "pre" if data.bucketing else data.padding
+    buckets (`bucketed`, default data.bucketing), else as data.padding says."""
+    bucketed = data.bucketing if bucketed is None else bucketed
+    return "post" if masked else "pre" if bucketed else data.padding
 
 
 def bucket_lengths(data: DataConfig) -> list[int]:

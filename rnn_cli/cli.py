@@ -51,10 +51,10 @@ class Cli(click.Group):
 def load_backend_of(run_dir: Path) -> None:
     """Before anything imports Keras: the backend the run in `run_dir` was trained with, and the
     backend's native start-up lines sent to a log."""
-    from rnn_cli.backends import use_for_run
+    from rnn_cli.runs import use_backend_of
 
     divert_native_logs()
-    use_for_run(run_dir)
+    use_backend_of(run_dir)
 
 
 def internal_error(err: Exception) -> str:

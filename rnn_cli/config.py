@@ -103,6 +103,11 @@ class LayerConfig:
             _require(0.0 <= value < 1.0, f"{where}.{name}", value, "a number in [0, 1)")
 
 
+def layer_name(layer: LayerConfig, i: int) -> str:
+    """The name of the model's `i`-th recurrent layer, as Keras, run.json and rnn inspect show it."""
+    return f"{layer.type}_{i}"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     embedding_dim: int = 32

@@ -45,7 +45,7 @@ def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launc
 def resumed_launch(run_dir: Path | None, overrides: list[str]) -> Launch:
     """The run or seed group in `run_dir` (default: the newest), continued; `overrides`: --epochs."""
     run_dir, config, group = runs.resume_target(run_dir, overrides)
-    backends.ready(config.train, None if group else backends.recorded_backend(run_dir))  # a seed's: its process
+    backends.ready(config.train, None if group else runs.recorded_backend(run_dir))  # a seed's: its process
     return Launch(config, run_dir, None, group=group, resume=True)
 
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from rnn_cli.backends import xla
-from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
+from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
 from rnn_cli.files import atomic_path
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -44,10 +44,6 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
     units, activation = (1, "sigmoid") if classes == 2 else (classes, "softmax")
     outputs = keras.layers.Dense(units, activation=activation, name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
-
-
-def layer_name(layer: LayerConfig, i: int) -> str:
-    return f"{layer.type}_{i}"
 
 
 def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str,

@@ -14,6 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from rnn_cli import backends
 from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
 from rnn_cli.corpus import BINARY, Vocabulary
@@ -91,9 +93,34 @@ def damaged(path: Path, what: str) -> UserError:
     return UserError(f"{path}: damaged or not written by rnn train ({what}); restore it, or train the run again")
 
 
+def recorded_backend(run_dir: Path) -> str | None:
+    """The backend a run's run.json says it was trained with, if it names one."""
+    return _backend_in(run_dir / RUN_RECORD, lambda raw: raw.get("backend"))
+
+
+def use_backend_of(run_dir: Path, device: str = "auto") -> str:
+    """`backends.use` the backend of the run in `run_dir` as training chose it (its config's
+    train.backend, else KERAS_BACKEND, else run.json's), unless Keras is loaded already: a .keras
+    file loads on any backend. A file that cannot be read names none: loading the run says why."""
+    loaded = backends.loaded_backend()
+    if loaded is not None:
+        return loaded
+    configured = _backend_in(run_dir / CONFIG, lambda raw: (raw.get("train") or {}).get("backend"))
+    return backends.use(backends.chosen(TrainConfig(backend=configured), recorded_backend(run_dir)), device)
+
+
+def _backend_in(path: Path, find) -> str | None:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
+        found = find(raw) if isinstance(raw, dict) else None
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return found if found in backends.BACKENDS else None
+
+
 def load_keras(path: Path):
     """A Keras model file of a run, or one line saying it is damaged."""
-    backends.use_for_run(path.parent)  # before Keras loads: the backend the run was trained with
+    use_backend_of(path.parent)  # before Keras loads: the backend the run was trained with
     import keras  # here, not at the top: the seed group's process reads run folders without Keras
 
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"

@@ -57,11 +57,12 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     used_device = select_device(device, backend)
     history = runs.recover(run_dir) if resume else []
     record = runs.RunRecord(run_dir)
-    splits, model = prepare(config, run_dir, resume, history, backends.plan(config, backend, used_device))
-    # From the model: a resumed run keeps its padding whatever the device now.
-    kernels = backends.kernels(config.model, backend, used_device.startswith("gpu"), masks_padding(model))
-    record_start(record, config, splits, model, used_device, history, kernels)
-    for line in device_warnings(config, used_device, kernels):
+    plan = backends.plan(config, backend, used_device)
+    splits, model = prepare(config, run_dir, resume, history, plan)
+    if masks_padding(model) != plan.masked:  # a resumed run keeps its padding, whatever the device now
+        plan = backends.plan(config, backend, used_device, masked=masks_padding(model))
+    record_start(record, config, splits, model, used_device, history, backend, plan)
+    for line in device_warnings(config, used_device, plan.kernels):
         (warn or stderr)(line)
     recorder = RunRecorder(run_dir, config.train, history, echo)
     if config.train.tensorboard:
@@ -114,19 +115,17 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict],
 
 
 def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: keras.Model, device: str,
-                 history: list[dict], kernels: dict[str, dict]) -> None:
+                 history: list[dict], backend: str, plan: backends.Plan) -> None:
     """run.json at a (re)start: what runs, where, on which backend and data, with which fast path and
     recurrent kernels."""
-    backend = current_backend()
-    plan = backends.Plan(masks_padding(model), config.data.bucketing, kernels)
     record.update(status="running", device=device, backend=backend, seed=config.train.seed,
                   data={"source": splits.source, "sizes": splits.sizes(), "classes": list(splits.classes)},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
                              "determinism": determinism(config.train, device, backend),
                              "precision": config.train.precision, "batches": plan.batches},
-                  kernels=kernels,
-                  versions=versions(), started=record.fields.get("started", timestamp()),
+                  kernels=plan.kernels,
+                  versions=versions(backend), started=record.fields.get("started", timestamp()),
                   timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,
                                         config.train))
 
@@ -220,26 +219,24 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
     return metrics
 
 
-def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoch: int,
-                     classes: int = 2, masked: bool | None = None) -> keras.Model:
+def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoch: int, classes: int,
+                     masked: bool) -> keras.Model:
     """The checkpoint of the last finished epoch on resume, else a fresh compiled model (`masked`:
-    whether its embedding masks padding; None: when bucketing)."""
+    whether its embedding masks padding)."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
         return runs.load_keras(checkpoint)
-    model = build_model(config.model, config.data.num_words,
-                        mask_zero=config.data.bucketing if masked is None else masked,
+    model = build_model(config.model, config.data.num_words, mask_zero=masked,
                         precision=config.train.precision, classes=classes)
     compile_model(model, config.train, steps_per_epoch)
     return model
 
 
-def versions() -> dict:
+def versions(backend: str) -> dict:
     """rnn-cli's, Python's and the libraries' versions: the backend's own (jax and jaxlib, torch, or
     tensorflow), without importing any other."""
     import importlib.metadata
 
-    backend = current_backend()
     found = {"rnn_cli": __version__, "python": platform.python_version()}
     for name in {"jax": ("jax", "jaxlib"), "torch": ("torch",)}.get(backend, ("tensorflow",)):
         found[name] = importlib.metadata.version(name)

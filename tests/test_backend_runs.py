@@ -1,6 +1,6 @@
-"""rnn train, eval, predict, explain, inspect and --seeds on every other Keras backend installed (the
-jax and torch extras), each in a process of its own that never imports TensorFlow; a .keras file
-trained on one backend predicts the same on another."""
+"""rnn train, --resume, eval, predict, explain, inspect and --seeds on every other Keras backend
+installed (the jax and torch extras), each in a process of its own that never imports TensorFlow; a
+.keras file trained on one backend predicts the same on another."""
 
 import importlib.util
 import json
@@ -15,29 +15,54 @@ from rnn_cli import runs
 from rnn_cli.predict import predict_texts
 
 OTHERS = [name for name in ("jax", "torch") if importlib.util.find_spec(name)]
-# `rnn` as its console script runs it, then one line on standard error: was TensorFlow imported?
-RNN = """import runpy, sys
-sys.argv = ["rnn", *sys.argv[1:]]
-code = 0
-try:
-    runpy.run_module("rnn_cli.cli", run_name="__main__")
-except SystemExit as stop:
-    code = stop.code
-print("tensorflow imported:", "tensorflow" in sys.modules, file=sys.stderr)
-sys.exit(code)
+# Put first on PYTHONPATH, it makes every `import tensorflow` of the process (and of the processes it
+# starts) fail, and writes down who tried: code that catches the ImportError is found out too. Asking
+# whether it is installed (importlib.util.find_spec, as PyTorch does) is no import and still answers.
+NO_TENSORFLOW = """import importlib.abc, importlib.machinery, os, sys
+
+
+class Refused(importlib.abc.Loader):
+    def create_module(self, spec):
+        with open(os.environ["RNN_CLI_TEST_TENSORFLOW_IMPORTS"], "a") as log:
+            log.write(f"{os.getpid()} {spec.name}\\n")
+        raise ModuleNotFoundError(f"{spec.name} is kept out of this test")
+
+    def exec_module(self, module):
+        pass
+
+
+class NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return importlib.machinery.ModuleSpec(name, Refused())
+        return None
+
+
+sys.meta_path.insert(0, NoTensorFlow())
 """
 TEXTS = ["a wonderful moving film", "boring and dull", "the plot was great but the actors awful"]
 
 
-def rnn(*args, backend=None):
-    """`rnn ARGS` in a new process (KERAS_BACKEND=`backend` when given); its output, checked."""
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    done = subprocess.run([sys.executable, "-c", RNN, *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=240)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
+@pytest.fixture(scope="module")
+def rnn(tmp_path_factory):
+    """`rnn ARGS` in a new process (KERAS_BACKEND=`backend` when given) in which TensorFlow cannot be
+    imported, nor in any process it starts, and none tried; its output, checked."""
+    folder = tmp_path_factory.mktemp("no-tensorflow")
+    (folder / "sitecustomize.py").write_text(NO_TENSORFLOW, encoding="utf-8")
+    calls = iter(range(1_000_000))
+
+    def run(*args, backend=None):
+        log = folder / f"imports-{next(calls)}.txt"
+        env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+        env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(folder), env.get("PYTHONPATH")])),
+                   RNN_CLI_TEST_TENSORFLOW_IMPORTS=str(log), **({"KERAS_BACKEND": backend} if backend else {}))
+        done = subprocess.run([sys.executable, "-m", "rnn_cli.cli", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=240)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not log.exists(), f"rnn {' '.join(map(str, args))} tried to import: {log.read_text()}"
+        return done
+
+    return run
 
 
 def probabilities(done) -> np.ndarray:
@@ -45,16 +70,15 @@ def probabilities(done) -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=OTHERS)
-def backend_run(request, tmp_path_factory, tiny_config, imdb_archive):
-    """A tiny LSTM run trained on the backend, in a process that must not import TensorFlow."""
+def backend_run(request, rnn, tmp_path_factory, tiny_config, imdb_archive):
+    """A tiny LSTM run trained on the backend, in a process that cannot import TensorFlow."""
     backend, run_dir = request.param, tmp_path_factory.mktemp(request.param) / "run"
-    done = rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", run_dir, "--device", "cpu",
-               "--set", f"train.backend={backend}", "--set", "model.layers.0.type=lstm")
-    assert "tensorflow imported: False" in done.stderr
+    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", run_dir, "--device", "cpu",
+        "--set", f"train.backend={backend}", "--set", "model.layers.0.type=lstm")
     return backend, run_dir
 
 
-def test_a_run_on_the_backend_records_it_and_never_imports_tensorflow(backend_run):
+def test_a_run_on_the_backend_records_it_and_never_imports_tensorflow(backend_run, rnn):
     backend, run_dir = backend_run
     record = runs.read_json(run_dir / runs.RUN_RECORD)
     assert record["backend"] == backend and record["status"] == "finished"
@@ -63,44 +87,47 @@ def test_a_run_on_the_backend_records_it_and_never_imports_tensorflow(backend_ru
     assert record["fast_path"]["jit_compile"] is (backend == "jax")
     assert record["fast_path"]["determinism"] == {"jax": "xla", "torch": "torch_deterministic"}[backend]
     assert len(runs.read_history(run_dir)) == 2 and (run_dir / runs.METRICS).exists()
-    # Its own backend, from run.json, in every command that loads it; no TensorFlow in any.
+    # Its own backend, from run.json, in every command that loads it; no TensorFlow in any (`rnn`).
     for args in (("eval", "--run", run_dir), ("predict", "--run", run_dir, *TEXTS),
                  ("explain", "--run", run_dir, "a wonderful film"), ("inspect", "--run", run_dir)):
-        done = rnn(*args)
-        assert "tensorflow imported: False" in done.stderr, args
+        rnn(*args)
 
 
-def test_the_same_seed_gives_the_same_history_on_the_backend(backend_run, tiny_config, imdb_archive, tmp_path):
+def test_the_same_seed_gives_the_same_history_and_a_resumed_run_keeps_its_backend(backend_run, rnn, tiny_config,
+                                                                                  imdb_archive, tmp_path):
     backend, run_dir = backend_run
-    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", tmp_path / "again", "--device", "cpu",
-        "--set", "model.layers.0.type=lstm", backend=backend)  # KERAS_BACKEND this time
-    assert runs.read_json(tmp_path / "again" / runs.RUN_RECORD)["backend"] == backend
+    again = tmp_path / "again"
+    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", again, "--device", "cpu",
+        "--set", "model.layers.0.type=lstm", backend=backend)  # KERAS_BACKEND this time: the config names none
+    assert runs.read_json(again / runs.RUN_RECORD)["backend"] == backend
 
     def without_time(folder):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(folder)]
 
-    assert without_time(tmp_path / "again") == without_time(run_dir)
+    assert without_time(again) == without_time(run_dir)
+    # Resumed without KERAS_BACKEND: run.json's backend, not TensorFlow (which `rnn` keeps out).
+    rnn("train", "--resume", "--run-dir", again, "--epochs", "3", "--device", "cpu")
+    assert len(runs.read_history(again)) == 3 and runs.read_json(again / runs.RUN_RECORD)["backend"] == backend
 
 
-def test_a_model_trained_on_the_backend_predicts_the_same_on_tensorflow(backend_run):
+def test_a_model_trained_on_the_backend_predicts_the_same_on_tensorflow(backend_run, rnn):
     backend, run_dir = backend_run
     there = probabilities(rnn("predict", "--run", run_dir, "--json", *TEXTS))
     here = np.array([row["probability"] for row in predict_texts(run_dir, TEXTS)])  # this process: TensorFlow
     np.testing.assert_allclose(here, there, atol=1e-5)
 
 
-def test_a_model_trained_on_tensorflow_predicts_the_same_on_the_backend(backend_run, trained_run):
+def test_a_model_trained_on_tensorflow_predicts_the_same_on_the_backend(backend_run, rnn, trained_run):
     backend, _ = backend_run
     there = rnn("predict", "--run", trained_run, "--json", *TEXTS, backend=backend)
-    assert "tensorflow imported: False" in there.stderr
     here = np.array([row["probability"] for row in predict_texts(trained_run, TEXTS)])
     np.testing.assert_allclose(here, probabilities(there), atol=1e-5)
 
 
-def test_a_seed_group_trains_each_seed_on_the_backend(backend_run, tiny_config, imdb_archive, tmp_path):
+def test_a_seed_group_trains_each_seed_on_the_backend(backend_run, rnn, tiny_config, imdb_archive, tmp_path):
     backend, _ = backend_run
     done = rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", tmp_path / "group",
                "--device", "cpu", "--seeds", "2", "--epochs", "1", "--set", f"train.backend={backend}")
-    assert "2 seeds: test accuracy" in done.stdout and "tensorflow imported: False" in done.stderr
+    assert "2 seeds: test accuracy" in done.stdout  # each seed's own process kept off TensorFlow too
     assert [runs.read_json(seed / runs.RUN_RECORD)["backend"] for seed in runs.members(tmp_path / "group")] == [
         backend, backend]

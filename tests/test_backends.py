@@ -1,9 +1,13 @@
 """Choosing the Keras backend, and what each backend and device make of a config: XLA, the padding of
 batches and the kernel of each recurrent layer. Decisions only: no Keras is loaded for them."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from rnn_cli import backends
+from rnn_cli import backends, runs
 from rnn_cli.config import Config, DataConfig, LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.errors import ConfigError, UserError
 
@@ -89,8 +93,21 @@ def test_the_book_recipe_is_never_masked_and_takes_the_unmasked_kernels():
     assert jax["lstm_0"]["kernel"] == "loop" and jax["gru_1"]["kernel"] == "projected loop"
 
 
-def test_the_backend_of_a_run_is_read_from_its_config_then_its_record(tmp_path):
+def test_the_backend_a_run_records_is_read_leniently(tmp_path):
     (tmp_path / "run.json").write_text('{"backend": "jax"}', encoding="utf-8")
-    assert backends.recorded_backend(tmp_path) == "jax"
-    (tmp_path / "run.json").write_text("{not json", encoding="utf-8")
-    assert backends.recorded_backend(tmp_path) is None
+    assert runs.recorded_backend(tmp_path) == "jax"
+    for damaged in ("{not json", '{"backend": "numpy"}', "[1]"):  # loading the run says what is wrong
+        (tmp_path / "run.json").write_text(damaged, encoding="utf-8")
+        assert runs.recorded_backend(tmp_path) is None
+
+
+@pytest.mark.parametrize("backend, variable", [("jax", "JAX_PLATFORMS"), ("torch", "KERAS_TORCH_DEVICE")])
+def test_device_cpu_keeps_jax_and_torch_off_a_gpu_before_they_load(backend, variable):
+    """Once JAX or PyTorch have started, a GPU cannot be hidden from them: `use` says so first."""
+    code = ("import os, sys; from rnn_cli import backends; backends.use(sys.argv[1], sys.argv[2]); "
+            "print(os.environ.get('KERAS_BACKEND'), os.environ.get(sys.argv[3]), 'keras' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", variable)}
+    for device, expected in (("cpu", f"{backend} cpu False"), ("auto", f"{backend} None False")):
+        done = subprocess.run([sys.executable, "-c", code, backend, device, variable], capture_output=True,
+                              text=True, env=env, check=True)
+        assert done.stdout.split("\n")[0] == expected
