@@ -1,26 +1,37 @@
-# make train   trains the default config (creates .venv on first use)
-# make test    runs the test suite (likewise)
+# make train   installs the core alone into .venv (TensorFlow, Keras, click, PyYAML, tqdm, matplotlib), then trains
+# make test    installs everything the tests use (extras, PyTorch's CPU build, Chromium), then runs them
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= configs/simple_rnn.yaml
 # DATA: an aclImdb folder or aclImdb_v1.tar.gz; empty means Keras' own download.
 DATA   ?=
+# The extras the tests use; PyTorch comes from tests/provision.sh, as its CPU build.
+TEST_EXTRAS := dev,export,serve,tune,tensorboard,jax
 
-.PHONY: install train test bench clean
+.PHONY: install install-test train test bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.core
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.core: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,export,serve,tune,tensorboard,jax,torch]"
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+	@echo "installed the core into $(VENV); to type rnn instead of $(BIN)/rnn:"
+	@echo "    source $(BIN)/activate"
+
+install-test: $(VENV)/.test
+
+$(VENV)/.test: $(VENV)/.core tests/provision.sh
+	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	bash tests/provision.sh $(BIN)/python
 	touch $@
 
 train: install
 	$(BIN)/rnn train --config $(CONFIG) $(if $(DATA),--data $(DATA))
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest
 
 clean:
@@ -32,6 +43,6 @@ BENCH_DATA ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 BACKEND ?=
 BENCH_MODELS ?= $(if $(BACKEND),simple_rnn$(,)lstm$(,)best,simple_rnn$(,)lstm)
 , := ,
-bench: install
+bench: install-test
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --models $(BENCH_MODELS) \
 		$(if $(BACKEND),--backend $(BACKEND)) --json benchmarks/last.json

@@ -64,7 +64,7 @@ run() {
                 echo "== $backend $device $config" >&2
                 KERAS_BACKEND=$backend timeout 600 "$PYTHON" -m rnn_cli.cli train --config "configs/$config.yaml" \
                     --data "$DIR/aclImdb" --epochs "$EPOCHS" --device "$device" --set "train.backend=$backend" \
-                    --run-dir "$runs/$backend-$device-$config" --quiet >&2 || echo "   (failed or skipped)" >&2
+                    --run "$runs/$backend-$device-$config" --quiet >&2 || echo "   (failed or skipped)" >&2
             done
         done
     done

@@ -30,11 +30,15 @@ class Cli(click.Group):
     """A group that turns the library's UserError into one line and exit code 2, Ctrl-C into 130
     (SIGTERM 143), and any other error into one line naming the log that holds its traceback (1)."""
 
+    def add_command(self, cmd, name=None):
+        cmd.params.extend(global_options())
+        super().add_command(cmd, name)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            error = click.ClickException(" ".join(str(err).splitlines()))
+            error = click.ClickException("\n".join(err.lines()))
             error.exit_code = 2
             raise error from None
         except KeyboardInterrupt:
@@ -79,14 +83,30 @@ def flag_to_environment(name: str):
     return callback
 
 
-@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+def global_options() -> list[click.Option]:
+    """--debug and --verbose, which `rnn` and each of its commands take (`rnn --debug train`, `rnn train --debug`)."""
+    return [
+        click.Option(["--debug"], is_flag=True, expose_value=False, callback=flag_to_environment(DEBUG),
+                     help="Show the traceback of an internal error."),
+        click.Option(["--verbose"], is_flag=True, expose_value=False, callback=flag_to_environment(VERBOSE),
+                     help="Keep TensorFlow's own log lines on the terminal (else they go to a log in the cache "
+                          "folder)."),
+    ]
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]}, params=global_options())
 @click.version_option(__version__, prog_name="rnn")
-@click.option("--debug", is_flag=True, expose_value=False, callback=flag_to_environment(DEBUG),
-              help="Show the traceback of an internal error.")
-@click.option("--verbose", is_flag=True, expose_value=False, callback=flag_to_environment(VERBOSE),
-              help="Keep TensorFlow's own log lines on the terminal (else they go to a log in the cache folder).")
 def main():
     """Train, evaluate, export and serve recurrent text classifiers, on IMDB reviews or your own texts."""
+
+
+def check_model_name(name: str | None) -> str | None:
+    """A model name fit for a URL path segment, as TensorFlow Serving's --model_name."""
+    import re
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise click.BadParameter(f"{name!r}: letters, digits, '_', '.' and '-' only", param_hint="--name")
+    return name
 
 
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
@@ -111,12 +131,13 @@ def data_overrides(data: Path | None, limit: int | None) -> list[str]:
 @click.option("--limit", type=click.IntRange(min=4), help="Keep N train and N test reviews, class-balanced.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config value, e.g. --set train.batch_size=64 (repeatable).")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (default runs/<config name>-<timestamp>).")
+@click.option("--run", "--run-dir", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default runs/<config name>-<timestamp>), as the other commands' --run; "
+                   "--run-dir is its older name.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto takes a GPU when one is visible.")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --run-dir (default: the newest) from its last finished epoch; "
+              help="Continue the run in --run (default: the newest) from its last finished epoch; "
                    "a seed group's folder continues the whole group.")
 @click.option("--seeds", type=click.IntRange(min=1),
               help="Train N runs with seeds train.seed, +1, ...: one folder each, in one group folder.")
@@ -128,7 +149,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
     rnn train --config configs/simple_rnn.yaml --data aclImdb_v1.tar.gz
     rnn train --config configs/lstm.yaml --epochs 3 --set train.batch_size=64
     rnn train --config configs/lstm.yaml --seeds 3     # mean and spread over 3 seeds
-    rnn train --resume --run-dir runs/lstm-20260101-120000
+    rnn train --resume --run runs/lstm-20260101-120000
     """
     from rnn_cli import launch
 
@@ -350,8 +371,10 @@ def export(run_dir, fmt, out):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 opens it to other machines.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--name", metavar="NAME", callback=lambda ctx, param, value: check_model_name(value),
+              help="The model's name in the URLs, /v1/models/NAME:predict (default: the run's config name).")
 @click.option("--no-batching", is_flag=True, help="Score each request alone, never joined with others (for measuring).")
-def serve(run_dir, host, port, no_batching):
+def serve(run_dir, host, port, name, no_batching):
     """Serve a trained model over HTTP: TensorFlow Serving's predict API, explain, and a web page.
 
     \b
@@ -359,6 +382,8 @@ def serve(run_dir, host, port, no_batching):
     POST /v1/explain               {"text": "..."} -> the word-by-word trace of rnn explain
     GET  /                         a page to type a review into and see each word's effect
     GET  /healthz
+
+    When it is ready it prints a curl command that scores a review.
     """
     require_extra("serve", "starlette", "uvicorn")
     from rnn_cli import runs
@@ -370,7 +395,7 @@ def serve(run_dir, host, port, no_batching):
 
     with stop_signals():
         try:
-            serve_run(run_dir, host, port, batching=not no_batching, echo=click.echo)
+            serve_run(run_dir, host, port, batching=not no_batching, name=name, echo=click.echo)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
             sys.exit(stop_exit_code())
@@ -390,23 +415,26 @@ def serve(run_dir, host, port, no_batching):
               "an existing one continues.")
 @click.option("--seeds", type=click.IntRange(min=1), help="Score each trial by the mean over K seeds [default: 1].")
 @click.option("--data", type=EXISTING_PATH, help="The data, as rnn train --data takes it.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs of every trial.")
 @click.option("--limit", type=click.IntRange(min=4), help="Keep N train and N test reviews (quick studies).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a base config value.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--report", is_flag=True, help="Show the study's trials, key importances and figures; train nothing.")
-def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, data, limit, sets, device, report):
+@click.option("--report", is_flag=True, help="Show the study's trials, key importances and figures; train nothing "
+              "(default: the newest study under runs/).")
+def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, data, epochs, limit, sets, device,
+         report):
     """Search config values with Optuna; every trial is a run folder under runs/<study>/.
 
     \b
     rnn tune --config configs/lstm.yaml --space space.yaml --trials 30 --data aclImdb_v1.tar.gz
     rnn tune --study lstm-tune-20261201-120000            # continue it (another worker, or later)
-    rnn tune --report --study lstm-tune-20261201-120000
+    rnn tune --report                                     # the newest study
     """
     require_extra("tune", "optuna")
     from rnn_cli import tune as tuning
     from rnn_cli.stopping import stop_signals
 
-    overrides = [*sets, *data_overrides(data, limit)]
+    overrides = [*sets, *data_overrides(data, limit), *([f"train.epochs={epochs}"] if epochs else [])]
     base = load_config(config_path, overrides) if config_path else None
     if base is not None:
         from rnn_cli.backends import ready
@@ -415,7 +443,9 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
     if base is not None and base.train.tensorboard:
         require_extra("tensorboard", "tensorboard")
     if overrides and base is None:
-        raise click.UsageError("--data, --limit and --set change the base config: give --config too")
+        raise click.UsageError("--data, --epochs, --limit and --set change the base config: give --config too")
+    if report and study_name is None and base is None:
+        study_name = tuning.newest_study().name
     study = tuning.open_study(study_name, base, space_path, storage, seeds)
     if report:
         tuning.report(study, echo=click.echo)

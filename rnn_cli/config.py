@@ -10,6 +10,7 @@ allowed, for a saving of about a hundred lines and a new core dependency.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import re
@@ -117,8 +118,6 @@ class ModelConfig:
     def check(self, where: str) -> None:
         _require(self.embedding_dim >= 1, f"{where}.embedding_dim", self.embedding_dim, "an integer >= 1")
         _require(len(self.layers) >= 1, f"{where}.layers", [], "a list of at least one layer")
-        for i, layer in enumerate(self.layers):
-            layer.check(f"{where}.layers[{i}]")
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,6 @@ class TrainConfig:
         _require_with(self.ema_momentum is None or self.precision != "mixed_float16", f"{where}.ema_momentum",
                       f"{self.ema_momentum} cannot be combined with {where}.precision mixed_float16; use "
                       "mixed_bfloat16 to average, or ema_momentum null")
-        self.early_stopping.check(f"{where}.early_stopping")
 
 
 @dataclass(frozen=True)
@@ -180,14 +178,11 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
 
-    def check(self) -> None:
+    def check(self, where: str = "") -> None:
         # The name becomes the run folder's: one path component, nothing that climbs out of runs/.
         _require_with(bool(SAFE_NAME.fullmatch(self.name)), "name",
                       f"{self.name!r} cannot name a run folder; use one folder name: no / or \\, not "
                       f"starting with a dot")
-        self.data.check("data")
-        self.model.check("model")
-        self.train.check("train")
 
 
 def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
@@ -233,17 +228,39 @@ def read_yaml(path: Path) -> dict:
 
 
 def config_from_dict(raw: dict, overrides=(), source: str = "config") -> Config:
-    """Build and check a Config from a plain mapping plus `KEY=VALUE` overrides."""
+    """Build and check a Config from a plain mapping plus `KEY=VALUE` overrides; every bad key is named, each
+    by where its value came from: the file (`source`) or `--set KEY=VALUE`."""
     # Overrides see the defaults too, so `--set model.layers.0.units=64` works on any file.
     raw = _merged(to_dict(Config()), raw)
+    overridden = {}
     for item in overrides:
         apply_override(raw, item)
+        overridden[item.partition("=")[0].strip()] = item
+    bucket = _COLLECTED.set([])  # each section's range checks run as it is built (`_build`)
     try:
         config = _build(Config, raw, "")
-        config.check()
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
-    return config
+        found = _COLLECTED.get()
+    except _Invalid as err:
+        found = _COLLECTED.get() + err.found
+    finally:
+        _COLLECTED.reset(bucket)
+    if not found:
+        return config
+    found.sort(key=lambda pair: _key_order(pair[0]))
+    lines = [_origin(where, message, source, overridden) for where, message in found]
+    if len(lines) == 1:
+        raise ConfigError(lines[0])
+    raise ConfigError(f"{source}: {len(lines)} problems", tuple(lines))
+
+
+def _origin(where: str, message: str, source: str, overridden: dict[str, str]) -> str:
+    """`message` about the key `where`, headed by what set it: a `--set KEY=VALUE`, else the file."""
+    dotted = re.sub(r"\[(\d+)\]", r".\1", where)
+    for key, item in overridden.items():
+        if dotted == key or dotted.startswith(key + "."):
+            own = message.removeprefix(f"{where}: ") if dotted == key else message
+            return f"--set {item}: {own}"
+    return f"{source}: {message}"
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -340,25 +357,57 @@ def _set_child(node, part: str, value, parts: list[str]) -> None:
         node[part] = value
 
 
+class _Invalid(ConfigError):
+    """Keys that do not check out, as (key path, message) pairs; `config_from_dict` words them."""
+
+    def __init__(self, found: list[tuple[str, str]]):
+        super().__init__(found[0][1])
+        self.found = found
+
+
+def _invalid(where: str, message: str) -> _Invalid:
+    return _Invalid([(where, message)])
+
+
 def _build(cls, raw, where: str):
-    """Instantiate dataclass `cls` from mapping `raw`, checking keys and types."""
+    """Instantiate dataclass `cls` from mapping `raw`, checking keys and types; every bad key is reported."""
     label = where or "config"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{label}: expected a mapping of keys, got {_describe(raw)}")
+        raise _invalid(label, f"{label}: expected a mapping of keys, got {_describe(raw)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    found = []
     for key in raw:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(names)}"
-            raise ConfigError(f"unknown key '{_join(where, key)}'{hint}")
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-               and f.name not in raw]
-    if missing:
-        raise ConfigError(f"'{_join(where, missing[0])}' is required")
-    values = {key: _convert(hints[key], value, _join(where, key)) for key, value in raw.items()}
-    return cls(**values)
+            found.append((_join(where, key), f"unknown key '{_join(where, key)}'{hint}"))
+    found += [(_join(where, f.name), f"'{_join(where, f.name)}' is required") for f in dataclasses.fields(cls)
+              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in raw]
+    values = {}
+    for key, value in raw.items():
+        if key in names:
+            try:
+                values[key] = _convert(hints[key], value, _join(where, key))
+            except _Invalid as err:
+                found += err.found
+    try:  # a bad key's default stands in for it, so that the section's other keys are checked too
+        built = cls(**values)
+    except TypeError:  # a required key is missing
+        built = None
+    if built is not None:
+        built.check(where)  # the ranges and the rules across keys, section by section
+    if found:
+        raise _Invalid(found)
+    return built
+
+
+def _key_order(where: str) -> list:
+    """A key path's place in the config: sections as `Config` lists them, list items by number."""
+    order = [f.name for f in dataclasses.fields(Config)]
+    parts = re.sub(r"\[(\d+)\]", r".\1", where).split(".")
+    return [(0, order.index(part)) if i == 0 and part in order else (1, int(part)) if part.isdigit() else (2, part)
+            for i, part in enumerate(parts)]
 
 
 def _convert(hint, value, where: str):
@@ -371,48 +420,67 @@ def _convert(hint, value, where: str):
         (inner,) = [a for a in args if a is not type(None)]
         try:
             return _convert(inner, value, where)
-        except ConfigError as err:  # "expected a number, got ..." -> "expected a number or null, got ..."
-            raise ConfigError(str(err).replace(", got ", " or null, got ", 1)) from None
+        except _Invalid as err:  # "expected a number, got ..." -> "expected a number or null, got ..."
+            raise _Invalid([(key, text.replace(", got ", " or null, got ", 1)) for key, text in err.found]) from None
     if origin is Literal:
         if value not in args:
             if where.endswith(".type"):
-                raise ConfigError(f"{where}: unknown layer type {value!r}; allowed: {', '.join(args)}")
-            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, args))}")
+                raise _invalid(where, f"{where}: unknown layer type {value!r}; allowed: {', '.join(args)}")
+            raise _invalid(where, f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, args))}")
         return value
     if origin is tuple:
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {_describe(value)}")
-        return tuple(_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+            raise _invalid(where, f"{where}: expected a list, got {_describe(value)}")
+        items, found = [], []
+        for i, item in enumerate(value):
+            try:
+                items.append(_convert(args[0], item, f"{where}[{i}]"))
+            except _Invalid as err:
+                found += err.found
+        if found:
+            raise _Invalid(found)
+        return tuple(items)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
+            raise _invalid(where, f"{where}: expected true or false, got {_describe(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {_describe(value)}")
+            raise _invalid(where, f"{where}: expected an integer, got {_describe(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
+            raise _invalid(where, f"{where}: expected a number, got {_describe(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {_describe(value)}")
+            raise _invalid(where, f"{where}: expected a string, got {_describe(value)}")
         return value
     raise TypeError(f"unsupported config type {hint!r} at {where}")
 
 
+# While `config_from_dict` checks a config, the range checks' findings, so that all of them are reported.
+_COLLECTED: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("collected", default=None)
+
+
 def _require(ok: bool, where: str, value, allowed: str) -> None:
     if not ok:
-        raise ConfigError(f"{where}: {value!r} is out of range; expected {allowed}")
+        _fail(where, f"{where}: {value!r} is out of range; expected {allowed}")
 
 
 def _require_with(ok: bool, where: str, rule: str) -> None:
     """A rule across two keys: the message says which other key and value rule this one out."""
     if not ok:
-        raise ConfigError(f"{where}: {rule}")
+        _fail(where, f"{where}: {rule}")
+
+
+def _fail(where: str, message: str) -> None:
+    found = _COLLECTED.get()
+    if found is None:
+        raise _invalid(where, message)
+    found.append((where, message))
 
 
 def _join(where: str, key) -> str:

@@ -27,6 +27,9 @@ LABELS = {"neg": 0, "pos": 1}
 EXPECTED = {"aclimdb": "an aclImdb folder or aclImdb_v1.tar.gz", "csv": "a .csv file with a header row",
             "tsv": "a .tsv file with a header row", "jsonl": "a .jsonl file, one JSON object per line",
             "folder": "a folder of train/<class>/*.txt and test/<class>/*.txt"}
+DATA_KINDS = ("a .csv, .tsv or .jsonl file of texts and labels, an aclImdb folder or its .tar.gz archive, or a "
+              "folder of train/<class>/*.txt and test/<class>/*.txt")
+ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # what aclimdb reads, as tarfile does
 # aclImdb numbers each label's reviews movie by movie (docs/data.md, benchmarks/movie_order.py).
 # validation_by: movie holds out blocks of this many consecutive numbers, four times the most reviews
 # the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
@@ -251,7 +254,17 @@ def source_of(path: Path) -> str:
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
         if not all((root / "train" / label).is_dir() for label in LABELS) and (path / "train").is_dir():
             return "folder"
+    elif path.is_file() and not name.endswith(ARCHIVES) and not _is_archive(path):
+        raise DataError(f"--data {path}: cannot read a {path.suffix or 'file without extension'} file; --data takes "
+                        f"{DATA_KINDS}")
     return "aclimdb"
+
+
+def _is_archive(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False  # unreadable: check_source and the loader say why
 
 
 def check_source(path: str | Path, source: str = "aclimdb") -> Path:

@@ -4,9 +4,21 @@
 class UserError(Exception):
     """Bad input: a config, a path, an option. The message names it and what is allowed."""
 
+    def lines(self) -> list[str]:
+        """The message as the CLI prints it: one line (a value's own line breaks never make more)."""
+        return [" ".join(str(self).splitlines())]
+
 
 class ConfigError(UserError):
-    """A config file or `--set` override that does not check out."""
+    """A config file or `--set` override that does not check out; `problems`: each bad key's own line, when
+    there are several."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return [*super().lines(), *(f"  {' '.join(line.splitlines())}" for line in self.problems)]
 
 
 class DataError(UserError):

@@ -78,7 +78,7 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
             runs.remove_run(launch.run_dir)
         elif isinstance(err, StorageError):  # the disk, not the run: once it is mended, go on
             raise StorageError(f"{err}; {done} finished epoch(s) kept; continue with "
-                               f"`rnn train --resume --run-dir {launch.run_dir}`") from None
+                               f"`rnn train --resume --run {launch.run_dir}`") from None
         raise
     finally:
         runs.unlock(launch.run_dir)
@@ -99,7 +99,7 @@ def interrupted_message(launch: Launch) -> str:
     stopped = runs.newest_run(launch.run_dir, needs=runs.RUN_RECORD) if launch.group else launch.run_dir
     done = len(runs.read_history(stopped))
     return (f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
-            f"`rnn train --resume --run-dir {launch.run_dir}`")
+            f"`rnn train --resume --run {launch.run_dir}`")
 
 
 def result_lines(launch: Launch, results: list[runs.TrainResult]) -> list[str]:

@@ -245,12 +245,12 @@ def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
 def claim_run_dir(path: Path) -> Path:
     """Use `path` for a new run, locked for this process; refuse one that already holds files."""
     if path.exists() and not path.is_dir():
-        raise UserError(f"--run-dir {path}: is a file; pick a new folder")
+        raise UserError(f"--run {path}: is a file; pick a new folder")
     make_dir(path)
     lock(path)
     if any(p.name != LOCK for p in path.iterdir()):
         unlock(path)
-        raise UserError(f"--run-dir {path}: already exists and is not empty; pick a new folder, "
+        raise UserError(f"--run {path}: already exists and is not empty; pick a new folder, "
                         f"or add --resume to continue the run in it")
     return path
 
@@ -350,7 +350,7 @@ def load_trained(run_dir: Path):
         raise UserError(f"{run_dir}: a seed group, whose models are its runs'; give one, e.g. --run "
                         f"{run_dir / (seeds[0] if seeds else 'seed-42')}")
     if not path.exists():
-        hint = (f"it has a checkpoint: finish it with `rnn train --resume --run-dir {run_dir}`"
+        hint = (f"it has a checkpoint: finish it with `rnn train --resume --run {run_dir}`"
                 if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")
         raise UserError(f"{run_dir}: no {MODEL} in this run; {hint}")
     return load_keras(path)
@@ -384,7 +384,7 @@ def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Con
     no finished epoch starts over in its folder."""
     run_dir = run_dir or newest_run(needs=CHECKPOINT)
     if not run_dir.is_dir():
-        raise UserError(f"--run-dir {run_dir}: no such folder")
+        raise UserError(f"--run {run_dir}: no such folder")
     lock(run_dir)  # first: a folder another process is still setting up is theirs
     try:
         group = (run_dir / SEEDS_SUMMARY).exists()

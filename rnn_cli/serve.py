@@ -137,9 +137,10 @@ def instances_of(payload: object) -> list[str]:
     return instances
 
 
-def create_app(trained: runs.Trained, batching: bool = True) -> Starlette:
-    """The application: routes, error bodies, the batcher's life."""
-    name = trained.config.name
+def create_app(trained: runs.Trained, batching: bool = True, name: str | None = None) -> Starlette:
+    """The application: routes, error bodies, the batcher's life; `name`: the model's in the URLs (default:
+    its config's name)."""
+    name = name or trained.config.name
     batcher = Batcher(trained, batching)
     page = resources.files("rnn_cli").joinpath("page.html").read_text(encoding="utf-8")
 
@@ -222,24 +223,35 @@ def listen(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(2048)  # from here a client's connection waits for the server, never refused
     except OSError as err:
         raise UserError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err}); "
                         f"pick another port, or a host address of this machine") from None
     return sock
 
 
-def serve(run_dir: Path, host: str, port: int, batching: bool = True, echo=print) -> None:
-    """Serve the run until Ctrl-C or SIGTERM; requests in flight are answered first."""
+def curl_line(url: str, name: str) -> str:
+    """The shell command that asks the server at `url` for model `name`'s prediction of one review."""
+    body = json.dumps({"instances": ["A moving, beautifully acted film."]})
+    return f"curl -d '{body}' {url}/v1/models/{name}:predict"
+
+
+def serve(run_dir: Path, host: str, port: int, batching: bool = True, name: str | None = None,
+          echo=print) -> None:
+    """Serve the run until Ctrl-C or SIGTERM, as model `name` (default: its config's name); requests in flight
+    are answered first."""
     trained = runs.Trained.load(run_dir)
     sock = listen(host, port)
     # Requests of every size and length trace the predict step anew until TensorFlow generalises its
     # shapes; its warnings about that are not the user's to act on.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     predict_texts(trained, ["warm up"])  # the first request should not wait for TensorFlow's tracing
-    server = uvicorn.Server(uvicorn.Config(create_app(trained, batching), log_level="warning", lifespan="on"))
+    name = name or trained.config.name
+    server = uvicorn.Server(uvicorn.Config(create_app(trained, batching, name), log_level="warning", lifespan="on"))
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{sock.getsockname()[1]}"
-    echo(f"serving {trained.config.name} ({run_dir}) at {url}/  (Ctrl-C stops)")
-    echo(f"  POST {url}/v1/models/{trained.config.name}:predict   POST {url}/v1/explain   GET {url}/healthz")
+    echo(f"serving {name} ({run_dir}) at {url}/  (Ctrl-C stops)")
+    echo(f"  POST {url}/v1/models/{name}:predict   POST {url}/v1/explain   GET {url}/healthz")
+    echo(f"try: {curl_line(url, name)}")
     with contextlib.closing(sock):
         server.run(sockets=[sock])

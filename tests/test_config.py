@@ -94,18 +94,18 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("model: {layers: [{type: lstm, dropout: 1.0}]}\n", [], "model.layers[0].dropout: 1.0 is out of range"),
     ("data: {source: aclimdb}\n", [], "data.path: required when data.source is aclimdb"),
     ("data: {validation_by: movie}\n", [], "data.validation_by: movie needs data.source aclimdb (--data PATH)"),
-    ("{}\n", ["data.validation_by=film"], "data.validation_by: 'film' is not allowed; allowed: review, movie"),
+    ("{}\n", ["data.validation_by=film"], "--set data.validation_by=film: 'film' is not allowed; allowed: review, movie"),
     ("train: {ema_momentum: 1}\n", [], "train.ema_momentum: 1.0 is out of range; expected a number between 0 and 1"),
-    ("{}\n", ["train.ema_momentum=fast"], "train.ema_momentum: expected a number or null, got str 'fast'"),
-    ("{}\n", ["train.batch_size=big"], "train.batch_size: expected an integer, got str 'big'"),
+    ("{}\n", ["train.ema_momentum=fast"], "--set train.ema_momentum=fast: expected a number or null, got str 'fast'"),
+    ("{}\n", ["train.batch_size=big"], "--set train.batch_size=big: expected an integer, got str 'big'"),
     ("{}\n", ["train.precision=float16"],
-     "train.precision: 'float16' is not allowed; allowed: float32, mixed_float16, mixed_bfloat16"),
+     "--set train.precision=float16: 'float16' is not allowed; allowed: float32, mixed_float16, mixed_bfloat16"),
     ("train: {precision: mixed_float16, ema_momentum: 0.99}\n", [],
      "train.ema_momentum: 0.99 cannot be combined with train.precision mixed_float16"),
     ("{}\n", ["train.bogus=1"], "unknown key 'train.bogus'"),
-    ("{}\n", ["name=../../x"], "name: '../../x' cannot name a run folder"),
-    ("{}\n", ["name=/tmp/x"], "name: '/tmp/x' cannot name a run folder"),
-    ("{}\n", ["name=a/b"], "name: 'a/b' cannot name a run folder"),
+    ("{}\n", ["name=../../x"], "--set name=../../x: '../../x' cannot name a run folder"),
+    ("{}\n", ["name=/tmp/x"], "--set name=/tmp/x: '/tmp/x' cannot name a run folder"),
+    ("{}\n", ["name=a/b"], "--set name=a/b: 'a/b' cannot name a run folder"),
     ("name: .hidden\n", [], "name: '.hidden' cannot name a run folder"),
     ("{}\n", ["epochs"], "expected KEY=VALUE"),
     ("{}\n", ["model.layers.3.units=8"], "index 3 is outside the list"),
@@ -117,6 +117,37 @@ def test_bad_configs_name_the_key_and_what_is_allowed(tmp_path, text, overrides,
         load_config(path, overrides)
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_several_bad_keys_are_listed_together_each_by_where_it_was_set(tmp_path):
+    path = write(tmp_path, "data: {maxlen: 0, num_word: 5}\nmodel:\n  layers:\n    - {type: lstmx}\n"
+                           "    - {type: gru, units: -1}\ntrain: {epochs: many}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["train.batch_size=0", "model.embedding_dim=x"])
+    assert str(err.value) == f"{path}: 7 problems"
+    assert err.value.lines()[1:] == [
+        f"  {path}: data.maxlen: 0 is out of range; expected an integer >= 1",
+        f"  {path}: unknown key 'data.num_word'; did you mean 'num_words'?",
+        "  --set model.embedding_dim=x: expected an integer, got str 'x'",
+        f"  {path}: model.layers[0].type: unknown layer type 'lstmx'; allowed: simple_rnn, lstm, gru",
+        f"  {path}: model.layers[1].units: -1 is out of range; expected an integer >= 1",
+        "  --set train.batch_size=0: 0 is out of range; expected an integer >= 1",
+        f"  {path}: train.epochs: expected an integer, got str 'many'",
+    ]
+    result = CliRunner().invoke(main, ["train", "--config", str(path), "--set", "train.batch_size=0"])
+    assert result.exit_code == 2 and result.output.splitlines()[0] == f"Error: {path}: 6 problems"
+    assert len(result.output.splitlines()) == 7
+
+
+def test_a_bad_set_value_names_the_set_not_the_file(tmp_path):
+    path = write(tmp_path, "train: {epochs: 3}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["train.epochs=abc"])
+    assert str(err.value) == "--set train.epochs=abc: expected an integer, got str 'abc'"
+    with pytest.raises(ConfigError) as err:  # a section replaced by --set: the key inside it is named
+        load_config(path, ["model.layers=[{type: gru, units: 0}]"])
+    assert str(err.value) == ("--set model.layers=[{type: gru, units: 0}]: model.layers[0].units: 0 is out of range; "
+                              "expected an integer >= 1")
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
@@ -134,7 +165,7 @@ def test_missing_file(tmp_path):
     ("train: {epochz: 3}\n", [], "did you mean 'epochs'?"),
     ("model: {layers: [{type: rnn}]}\n", [], "allowed: simple_rnn, lstm, gru"),
     ("train: [1\n", [], "malformed YAML"),
-    ("{}\n", ["--set", "train.epochs=-1"], "train.epochs: -1 is out of range"),
+    ("{}\n", ["--set", "train.epochs=-1"], "--set train.epochs=-1: -1 is out of range"),
 ])
 def test_cli_bad_config_is_one_line_and_exit_2(tmp_path, text, args, expected):
     path = write(tmp_path, text)

@@ -64,7 +64,7 @@ def test_a_bad_config_is_reported_before_tensorflow_loads(tmp_path):
 
 
 def test_resume_refuses_a_new_config(tmp_path, tiny_config):
-    result = invoke("train", "--resume", "--run-dir", tmp_path, "--config", tiny_config)
+    result = invoke("train", "--resume", "--run", tmp_path, "--config", tiny_config)
     assert result.exit_code == 2 and "only --epochs may change" in result.output
 
 
@@ -93,7 +93,7 @@ def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_arch
 def started_train(tmp_path, tiny_config, imdb_archive, *extra):
     """`rnn train` in a process of its own, once it has claimed its run folder (it printed it)."""
     process = subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "train", "--config", str(tiny_config),
-                                "--data", str(imdb_archive), "--run-dir", str(tmp_path / "run"),
+                                "--data", str(imdb_archive), "--run", str(tmp_path / "run"),
                                 "--device", "cpu", *extra],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline().startswith("run folder: ")
@@ -116,7 +116,7 @@ def test_a_second_train_in_a_folder_in_use_names_the_process_that_holds_it(tmp_p
     try:
         for options in ([], ["--resume"]):
             args = ["--config", tiny_config, "--data", imdb_archive] if not options else []
-            second = invoke("train", *args, "--run-dir", tmp_path / "run", "--device", "cpu", *options)
+            second = invoke("train", *args, "--run", tmp_path / "run", "--device", "cpu", *options)
             assert second.exit_code == 2, second.output
             assert f"run: in use by process {first.pid} (another rnn train)" in second.output
         assert (tmp_path / "run" / runs.LOCK).read_text().strip() == str(first.pid)  # still the first's
@@ -132,7 +132,7 @@ def test_a_run_with_no_finished_epoch_resumes_from_the_start(tmp_path, tiny_conf
     config = yaml.safe_load(open(tiny_config))
     config["data"] |= {"source": "aclimdb", "path": str(imdb_archive)}
     (run_dir / runs.CONFIG).write_text(yaml.safe_dump(config))  # as a run killed before its first epoch
-    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
 
@@ -199,13 +199,13 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_exactly_once_freed(tmp_path
         run_dir = small_disk.path / "run"
         (run_dir / runs.CONFIG).parent.mkdir()
         (run_dir / runs.CONFIG).write_text(dump_config(config))
-        result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+        result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 2, result.output
     (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert f"{run_dir}/" in line and "cannot write (" in line and "1 finished epoch(s) kept" in line
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary file left
     small_disk.free()
-    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(run_dir)] == [
         {k: v for k, v in row.items() if k != "seconds"} for row in whole]

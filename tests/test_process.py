@@ -41,7 +41,7 @@ def test_gpu_without_a_gpu_is_a_clear_error(tmp_path, tiny_config, imdb_archive,
     import tensorflow as tf
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # as on a machine without one
-    result = invoke("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", tmp_path / "r",
+    result = invoke("train", "--config", tiny_config, "--data", imdb_archive, "--run", tmp_path / "r",
                     "--device", "gpu")
     assert result.exit_code == 2
     assert "--device gpu: TensorFlow sees no GPU" in result.output

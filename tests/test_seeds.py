@@ -52,7 +52,7 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
         result = cli_train(group, tiny_config, imdb_archive, "--seeds", "3")
     assert result.exit_code == 130
     assert f"interrupted: 1 finished epoch(s) kept in {group / 'seed-43'}" in result.output
-    assert f"`rnn train --resume --run-dir {group}`" in result.output  # the group, not the seed
+    assert f"`rnn train --resume --run {group}`" in result.output  # the group, not the seed
     processes = log.read_text().split()
     assert len(processes) == 2 and len(set(processes)) == 2 and str(os.getpid()) not in processes
     # The seeds' lines come through this process: seed 43's first epoch is the last one.
@@ -64,7 +64,7 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
     assert not (group / "seed-44").exists()
     assert runs.read_json(group / runs.SEEDS_SUMMARY)["status"] == "interrupted"
 
-    result = invoke("train", "--resume", "--run-dir", group, "--device", "cpu")
+    result = invoke("train", "--resume", "--run", group, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "seed 42 (1/3): finished, kept" in result.output and "epoch 2/2" in result.output
     assert runs.read_history(group / "seed-42") == first  # the finished seed is not trained again

@@ -101,7 +101,7 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
     assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 2 * 20
     before = runs.read_history(run_dir)
 
-    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
     history = runs.read_history(run_dir)
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
@@ -111,7 +111,7 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
     assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 4 * 20
     assert runs.read_json(run_dir / "run.json")["status"] == "finished"
 
-    more = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "5", "--device", "cpu")
+    more = invoke("train", "--resume", "--run", run_dir, "--epochs", "5", "--device", "cpu")
     assert more.exit_code == 0, more.output
     assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2, 3, 4, 5]
     assert load_config(run_dir / "config.yaml").train.epochs == 5
@@ -132,7 +132,7 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, m
     assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert not (run_dir / "metrics.json").exists()
 
-    result = invoke("train", "--resume", "--run-dir", run_dir, "--device", "cpu")
+    result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
     # Every epoch was done: only the evaluation is left (no epoch lines, nor the line about compiling).
     assert not any(line.startswith(("epoch ", "batches: ")) for line in result.output.splitlines())
@@ -186,7 +186,7 @@ def test_a_checkpoint_from_before_the_filled_short_batch_resumes_unfilled(tmp_pa
         return made(*args, **kwargs)
 
     monkeypatch.setattr(rnn_cli.train, "Batches", batches)
-    result = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "2", "--device", "cpu")
+    result = invoke("train", "--resume", "--run", run_dir, "--epochs", "2", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert filled[0] is False and len(runs.read_history(run_dir)) == 2  # filled[0]: the training batches
 
@@ -420,7 +420,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_history_of_one_never_stopped(tmp_
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert len(runs.read_history(tmp_path / "killed")) == 1  # epoch 2 was cut in its sixth batch
-    result = invoke("train", "--resume", "--run-dir", tmp_path / "killed", "--device", "cpu")
+    result = invoke("train", "--resume", "--run", tmp_path / "killed", "--device", "cpu")
     assert result.exit_code == 0, result.output
     resumed = runs.read_history(tmp_path / "killed")
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == [
@@ -469,7 +469,7 @@ def test_an_own_data_run_of_three_classes_resumes_inspects_plots_and_compares(tm
     (tmp_path / "own.yaml").write_text(OWN_CONFIG)
     run_dir = tmp_path / "run"
     assert cli_train(run_dir, tmp_path / "own.yaml", data, "--epochs", "1").exit_code == 0
-    resumed = invoke("train", "--resume", "--run-dir", run_dir, "--epochs", "2", "--device", "cpu")
+    resumed = invoke("train", "--resume", "--run", run_dir, "--epochs", "2", "--device", "cpu")
     assert resumed.exit_code == 0, resumed.output
     assert len(runs.read_history(run_dir)) == 2
     inspected = invoke("inspect", "--run", run_dir)
@@ -484,7 +484,7 @@ def test_a_missing_column_is_one_line_before_tensorflow_loads_and_leaves_no_run(
     (tmp_path / "own.yaml").write_text(OWN_CONFIG)
     code = ("import sys\nfrom click.testing import CliRunner\nfrom rnn_cli.cli import main\n"
             f"result = CliRunner().invoke(main, ['train', '--config', {str(tmp_path / 'own.yaml')!r}, '--data', "
-            f"{str(data)!r}, '--run-dir', {str(tmp_path / 'run')!r}])\n"
+            f"{str(data)!r}, '--run', {str(tmp_path / 'run')!r}])\n"
             "print(result.exit_code, 'tensorflow' in sys.modules, repr(result.output))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     exit_code, loaded, output = done.stdout.split(" ", 2)

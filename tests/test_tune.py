@@ -30,7 +30,7 @@ def study_setup(tmp_path, monkeypatch, tiny_config, imdb_archive):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "space.yaml").write_text(SPACE, encoding="utf-8")
     return ["--config", tiny_config, "--space", tmp_path / "space.yaml", "--data", imdb_archive,
-            "--set", "train.epochs=2", "--device", "cpu"]
+            "--epochs", "2", "--device", "cpu"]
 
 
 @pytest.mark.parametrize("space, says", [
@@ -87,10 +87,11 @@ def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_pat
     assert header.split()[:6] == ["trial", "state", "val", "acc", "train.learning_rate", "model.layers.0.units"]
     assert "importance of each key for val_accuracy" in shown.output
     assert (study / "optimization_history.png").stat().st_size > 0 and (study / "val_accuracy_by_key.png").exists()
+    assert invoke("tune", "--report").output == shown.output  # the newest study, as other commands' newest run
     table = invoke("compare", "--json")
     assert sorted(Path(row["path"]).name for row in json.loads(table.output)) == trials
 
-    changed = invoke("tune", *study_setup, "--set", "train.epochs=3", "--study", "s")
+    changed = invoke("tune", *study_setup, "--epochs", "3", "--study", "s")
     assert changed.exit_code == 2 and "started with another config or space" in changed.output
     more = invoke("tune", "--study", "s", "--trials", "4")  # continued, with its own config and space
     assert more.exit_code == 0, more.output
@@ -157,7 +158,7 @@ def wait_until_recorded(folder: Path) -> None:
 
 def test_a_stopped_or_killed_worker_loses_no_trial_and_the_study_continues(study_setup, tmp_path):
     folder = tmp_path / "runs" / "k" / "trial-001"
-    first = rnn_process(*study_setup, "--set", "train.epochs=3", "--trials", "2", "--study", "k", cwd=tmp_path)
+    first = rnn_process(*study_setup, "--epochs", "3", "--trials", "2", "--study", "k", cwd=tmp_path)
     stop_in_training(first, "trial 1:", signal.SIGTERM)  # in trial 1's training, after its first epoch
     _, err = first.communicate(timeout=60)
     assert first.returncode == 143 and "interrupted: finished trials are kept; continue with `rnn tune --study k`" in err
