@@ -41,6 +41,9 @@ class DataConfig:
     text_column: str = "text"  # csv, tsv: a header's column; jsonl: a key
     label_column: str = "label"  # labels may be strings or integers
     positive_label: str | None = None  # two classes: the one called positive; null: the second, sorted
+    # The class names in the order the model, its metrics and figures use them (ordinal labels keep theirs:
+    # [awful, poor, good, great]); every label of the data, no other; null: sorted (as numbers if all are)
+    classes: tuple[str, ...] | None = None
     # csv, tsv, jsonl: a column (a product, an author) whose rows all go to one side of the validation
     # split, as validation_by: movie does for aclImdb; null: any rows
     group_column: str | None = None
@@ -87,6 +90,13 @@ class DataConfig:
                  "a number between 0 and 1 (exclusive)")
         _require_with(self.group_column is None or self.source in TABLES, f"{where}.group_column",
                       f"only for {where}.source csv, tsv or jsonl (aclImdb: validation_by movie)")
+        if self.classes is not None:
+            _require_with(self.source in (*TABLES, "folder"), f"{where}.classes",
+                          f"only for your own data ({where}.source csv, tsv, jsonl or folder); IMDB's are neg, pos")
+            _require(len(self.classes) >= 2 and len(set(self.classes)) == len(self.classes), f"{where}.classes",
+                     list(self.classes), "two or more different class names, in the order to use")
+            _require_with(self.positive_label is None, f"{where}.positive_label",
+                          f"not with {where}.classes, whose last of two is the positive one")
 
 
 @dataclass(frozen=True)

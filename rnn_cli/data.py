@@ -186,7 +186,7 @@ def load_own(config: DataConfig) -> Corpus:
     """A user's own labelled texts (`rnn_cli.tables`), through a disk cache like aclImdb's."""
     path = check_source(config.path, config.source)
     options = [f"text={config.text_column}", f"label={config.label_column}", f"positive={config.positive_label}",
-               f"group={config.group_column}"]
+               f"group={config.group_column}", f"classes={config.classes}"]
     if config.test_path is not None:
         test = check_source(config.test_path, config.source)
         options.append(f"test={test.resolve()}:{test.stat().st_size}:{test.stat().st_mtime_ns}")
@@ -202,7 +202,7 @@ def _build_own(config: DataConfig, path: Path) -> Corpus:
     if config.source == "folder":
         rows, skipped = read_class_folders(path, MAX_REVIEW_BYTES)
         train, test = rows["train"], rows["test"]
-        classes = class_order(train.labels, config.positive_label, path / "train")
+        classes = class_order(train.labels, config.positive_label, path / "train", config.classes)
         y_train, y_test = class_indices(train, classes, path / "train"), class_indices(test, classes, path / "test")
         texts = {"train": list(zip(train.texts, y_train.tolist())), "test": list(zip(test.texts, y_test.tolist()))}
         return build_corpus(texts, source=source, skipped=skipped + train.empty + test.empty, classes=classes)
@@ -214,7 +214,7 @@ def _encode_table(config: DataConfig, path: Path, source: str) -> Corpus:
     hold out the test rows, then its texts, encoded as they come."""
     columns = (config.source, config.text_column, config.label_column)
     scan = read_rows(path, *columns, config.group_column, texts=False)
-    classes = class_order(scan.labels, config.positive_label, path)
+    classes = class_order(scan.labels, config.positive_label, path, config.classes)
     y = class_indices(scan, classes, path)
     groups = np.array(scan.groups, dtype=str) if scan.groups else None
     test_lines, skipped = None, scan.empty

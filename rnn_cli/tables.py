@@ -168,10 +168,18 @@ def read_class_folders(path: Path, max_bytes: int) -> tuple[dict[str, Rows], int
     return splits, skipped
 
 
-def class_order(labels: list[str], positive_label: str | None, where: Path) -> tuple[str, ...]:
-    """The classes in their fixed order: sorted (as numbers when every label is an integer); with two,
-    the positive one second."""
+def class_order(labels: list[str], positive_label: str | None, where: Path,
+                given: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The classes in their fixed order: `given` (data.classes), checked against the labels; else sorted (as
+    numbers when every label is an integer), with two the positive one second."""
     names = set(labels)
+    if given is not None:
+        unknown, unseen = sorted(names - set(given)), [name for name in given if name not in names]
+        if unknown or unseen:
+            said = (f"label(s) {', '.join(map(repr, unknown[:5]))} not among them" if unknown
+                    else f"no row of {', '.join(map(repr, unseen[:5]))}")
+            raise DataError(f"data.classes {list(given)}: {where} has {said}; list every label of the data once")
+        return tuple(given)
     numeric = all(name.lstrip("-").isdigit() for name in names)
     classes = tuple(sorted(names, key=lambda name: (int(name), name) if numeric else (0, name)))
     if len(classes) < 2:

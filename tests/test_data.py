@@ -316,6 +316,27 @@ def test_the_source_comes_from_the_extension_or_the_layout(tmp_path, imdb_folder
     assert source_of(write_class_folders(tmp_path / "own", topic_rows(["sport", "music"], 4))) == "folder"
 
 
+def test_a_file_of_another_kind_is_one_line_naming_the_kinds(tmp_path):
+    from rnn_cli.data import source_of
+
+    (tmp_path / "notes.txt").write_text("just notes\n")
+    with pytest.raises(DataError, match=r"notes.txt: cannot read a .txt file; --data takes a .csv, .tsv or .jsonl "
+                                        r"file of texts and labels, an aclImdb folder or its .tar.gz archive, or a "
+                                        r"folder of train/<class>/\*.txt"):
+        source_of(tmp_path / "notes.txt")
+    (tmp_path / "data.bin").write_bytes((tmp_path / "notes.txt").read_bytes())
+    with pytest.raises(DataError, match="cannot read a .bin file"):
+        source_of(tmp_path / "data.bin")
+
+
+def test_data_classes_must_be_the_labels_of_the_data(tmp_path):
+    path = write_table(tmp_path / "d.csv", topic_rows(["sport", "music", "food"], 10))
+    assert load_data(own(path, "csv", classes=("sport", "music", "food"))).classes == ("sport", "music", "food")
+    with pytest.raises(DataError, match=r"data.classes \['sport', 'music', 'food', 'art'\]: .*d.csv has no row "
+                                        r"of 'art'"):
+        load_data(own(path, "csv", classes=("sport", "music", "food", "art")))
+
+
 def test_a_group_column_keeps_each_group_on_one_side_of_the_validation_split(tmp_path):
     rows = topic_rows(["sport", "music"], 30)
     path = tmp_path / "d.jsonl"

@@ -464,6 +464,25 @@ def test_own_data_trains_evaluates_and_predicts(tmp_path, source, classes):
         assert all(set(answer["probabilities"]) == set(classes) for answer in answers)
 
 
+@pytest.mark.parametrize("source", ["csv", "folder"])
+def test_data_classes_fix_the_order_of_the_model_its_metrics_and_answers(tmp_path, source):
+    order = ["sport", "music", "food"]  # not sorted, as ordinal labels are not
+    rows = topic_rows(order, 40)
+    data = (write_class_folders(tmp_path / "own", rows) if source == "folder"
+            else write_table(tmp_path / f"own.{source}", rows))
+    (tmp_path / "own.yaml").write_text(OWN_CONFIG)
+    run_dir = tmp_path / "run"
+    result = cli_train(run_dir, tmp_path / "own.yaml", data, "--set", "data.classes=[sport, music, food]")
+    assert result.exit_code == 0, result.output
+    assert runs.read_json(run_dir / runs.CLASSES)["classes"] == order
+    assert runs.read_json(run_dir / runs.METRICS)["confusion_matrix"]["classes"] == order
+    predicted = invoke("predict", "--run", run_dir, "--json", "the goal and the soup")
+    assert list(json.loads(predicted.output)["probabilities"]) == order
+    wrong = cli_train(tmp_path / "wrong", tmp_path / "own.yaml", data, "--set", "data.classes=[sport, music]")
+    assert wrong.exit_code == 2 and "data.classes ['sport', 'music']:" in wrong.output
+    assert "label(s) 'food' not among them" in wrong.output and not (tmp_path / "wrong").exists()
+
+
 def test_an_own_data_run_of_three_classes_resumes_inspects_plots_and_compares(tmp_path):
     data = write_table(tmp_path / "own.csv", topic_rows(["sport", "music", "food"], 40))
     (tmp_path / "own.yaml").write_text(OWN_CONFIG)
