@@ -56,10 +56,10 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
     until it returns."""
     try:
         with stop_signals():
-            echo(f"run folder: {launch.run_dir}")
-            if launch.group:  # this process never loads TensorFlow: each seed trains in its own
-                from rnn_cli.seeds import train_seeds
+            from rnn_cli.seeds import headed, train_seeds  # here: it brings matplotlib, which bad input never needs
 
+            echo = headed(echo, f"run folder: {launch.run_dir}")
+            if launch.group:  # this process never loads TensorFlow: each seed trains in its own
                 return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
                                    device=device, echo=echo, progress=progress)
             from rnn_cli.process import configure, load_backend

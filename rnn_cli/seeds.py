@@ -53,9 +53,9 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
                 results.append(kept)
                 continue
             make_dir(run_dir, exist_ok=resume)
-            echo(f"seed {seed} ({i}/{len(chosen)}): {run_dir}")
             results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
-                                          echo=echo, **options))
+                                          echo=headed(echo, f"seed {seed} ({i}/{len(chosen)}): {run_dir}"),
+                                          **options))
     except BaseException as err:
         record.try_update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
         raise
@@ -64,6 +64,20 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
                 group_dir / runs.CURVES, title=f"{config.name}: {len(chosen)} seeds")
     return results
+
+
+def headed(echo: Callable[[str], None], header: str) -> Callable[[str], None]:
+    """`echo`, which prints `header` before its first line: a run folder is named once its training has loaded
+    the data and built the model, so a start that fails (and removes the folder) never names it."""
+    said = False
+
+    def headed_echo(line: str) -> None:
+        nonlocal said
+        if not said:
+            said = True
+            echo(header)
+        echo(line)
+    return headed_echo
 
 
 def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:

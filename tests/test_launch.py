@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import keras
 import pytest
@@ -49,7 +50,7 @@ def test_bad_data_is_one_line_exit_2_and_leaves_no_run(tmp_path, tiny_config, se
     assert result.exit_code == 2
     # A seed group meets it in its first seed's own process, and reports it the same way.
     assert "junk.tar.gz: not a readable aclImdb archive" in result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "run folder" not in result.output and "seed 42" not in result.output
     assert not (tmp_path / "run").exists()
 
 
@@ -91,13 +92,18 @@ def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_arch
 
 
 def started_train(tmp_path, tiny_config, imdb_archive, *extra):
-    """`rnn train` in a process of its own, once it has claimed its run folder (it printed it)."""
+    """`rnn train` in a process of its own, once it has claimed its run folder (its lock file is there)."""
     process = subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "train", "--config", str(tiny_config),
                                 "--data", str(imdb_archive), "--run", str(tmp_path / "run"),
                                 "--device", "cpu", *extra],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().startswith("run folder: ")
-    return process
+    lock = tmp_path / "run" / runs.LOCK
+    for _ in range(600):
+        if lock.exists() and lock.read_text().strip() == str(process.pid):
+            return process
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("rnn train did not claim its run folder in 30 s")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -144,7 +150,7 @@ def test_a_failure_before_the_first_epoch_leaves_no_folder(tmp_path, tiny_config
     monkeypatch.setattr("rnn_cli.train.load_data", out_of_memory)
     result = cli_train(tmp_path / "run", tiny_config, imdb_archive)
     assert result.exit_code == 1 and "internal error: MemoryError: Unable to allocate" in result.output
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and "run folder" not in result.output  # never named, then removed
 
 
 @pytest.fixture
