@@ -13,7 +13,7 @@ from rnn_cli.errors import UserError
 from rnn_cli.results import group_row, run_row
 
 COLUMNS = {  # key: heading
-    "name": "config", "settings": "settings", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
+    "name": "config", "settings": "settings", "data": "data", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
     "best_val_accuracy": "best val acc", "best_epoch": "best epoch", "test_accuracy": "test acc",
     "test_macro_f1": "test macro-F1",
     "seconds_per_epoch": "s/epoch", "train_minutes": "train min", "device": "device", "path": "run",
@@ -87,7 +87,7 @@ def cells(row: dict) -> dict[str, str]:
     return {
         "name": row["name"],
         "settings": " ".join(f"{key}={_yaml_scalar(value)}" for key, value in row.get("settings", {}).items()),
-        "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
+        "data": row.get("data", "?"), "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
         "epochs": number(row["epochs"], ".3g"), "best_val_accuracy": accuracy("best_val_accuracy"),
         "best_epoch": number(row["best_epoch"], ".3g"), "test_accuracy": accuracy("test_accuracy"),
         "test_macro_f1": accuracy("test_macro_f1"),
@@ -103,8 +103,22 @@ def device(row: dict) -> str:
 
 
 def _yaml_scalar(value) -> str:
-    """A value as `--set` would take it: null, true, 0.99, movie."""
+    """A value as `--set` would take it and a person reads it: null, true, 0.99, movie, 5.34e-3 (a float to
+    three significant digits)."""
+    if isinstance(value, float):
+        return readable(value)
     return yaml.safe_dump(value, default_flow_style=True, width=1_000).removesuffix("\n...\n").strip()
+
+
+def readable(value: float) -> str:
+    """A float to three significant digits, in powers of ten where it is small or large: 0.39, 64.0, 5.34e-3;
+    still a float to YAML (a mantissa with a point, a signed exponent)."""
+    if value == 0 or 0.01 <= abs(value) < 10_000:
+        text = f"{value:.3g}"
+        return text if any(c in text for c in ".en") else text + ".0"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{int(exponent):+d}"
 
 
 def _keys(rows: list[dict]) -> list[str]:

@@ -22,7 +22,8 @@ def run_row(run_dir: Path, config: dict | None = None) -> dict:
     seconds = ([row["seconds"] for row in history if row["epoch"] not in warmup]
                or [row["seconds"] for row in history])
     return {
-        "name": runs.config_name(run_dir, config), "runs": 1, "parameters": record.get("parameters"),
+        "name": runs.config_name(run_dir, config), "data": data_label(config or runs.read_run_config(run_dir)),
+        "runs": 1, "parameters": record.get("parameters"),
         "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else None,
         "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
         "test_macro_f1": metrics.get("macro_f1"), "classes": len(runs.read_classes(run_dir)),
@@ -32,6 +33,15 @@ def run_row(run_dir: Path, config: dict | None = None) -> dict:
         "device": record.get("device"), "backend": record.get("backend") or "tensorflow",
         "status": record.get("status"), "path": str(run_dir),
     }
+
+
+def data_label(config: dict) -> str:
+    """What a run trained on, as a person tells runs apart: the source and the file's name ("csv tickets.csv",
+    "aclimdb aclImdb_v1.tar.gz", "keras"), and the --limit if one was set."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    source, path, limit = data.get("source", "keras"), data.get("path"), data.get("limit")
+    label = f"{source} {Path(str(path)).name}" if path else str(source)
+    return label + (f", limit {limit}" if limit else "")
 
 
 def group_row(members: list[dict], path: Path) -> dict:
@@ -46,7 +56,8 @@ def group_row(members: list[dict], path: Path) -> dict:
 
     first = members[0]
     return {
-        "name": first["name"], "runs": len(members), "parameters": first["parameters"],
+        "name": first["name"], "data": ", ".join(dict.fromkeys(m["data"] for m in members)),
+        "runs": len(members), "parameters": first["parameters"],
         "epochs": mean("epochs"), "best_val_accuracy": mean("best_val_accuracy"),
         # Each seed's own best epoch: their mean would name an epoch no run had.
         "best_val_accuracy_std": spread("best_val_accuracy"), "best_epoch": [m["best_epoch"] for m in members],

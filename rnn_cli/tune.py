@@ -90,11 +90,14 @@ def parse_space(raw, base: Config, where: str) -> tuple[Param, ...]:
     space = tuple(parse_param(key, spec, where) for key, spec in raw.items())
     for param in space:
         for value in param.extremes():
+            item = f"{param.key}={json.dumps(value)}"
             try:
-                config_from_dict(to_dict(base), [f"{param.key}={json.dumps(value)}"], source=where)
-            except ConfigError as err:
+                config_from_dict(to_dict(base), [item], source=where)
+            except ConfigError as err:  # said of the space's key, not of a --set the user never typed
                 message = str(err)
-                raise UserError(message.replace("--set ", f"{where}: ", 1) if message.startswith("--set ")
+                own = f"{where}: {param.key}: {message.removeprefix(f'--set {item}: ')}"
+                raise UserError(own if message.startswith(f"--set {item}: ") else
+                                message.replace("--set ", f"{where}: ", 1) if message.startswith("--set ")
                                 else message) from None
     return space
 

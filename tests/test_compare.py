@@ -67,7 +67,7 @@ def test_default_is_every_run_and_group_under_runs(tmp_path, monkeypatch):
     rows = compare([])
     assert sorted(row["name"] for row in rows) == ["x", "y"]
     table = markdown_table(rows).splitlines()
-    assert table[0].startswith("| config | runs | parameters |") and len(table) == 4
+    assert table[0].startswith("| config | data | runs | parameters |") and len(table) == 4
     json.dumps(rows)  # --json prints these rows as they are
 
 
@@ -97,11 +97,11 @@ def test_runs_of_one_config_show_the_settings_they_differ_in(tmp_path):
                                    "model.layers.0.units": 64, "train.ema_momentum": 0.99}
     assert rows[3]["settings"] == {}  # the only gru: nothing to tell apart
     table = markdown_table(rows).splitlines()
-    assert table[0].startswith("| config | settings | runs |")
+    assert table[0].startswith("| config | settings | data | runs |")
     assert "| lstm | data.validation_by=review model.layers.0.type=lstm model.layers.0.units=64 " \
-           "train.ema_momentum=0.99 | 2 |" in table[4]
-    assert "train.ema_momentum=null" in table[2] and "| gru |  | 1 |" in table[5]
-    assert text_table(rows).splitlines()[0].split()[:3] == ["config", "settings", "runs"]
+           "train.ema_momentum=0.99 | keras | 2 |" in table[4]
+    assert "train.ema_momentum=null" in table[2] and "| gru |  | keras | 1 |" in table[5]
+    assert text_table(rows).splitlines()[0].split()[:4] == ["config", "settings", "data", "runs"]
     assert "settings" not in markdown_table(rows[3:])  # no column when no names repeat
 
 
@@ -109,7 +109,8 @@ def test_compare_prints_a_table_of_runs(trained_run):
     result = invoke("compare", trained_run)
     assert result.exit_code == 0, result.output
     header, row = result.output.strip().splitlines()
-    assert header.split()[:3] == ["config", "runs", "parameters"] and row.startswith("tiny ")
+    assert header.split()[:4] == ["config", "data", "runs", "parameters"]
+    assert row.split()[:3] == ["tiny", "aclimdb", "aclImdb_v1.tar.gz"]
     rows = json.loads(invoke("compare", trained_run, "--json").output)
     assert rows[0]["epochs"] == 3 and rows[0]["test_accuracy"] >= 0.75
 
@@ -122,3 +123,29 @@ def test_macro_f1_shows_beside_accuracy_once_a_run_has_more_than_two_classes(tmp
     runs.write_json(topics / runs.METRICS, {"accuracy": 0.75, "macro_f1": 0.7321})
     table = markdown_table(compare([binary, topics]))
     assert "| test acc | test macro-F1 |" in table and "| 0.7500 | 0.7321 |" in table
+
+
+def test_the_data_column_tells_imdb_and_own_data_apart_and_values_read_as_a_person_reads_them(tmp_path):
+    imdb = fake_run(tmp_path / "a", "lstm", [0.86], 0.85)
+    (imdb / runs.CONFIG).write_text("name: lstm\ndata: {source: aclimdb, path: /d/aclImdb_v1.tar.gz, limit: 2000}\n"
+                                    "train: {learning_rate: 0.0053421234567891}\n")
+    own = fake_run(tmp_path / "b", "lstm", [0.84], 0.86)
+    (own / runs.CONFIG).write_text("name: lstm\ndata: {source: csv, path: /home/me/tickets.csv}\n"
+                                   "train: {learning_rate: 0.00001}\n")
+    rows = compare([imdb, own])
+    assert [row["data"] for row in rows] == ["aclimdb aclImdb_v1.tar.gz, limit 2000", "csv tickets.csv"]
+    table = markdown_table(rows)
+    assert "train.learning_rate=5.34e-3" in table and "train.learning_rate=1.0e-5" in table
+    assert "0.00534212" not in table
+    assert rows[0]["settings"]["train.learning_rate"] == 0.0053421234567891  # --json keeps every digit
+
+
+@pytest.mark.parametrize("value, shown", [(0.0053421234567, "5.34e-3"), (0.001, "1.0e-3"), (0.39, "0.39"),
+                                          (64.0, "64.0"), (123456.0, "1.23e+5"), (0.0, "0.0"), (-0.0021, "-2.1e-3")])
+def test_readable_floats_stay_floats_to_set(value, shown):
+    import yaml
+
+    from rnn_cli.compare import readable
+
+    assert readable(value) == shown and isinstance(yaml.safe_load(shown), float)
+    assert yaml.safe_load(shown) == pytest.approx(value, rel=5e-3)

@@ -83,7 +83,7 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
 
     table = invoke("compare", group, "--markdown")
     assert table.exit_code == 0, table.output
-    assert "| tiny | 3 |" in table.output and " ± " in table.output
+    assert "| tiny | aclimdb aclImdb_v1.tar.gz | 3 |" in table.output and " ± " in table.output
 
 
 class InterruptTheParent(keras.callbacks.Callback):
@@ -204,5 +204,5 @@ def test_a_seed_group_of_three_classes_reports_macro_f1(tmp_path):
     assert [runs.read_json(group / f"seed-{s}" / runs.CLASSES)["classes"] for s in (42, 43)] == [
         ["food", "music", "sport"]] * 2
     table = invoke("compare", group, "--markdown")
-    assert "test macro-F1" in table.output and "| own | 2 |" in table.output
+    assert "test macro-F1" in table.output and "| own | jsonl own.jsonl | 2 |" in table.output
     assert runs.read_json(group / runs.SEEDS_SUMMARY)["test_macro_f1"] is not None

@@ -35,7 +35,7 @@ def study_setup(tmp_path, monkeypatch, tiny_config, imdb_archive):
 
 @pytest.mark.parametrize("space, says", [
     ("train.learnin_rate: {uniform: [0.1, 0.2]}", "unknown key 'train.learnin_rate'; did you mean 'learning_rate'?"),
-    ("model.layers.0.units: {int: [0, 8]}", "model.layers[0].units: 0 is out of range; expected an integer >= 1"),
+    ("model.layers.0.units: {int: [0, 8]}", "space.yaml: model.layers.0.units: 0 is out of range; expected an integer >= 1"),
     ("model.layers.3.units: {int: [4, 8]}", "space.yaml: model.layers.3: index 3 is outside the list of 1 item(s)"),
     ("train.optimizer: {choice: [adam, nesterov]}", "'nesterov' is not allowed; allowed: rmsprop, adam, adamw, sgd"),
     ("train.learning_rate: {log_uniform: [0, 0.1]}", "log_uniform: the range must be above 0"),
@@ -207,8 +207,8 @@ def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_
     assert third.returncode == 0, third.stderr
     assert [p.name for p in (elsewhere / "runs" / "pg").glob("trial-*")] == [f"trial-{len(complete):03d}"]
     (tmp_path / "third-machine").mkdir()
-    other = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", *map(str, study_setup), "--set",
-                            "train.epochs=3", "--study", "pg", "--storage", postgres_url],
+    other = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", *map(str, study_setup), "--epochs", "3",
+                            "--study", "pg", "--storage", postgres_url],
                            cwd=tmp_path / "third-machine", capture_output=True, text=True, timeout=120)
     assert other.returncode == 2 and "its workers train another base config or space" in other.stderr
 
