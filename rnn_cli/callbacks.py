@@ -1,5 +1,5 @@
 """The Keras callbacks of a training: the run recorder (every epoch committed to the run folder),
-the stop at a batch's end for Ctrl-C and SIGTERM, and the progress bar."""
+the stop at a batch's end for Ctrl-C and SIGTERM, and the progress within an epoch (a bar, or lines)."""
 
 from __future__ import annotations
 
@@ -92,11 +92,49 @@ def epoch_line(row: dict, epochs: int) -> str:
             f"{row['seconds']:.1f}s")
 
 
+# Outside a terminal (a notebook's `!rnn train`, a pipe, a log), seconds between two progress lines in an epoch:
+# often enough to see it move, seldom enough to read.
+PROGRESS_EVERY = 15.0
+
+
+def progress_callbacks(kind: str | None, steps: int, epochs: int, batch_size: int, echo) -> list:
+    return {"bar": [Progress(steps, epochs)], "lines": [ProgressLines(steps, epochs, batch_size, echo)]}.get(kind, [])
+
+
+class ProgressLines(keras.callbacks.Callback):
+    """Within each epoch, a line every `every` seconds: batches done, reviews per second, running loss and
+    accuracy, and the epoch's time left, as Keras' and Hugging Face's logs do where a bar cannot redraw."""
+
+    def __init__(self, steps: int, epochs: int, batch_size: int, echo, every: float | None = None):
+        super().__init__()
+        self.steps, self.epochs, self.batch_size, self.echo = steps, epochs, batch_size, echo
+        self.every = PROGRESS_EVERY if every is None else every
+        self.started = self.last = 0.0
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.started = epoch, time.perf_counter()
+        self.last = self.started
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        done = batch + 1
+        if now - self.last < self.every or done >= self.steps:
+            return
+        self.last = now
+        logs, elapsed = logs or {}, now - self.started
+        scores = "".join(f"  {name} {float(logs[key]):.4f}" for key, name in (("loss", "loss"), ("accuracy", "acc"))
+                         if key in logs)
+        self.echo(f"  epoch {self.epoch + 1}/{self.epochs}  batch {done}/{self.steps}  "
+                  f"{done * self.batch_size / elapsed:,.0f} reviews/s{scores}  "
+                  f"{elapsed * (self.steps - done) / done:.0f}s left")
+
+
 class Progress(keras.callbacks.Callback):
     """A bar of batches with running loss and accuracy, when stderr is a terminal.
 
     Epoch summary lines come from the run recorder, which knows the finished row; this
-    callback only draws the bar, so logs that are not a terminal get no bar spam.
+    callback only draws the bar, so logs that are not a terminal get no bar spam (ProgressLines instead).
     """
 
     def __init__(self, steps: int, epochs: int, stream=None):
@@ -104,11 +142,6 @@ class Progress(keras.callbacks.Callback):
         self.steps, self.epochs = steps, epochs
         self.stream = stream or sys.stderr
         self.bar = None
-
-    @staticmethod
-    def wanted(stream=None) -> bool:
-        stream = stream or sys.stderr
-        return hasattr(stream, "isatty") and stream.isatty()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",

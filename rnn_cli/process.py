@@ -201,3 +201,12 @@ def few_malloc_arenas() -> bool:
     if "MALLOC_ARENA_MAX" in os.environ or platform.libc_ver()[0] != "glibc":
         return False
     return ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS) == 1
+
+
+def progress_kind(progress: bool | str | None, stream=None) -> str | None:
+    """How a training shows its progress within an epoch: "bar" (tqdm) on a terminal, "lines" elsewhere, None
+    for none. `progress`: None decides by `stream` (stderr); False is none; True, "bar" or "lines" as said."""
+    if progress is None:
+        stream = stream or sys.stderr
+        return "bar" if hasattr(stream, "isatty") and stream.isatty() else "lines"
+    return {True: "bar", False: None}.get(progress, progress)

@@ -26,6 +26,7 @@ from rnn_cli.config import Config
 from rnn_cli.errors import UserError
 from rnn_cli.files import make_dir
 from rnn_cli.plots import plot_curves
+from rnn_cli.process import progress_kind
 from rnn_cli.results import group_row, run_row
 
 
@@ -103,11 +104,10 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     raised there. `watch(run_dir, line)` sees each line after `echo`: when it returns True the child
     is stopped as a SIGTERM stops `rnn train`, and `Stopped` is raised once it has recorded where it
     stopped (`rnn tune` prunes trials so). Options must pickle (Keras callbacks defined at module
-    level do). Progress bars are decided here, where the user's terminal is: the child writes to the
-    same standard error.
+    level do). Progress (a bar, or lines) is decided here, where the user's terminal is: the child writes to
+    the same standard error, and its lines come here.
     """
-    if options.get("progress") is None:
-        options["progress"] = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    options["progress"] = progress_kind(options.get("progress"))
     context = multiprocessing.get_context("spawn")  # fork would copy this process' threads and state
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_train_child, args=(sender, config, run_dir, options),

@@ -15,7 +15,7 @@ import numpy as np
 from rnn_cli import __version__, backends, runs
 from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
-from rnn_cli.callbacks import Progress, RunRecorder, stops_at_batch_end
+from rnn_cli.callbacks import RunRecorder, progress_callbacks, stops_at_batch_end
 from rnn_cli.card import write_card
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.corpus import Vocabulary
@@ -25,12 +25,12 @@ from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, keeps_average, kernel_warnings,
                            masks_padding, parameters_before_head, precision_warnings, save_model, summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.process import current_backend, determinism, select_device, set_seed
+from rnn_cli.process import current_backend, determinism, progress_kind, select_device, set_seed
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
           echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
-          progress: bool | None = None, callbacks: tuple = (), score_test: bool = True,
+          progress: bool | str | None = None, callbacks: tuple = (), score_test: bool = True,
           hparams: dict | None = None) -> runs.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
@@ -43,7 +43,8 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
         resume: continue from the run's last finished epoch, optimizer state included.
         echo: where per-epoch lines go (a no-op for --quiet).
         warn: where warnings go; standard error when None.
-        progress: draw tqdm bars; None means only when stderr is a terminal.
+        progress: within each epoch, a tqdm bar or a line every few seconds (`process.progress_kind`):
+            None means a bar on a terminal, lines elsewhere; False, none.
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
         score_test: score the test split at the end; `rnn tune`'s trials do not (they are chosen by
             validation, and the test split is scored once, for the trial chosen).
@@ -161,7 +162,7 @@ def feed_line(config: Config, jit_compile: bool, masked: bool = True) -> str:
 
 
 def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorder,
-        progress: bool | None, callbacks: tuple) -> float:
+        progress: bool | str | None, callbacks: tuple) -> float:
     """model.fit up to config.train.epochs, if any epoch is left, after a line saying how batches are
     made and compiled. Returns seconds."""
     history = recorder.history
@@ -173,8 +174,8 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     # Validation at the training batch size, as Keras' fit does by default: it reuses the buffers
     # the training step freed instead of raising the peak memory with larger ones.
     val_batches = Batches(splits.val, config.train.batch_size, config.data, masked, bucketed=bucketed)
-    wanted = Progress.wanted() if progress is None else progress
-    bars = [Progress(len(train_batches), config.train.epochs)] if wanted else []
+    bars = progress_callbacks(progress_kind(progress), len(train_batches), config.train.epochs,
+                              config.train.batch_size, recorder.echo)
     # With train.ema_momentum, validation scores the averaged weights.
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
