@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnn_cli import runs
-from rnn_cli.config import Config, dump_config, load_config
+from rnn_cli.config import Config, dump_config, load_config, to_dict
 from rnn_cli.files import write_atomic
+from rnn_cli.results import data_label
 
 CARD = "MODEL_CARD.md"
 
@@ -69,6 +70,19 @@ def card_text(run_dir: Path) -> str:
               "- The probabilities are the model's, calibrated only as well as the expected calibration "
               "error above says."]
     return "\n".join(lines) + "\n"
+
+
+def model_facts(run_dir: Path) -> dict:
+    """What the page shows of a model: config name, layers, parameters, data, and test accuracy when scored."""
+    config = load_config(run_dir / runs.CONFIG)
+    record = runs.read_mapping(run_dir / runs.RUN_RECORD)
+    sizes = record.get("data", {}).get("sizes", {})
+    counted = ", ".join(f"{sizes[key]:,} {key}" for key in ("train", "val", "test") if isinstance(sizes.get(key), int))
+    tested, metrics = test_metrics(run_dir)
+    return {"config": config.name, "architecture": architecture(config, len(runs.read_classes(run_dir))),
+            "parameters": record.get("parameters"),
+            "data": data_label(to_dict(config)) + (f" ({counted} reviews)" if counted else ""),
+            "test_accuracy": (metrics or {}).get("accuracy"), "tested": tested}
 
 
 def test_metrics(run_dir: Path) -> tuple[str, dict | None]:

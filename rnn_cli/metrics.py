@@ -136,6 +136,13 @@ def reliability(y: np.ndarray, p: np.ndarray, threshold: float | None = None) ->
             "expected_calibration_error": float((gaps * counts).sum() / max(counts.sum(), 1))}
 
 
+def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
+    """The area under the precision-recall steps: precision at each score, weighted by the recall it adds
+    (as scikit-learn's average_precision_score)."""
+    points = curve_points(y, scores)
+    return float(np.sum(np.diff(points["recall"], prepend=0.0) * points["precision"]))
+
+
 def curve_points(y: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     """ROC (false and true positive rates) and precision-recall points of `scores` for 0/1 labels `y`,
     one per distinct score, highest first."""

@@ -12,16 +12,22 @@ matplotlib.use("Agg")  # files only: no display needed, none opened
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from rnn_cli import runs  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
 from rnn_cli.files import atomic_path, make_dir  # noqa: E402
-from rnn_cli.metrics import (confusion_matrix, curve_points, predicted_classes, reliability, roc_auc,  # noqa: E402
-                             top_label)
+from rnn_cli.metrics import (average_precision, confusion_matrix, curve_points, predicted_classes,  # noqa: E402
+                             reliability, roc_auc, top_label)
 from rnn_cli.runs import best_row  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
-DPI = 100  # so the PNG is 1200 x 450 pixels
+DPI = 100  # so the PNG is about 1200 x 450 pixels (cropped or grown to what is drawn)
+# A word's change of the score, coloured on one scale for every review (beyond it, the end colours): orange
+# away from the traced class, blue towards it. page.html uses the same.
+CHANGE_SCALE = 0.25
+AWAY_COLOR, TOWARDS_COLOR = "#e66101", "#1f65b4"
 
 
 def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
@@ -49,68 +55,88 @@ def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = ""
     """Draw every (label, history) pair on one figure and write it to `out`.
 
     Solid lines are validation, dashed lines training; a star marks each run's best validation
-    accuracy, and a dot the validation loss of that epoch.
+    accuracy, and a dot the validation loss of that epoch. The legend names each run once (its colour and
+    best epoch) and the line styles once, below the plots when there are several runs, so it covers no curve.
     """
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    runs_shown = []
     for i, (label, history) in enumerate(curves):
         color = f"C{i % 10}"
-        prefix = f"{label} " if len(curves) > 1 else ""
         epochs = [row["epoch"] for row in history]
         for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
-            axis.plot(epochs, [row[key] for row in history], color=color, linestyle="--", marker=".",
-                      label=f"{prefix}training")
-            axis.plot(epochs, [row[f"val_{key}"] for row in history], color=color, marker=".",
-                      label=f"{prefix}validation")
+            axis.plot(epochs, [row[key] for row in history], color=color, linestyle="--", marker=".")
+            axis.plot(epochs, [row[f"val_{key}"] for row in history], color=color, marker=".")
         best = best_row(history)
+        said = f": best {best['val_accuracy']:.4f} (epoch {best['epoch']})" if best else ""
+        runs_shown.append(Line2D([], [], color=color, linewidth=6, label=f"{label}{said}" if len(curves) > 1
+                                 else f"best val acc {best['val_accuracy']:.4f} (epoch {best['epoch']})" if best
+                                 else label))
         if best:
             accuracy_axis.scatter([best["epoch"]], [best["val_accuracy"]], marker="*", s=220, color=color,
-                                  edgecolor="black", zorder=3,
-                                  label=f"{prefix}best: {best['val_accuracy']:.4f} (epoch {best['epoch']})")
+                                  edgecolor="black", zorder=3)
             loss_axis.scatter([best["epoch"]], [best["val_loss"]], s=60, color=color, edgecolor="black", zorder=3)
+    styles = [Line2D([], [], color="grey", linestyle="--", marker=".", label="training"),
+              Line2D([], [], color="grey", marker=".", label="validation"),
+              Line2D([], [], color="grey", marker="*", markersize=12, markeredgecolor="black", linestyle="none",
+                     label="best validation accuracy")]
     for axis, name in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
         axis.xaxis.get_major_locator().set_params(integer=True)
-        axis.legend(fontsize="small")
+    if len(curves) == 1:
+        loss_axis.legend(handles=styles, fontsize="small")
+        accuracy_axis.legend(handles=runs_shown, fontsize="small", loc="lower right")
+    else:
+        figure.legend(handles=[*runs_shown, *styles], loc="outside lower center", fontsize="small",
+                      ncol=min(3, len(runs_shown) + len(styles)))
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     save_figure(figure, Path(out))
     plt.close(figure)
     return Path(out)
 
 
 def save_figure(figure, out: Path) -> None:
-    """savefig through `atomic_path`, like every other file the tool writes."""
+    """savefig through `atomic_path`, like every other file the tool writes; the canvas is cropped or grown to
+    what is drawn (bbox_inches="tight"), so no label or legend is ever cut at its edge."""
     make_dir(out.parent)
     with atomic_path(out) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI)
+        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+
+
+def change_colormap() -> LinearSegmentedColormap:
+    """Orange (away from the traced class) through white to blue (towards it): safe for red-green colour
+    blindness; the page (page.html) draws the same colours over the same scale."""
+    return LinearSegmentedColormap.from_list("change", [AWAY_COLOR, "#ffffff", TOWARDS_COLOR])
 
 
 def plot_explanation(explanation, out: Path, top: int = 5) -> Path:
-    """The score after every word as a curve over a colour strip; the biggest movers labelled."""
+    """The score after every word as a curve, over a strip coloured by how much each word moved it (one fixed
+    scale for every review, with its colour bar); the biggest movers labelled."""
     e = explanation
     positions = list(range(len(e.words)))
-    figure, (curve, strip) = plt.subplots(2, 1, figsize=FIGSIZE, dpi=DPI, sharex=True,
+    figure, (curve, strip) = plt.subplots(2, 1, figsize=FIGSIZE, dpi=DPI, sharex=True, layout="constrained",
                                           gridspec_kw={"height_ratios": [5, 1]})
-    curve.plot(positions, e.scores, color="C0", marker="." if len(positions) <= 120 else None)
+    curve.plot(positions, e.scores, color="black", marker="." if len(positions) <= 120 else None, linewidth=1.2)
     curve.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     for i in e.movers(top):
-        curve.annotate(e.words[i], (i, e.scores[i]), textcoords="offset points", xytext=(0, 8),
-                       ha="center", fontsize="small", color="C2" if e.changes[i] > 0 else "C3")
+        curve.annotate(e.words[i], (i, e.scores[i]), textcoords="offset points", xytext=(0, 8), ha="center",
+                       fontsize="small", fontweight="bold", color=TOWARDS_COLOR if e.changes[i] > 0 else AWAY_COLOR)
     curve.set_ylim(-0.02, 1.08)
     curve.set_ylabel(f'P("{e.traced}")')
-    curve.set_title(f"score after each word (final {e.probability:.4f})", fontsize="medium")
+    curve.set_title(f"score after each word (final {e.probability:.4f}); colour: how much the word moved it",
+                    fontsize="medium")
     curve.grid(alpha=0.3)
-    strip.imshow(np.asarray(e.scores)[None, :], aspect="auto", cmap="RdYlGn", vmin=0.0, vmax=1.0,
-                 extent=(-0.5, len(positions) - 0.5, 0, 1))
+    image = strip.imshow(np.asarray(e.changes)[None, :], aspect="auto", cmap=change_colormap(),
+                         vmin=-CHANGE_SCALE, vmax=CHANGE_SCALE, extent=(-0.5, len(positions) - 0.5, 0, 1))
     strip.set_yticks([])
     if len(positions) <= 60:  # short enough to name every word under the strip
         strip.set_xticks(positions, e.words, rotation=60, ha="right", fontsize="small")
     else:
         strip.set_xlabel("word position (0: start token)")
-    figure.tight_layout()
+    bar = figure.colorbar(image, ax=[curve, strip], fraction=0.03, pad=0.01, extend="both")
+    bar.set_label(f'change in P("{e.traced}")\n(the same scale for every review)', fontsize="small")
     save_figure(figure, Path(out))
     plt.close(figure)
     return Path(out)
@@ -130,7 +156,7 @@ def confusion_figure(y, p, classes, out: Path, threshold: float) -> Path:
     matrix = confusion_matrix(y, predicted_classes(p, threshold), len(classes))
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = min(4 + 0.6 * len(classes), 12)
-    figure, axis = plt.subplots(figsize=(size, size * 0.85), dpi=DPI)
+    figure, axis = plt.subplots(figsize=(size, size * 0.85), dpi=DPI, layout="constrained")
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
         axis.text(j, i, f"{count}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize="small",
@@ -147,15 +173,19 @@ def confusion_figure(y, p, classes, out: Path, threshold: float) -> Path:
 
 def curves_figure(y, p, classes, out: Path) -> Path:
     """ROC and precision-recall curves: of the positive class for two, one-vs-rest for each of N."""
-    figure, (roc, pr) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
+    figure, (roc, pr) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, layout="constrained")
     y = np.asarray(y, dtype=int)
     pairs = [(classes[1], y, p)] if p.ndim == 1 else [(name, (y == k).astype(int), p[:, k])
                                                       for k, name in enumerate(classes)]
     for i, (name, truth, scores) in enumerate(pairs):
-        points = curve_points(truth, scores)
-        roc.plot(points["fpr"], points["tpr"], color=f"C{i % 10}", label=f"{name} (AUC {roc_auc(truth, scores):.3f})")
-        pr.plot(points["recall"], points["precision"], color=f"C{i % 10}", label=name)
-    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        points, color = curve_points(truth, scores), f"C{i % 10}"
+        roc.plot(points["fpr"], points["tpr"], color=color, label=f"{name} (AUC {roc_auc(truth, scores):.3f})")
+        pr.plot(points["recall"], points["precision"], color=color, drawstyle="steps-post",
+                label=f"{name} (AP {average_precision(truth, scores):.3f})")
+        # A model that guesses has the class' share as its precision at every recall.
+        pr.axhline(truth.mean(), color=color, linestyle=":", linewidth=1)
+    pr.plot([], [], color="grey", linestyle=":", linewidth=1, label="chance: the class' share")
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
     for axis, (x, label) in ((roc, ("false positive rate", "true positive rate")),
                              (pr, ("recall", "precision"))):
         axis.set_xlabel(x)
@@ -172,15 +202,17 @@ def curves_figure(y, p, classes, out: Path) -> Path:
 def reliability_figure(y, p, out: Path, threshold: float) -> Path:
     """How often the predicted class is right against how sure the model was, by confidence bin."""
     bins = reliability(y, p, threshold)
-    figure, axis = plt.subplots(figsize=(6, 5), dpi=DPI)
+    figure, axis = plt.subplots(figsize=(6, 5), dpi=DPI, layout="constrained")
     edges = np.linspace(0, 1, len(bins["counts"]) + 1)
-    filled = np.array(bins["counts"]) > 0
-    axis.bar(edges[:-1][filled], np.array(bins["accuracy"])[filled], width=edges[1] - edges[0], align="edge",
-             edgecolor="black", alpha=0.7, label="share right")
+    counts = np.array(bins["counts"])
+    filled = counts > 0
+    bars = axis.bar(edges[:-1][filled], np.array(bins["accuracy"])[filled], width=edges[1] - edges[0],
+                    align="edge", edgecolor="black", alpha=0.7, label="share right (n: reviews in the bin)")
+    axis.bar_label(bars, labels=[f"n={n:,}" for n in counts[filled]], fontsize="x-small", padding=2)
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
     confidence, _ = top_label(y, p, threshold)
     axis.set_xlim(min(0.5, float(confidence.min(initial=0.5))) if p.ndim == 1 else 0, 1)
-    axis.set_ylim(0, 1)
+    axis.set_ylim(0, 1.08)
     axis.set_xlabel("probability of the predicted class")
     axis.set_ylabel("share of those reviews it got right")
     axis.set_title(f"reliability: expected calibration error {bins['expected_calibration_error']:.4f}",
@@ -191,7 +223,6 @@ def reliability_figure(y, p, out: Path, threshold: float) -> Path:
 
 
 def _saved(figure, out: Path) -> Path:
-    figure.tight_layout()
     save_figure(figure, Path(out))
     plt.close(figure)
     return Path(out)

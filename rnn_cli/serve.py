@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from rnn_cli import runs
+from rnn_cli.card import model_facts
 from rnn_cli.errors import UserError
 from rnn_cli.explain import explain_review
 from rnn_cli.predict import predict_texts
@@ -142,6 +143,7 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
     its config's name)."""
     name = name or trained.config.name
     batcher = Batcher(trained, batching)
+    facts = model_facts(trained.run_dir)  # read once: the run folder may change while it serves
     page = resources.files("rnn_cli").joinpath("page.html").read_text(encoding="utf-8")
 
     def check_model(request: Request) -> None:
@@ -182,7 +184,7 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
         check_model(request)
         data = trained.config.data
         return JSONResponse({"model_spec": {"name": name, "version": "1"},
-                             "metadata": {"classes": list(trained.classes), "maxlen": data.maxlen,
+                             "metadata": {"model": facts, "classes": list(trained.classes), "maxlen": data.maxlen,
                                           "truncating": data.truncating, "input": "instances: texts",
                                           "outputs": ["probability", "probabilities", "label", "words",
                                                       "known_words", "truncated", "note"]}})

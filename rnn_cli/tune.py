@@ -514,9 +514,31 @@ def plot_study(search, study: Study) -> list[Path]:
             axes = draw(search, target_name="val_accuracy")
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
             figure.set_size_inches(max(6.0, 4.0 * math.ceil(len(study.space) if name == SLICES_PNG else 1.5)), 4.5)
+            readable_trials(figure, by_number=name == HISTORY_PNG)
             path = study.folder / name
             with atomic_path(path) as tmp:
                 figure.savefig(tmp, dpi=100, bbox_inches="tight")
             plt.close(figure)
             written.append(path)
     return written
+
+
+def readable_trials(figure, by_number: bool) -> None:
+    """Optuna's figures as a person reads them: trial numbers as whole numbers (an axis of trials, the colour
+    bar of trial order), each point outlined so the first trials' pale colours stay visible, and room at the
+    ends so a point at the first or last trial is not half hidden by the frame."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in figure.axes:
+        if axis.get_label() == "<colorbar>":
+            axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+            continue
+        if by_number:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.margins(x=0.06, y=0.08)
+        for points in axis.collections:
+            if isinstance(points, PathCollection):
+                points.set_edgecolor("black")
+                points.set_linewidth(0.6)
+                points.set_sizes([40])

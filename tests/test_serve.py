@@ -15,9 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rnn_cli import runs
 from rnn_cli.explain import explain_review
 from rnn_cli.predict import predict_texts
 from rnn_cli.serve import MAX_BODY, MAX_INSTANCES
+from tests.conftest import cli_train, topic_rows, write_table
 from tests.test_export import TEXTS
 
 # A system Chromium (make test installs Debian's, tests/provision.sh), or the one $RNN_CLI_CHROMIUM names.
@@ -39,6 +41,7 @@ class Server:
         assert match, line + self.process.stderr.read()
         self.url = match[1]
         self.process.stdout.readline()  # the routes
+        self.curl = self.process.stdout.readline().strip()  # "try: curl ..."
 
     def stop(self, signum=signal.SIGTERM) -> tuple[int, str]:
         self.process.send_signal(signum)
@@ -161,31 +164,129 @@ def test_a_port_in_use_is_one_line(server, trained_run):
     assert re.fullmatch(rf"Error: --host 127.0.0.1 --port {port}: cannot listen there \(.+\); .+\n", done.stderr)
 
 
-def test_the_page_shows_what_rnn_predict_says(server, trained_run, tmp_path):
+def test_when_ready_it_prints_the_curl_line_for_the_model_it_serves(server, trained_run):
+    import shlex
+
+    words = shlex.split(server.curl.removeprefix("try: "))
+    assert words[:2] == ["curl", "-d"] and words[3] == f"{server.url}/v1/models/tiny:predict"
+    answer = httpx.post(words[3], content=words[2], timeout=30)  # what that curl sends
+    assert answer.status_code == 200
+    assert answer.json()["predictions"][0]["probability"] == pytest.approx(
+        predict_texts(trained_run, ["A moving, beautifully acted film."])[0]["probability"], abs=1e-6)
+
+
+def test_serve_name_sets_the_model_name_in_the_urls(trained_run):
+    named = Server(trained_run, "--name", "imdb")
+    try:
+        assert named.curl.endswith("/v1/models/imdb:predict")
+        assert httpx.post(f"{named.url}/v1/models/imdb:predict", json={"instances": ["good"]}, timeout=30).status_code == 200
+        assert httpx.post(f"{named.url}/v1/models/tiny:predict", json={"instances": ["good"]}, timeout=30).status_code == 404
+    finally:
+        named.stop()
+    bad = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "serve", "--run", str(trained_run), "--name", "a/b"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--name" in bad.stderr and "letters, digits" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def four_class_run(tmp_path_factory, tiny_config):
+    """A tiny run of four classes in a fixed, unsorted order (data.classes)."""
+    folder = tmp_path_factory.mktemp("four")
+    data = write_table(folder / "four.csv", topic_rows(["sport", "music", "food", "pos"], 40))
+    result = cli_train(folder / "run", tiny_config, data, "--set", "data.classes=[music, sport, food, pos]",
+                       "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+def page_of(playwright, url):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url + "/")
+    page.wait_for_selector("#examples button")
+    return browser, page
+
+
+@pytest.mark.parametrize("which", ["two classes", "four classes"])
+def test_the_page_shows_what_rnn_predict_says(request, which, tmp_path):
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "the page test needs Chromium: make test installs it (tests/provision.sh)"
-    text = "The movie was great, the actors wonderful.<br />Loved it"
-    want = predict_texts(trained_run, [text])[0]
+    run_dir = request.getfixturevalue("trained_run" if which == "two classes" else "four_class_run")
+    shown = server_of(request, run_dir)
+    text = "The movie was great, the actors wonderful.<br />Loved it" if which == "two classes" else \
+        "the goal and the team, then a song on the guitar"
+    want = predict_texts(run_dir, [text])[0]
+    trace = explain_review(run_dir, text)
+    classes = runs.read_classes(run_dir)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser, page = page_of(playwright, shown.url)
         try:
-            page = browser.new_page()
-            page.goto(server.url + "/")
-            page.wait_for_function("document.getElementById('model').textContent.includes('tiny')")
+            facts = dict(zip(page.eval_on_selector_all("#facts dt", "n => n.map(x => x.textContent)"),
+                             page.eval_on_selector_all("#facts dd", "n => n.map(x => x.textContent)")))
+            metrics = runs.read_json(run_dir / runs.METRICS)
+            assert facts["test accuracy"] == f"{metrics['accuracy']:.4f}" and facts["classes"] == ", ".join(classes)
+            assert facts["layers"].startswith("Embedding(40, 8) -> SimpleRNN(8) -> Dense(")
+            assert facts["parameters"] == f"{runs.read_json(run_dir / runs.RUN_RECORD)['parameters']:,}"
             page.fill("#review", text)
             page.click("#score")
-            page.wait_for_selector("#strip span")
-            assert page.text_content("#probability") == f"probability of positive {want['probability']:.4f}"
+            page.wait_for_selector("#strip .word")
             assert page.text_content("#label") == want["label"]
-            words = page.eval_on_selector_all("#strip span", "spans => spans.map(s => s.textContent)")
-            assert words == ["<start>", "the", "movie", "was", "great", "the", "actors", "wonderful", "loved", "it"]
+            bars = page.eval_on_selector_all("#bars .share", "n => n.map(x => [x.dataset.class, x.textContent])")
+            expected = ([1 - want["probability"], want["probability"]] if len(classes) == 2
+                        else [want["probabilities"][name] for name in classes])
+            assert bars == [[name, f"{p:.4f}"] for name, p in zip(classes, expected)]
+            words = page.eval_on_selector_all("#strip .word .text", "n => n.map(x => x.textContent)")
+            assert words == trace.words
+            assert not page.is_visible("#strip .change")  # numbers only when asked
+            page.check("#numbers")
+            numbers = page.eval_on_selector_all("#strip .change", "n => n.map(x => x.textContent)")
+            assert page.is_visible("#strip .change")
+            assert numbers == [f"{c:+.3f}" for c in trace.changes]
+            assert page.eval_on_selector_all("#line circle", "n => n.length") == len(trace.words)
+            picture = tmp_path / f"page-{len(classes)}-classes.png"
+            page.screenshot(path=str(picture), full_page=True)
+            assert picture.stat().st_size > 20_000  # the page drawn, not a blank one
+
+            page.click("#examples button >> nth=0")  # an example fills the box and scores it
+            page.wait_for_function("document.getElementById('review').value.startsWith('A moving')")
+            page.wait_for_selector("#strip .word")
+
+            attack = f'<img src=x onerror="document.title=1"> {text}'  # what a user types is text, never HTML
+            page.fill("#review", attack)
+            page.click("#score")
+            read = explain_review(run_dir, attack).words
+            page.wait_for_function(f"document.querySelectorAll('#strip .word').length === {len(read)}")
+            assert page.eval_on_selector_all("#strip .word .text", "n => n.map(x => x.textContent)") == read
+            assert page.eval_on_selector_all("#result img, #facts img", "n => n.length") == 0
+            assert page.title() == "rnn serve"
+
             page.fill("#review", "")
             page.click("#score")
             page.wait_for_function("document.getElementById('label').textContent === 'no score'")
             assert "empty review" in page.text_content("#note")
         finally:
             browser.close()
+
+
+def server_of(request, run_dir):
+    """The module's server for the shared tiny run, or one of its own for another run."""
+    if run_dir == request.getfixturevalue("trained_run"):
+        return request.getfixturevalue("server")
+    running = Server(run_dir)
+    request.addfinalizer(running.stop)
+    return running
+
+
+def test_the_page_and_explain_png_colour_words_alike():
+    from rnn_cli import plots
+
+    page = (Path(plots.__file__).parent / "page.html").read_text(encoding="utf-8")
+    scale, away, towards = re.search(r"const SCALE = ([\d.]+), AWAY = \[(.+?)\], TOWARDS = \[(.+?)\];", page).groups()
+    as_hex = lambda text: "#" + "".join(f"{int(c, 16):02x}" for c in text.replace("0x", "").split(", "))
+    assert float(scale) == plots.CHANGE_SCALE
+    assert (as_hex(away), as_hex(towards)) == (plots.AWAY_COLOR, plots.TOWARDS_COLOR)
+    assert f"--towards: {plots.TOWARDS_COLOR}; --away: {plots.AWAY_COLOR};" in page
 
 
 def test_connections_send_without_waiting_for_acks():
