@@ -31,7 +31,7 @@ from typing import Callable
 import yaml
 
 from rnn_cli import runs
-from rnn_cli.compare import cells, compare
+from rnn_cli.compare import cells, compare, readable
 from rnn_cli.config import SAFE_NAME, Config, ConfigError, config_from_dict, dump_config, to_dict
 from rnn_cli.errors import StorageError, UserError
 from rnn_cli.files import atomic_path, make_dir, write_atomic, write_json
@@ -528,7 +528,7 @@ def readable_trials(figure, by_number: bool) -> None:
     bar of trial order), each point outlined so the first trials' pale colours stay visible, and room at the
     ends so a point at the first or last trial is not half hidden by the frame."""
     from matplotlib.collections import PathCollection
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     for axis in figure.axes:
         if axis.get_label() == "<colorbar>":
@@ -536,6 +536,10 @@ def readable_trials(figure, by_number: bool) -> None:
             continue
         if by_number:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if axis.get_xscale() == "log":  # a learning rate's axis: 1, 2 and 5 of each decade, written 2.0e-3
+            axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: readable(value)))
+            axis.xaxis.set_minor_formatter(NullFormatter())
         axis.margins(x=0.06, y=0.08)
         for points in axis.collections:
             if isinstance(points, PathCollection):

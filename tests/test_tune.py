@@ -3,6 +3,7 @@ worker killed and the study continued, and two workers on one PostgreSQL study."
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from rnn_cli import runs
 from rnn_cli.config import load_config
 from rnn_cli.tune import open_study, run_trial
 from tests.conftest import invoke
+from tests.test_plots import drawn_whole
 
 SPACE = """\
 train.learning_rate: {log_uniform: [1.0e-3, 3.0e-2]}
@@ -87,6 +89,8 @@ def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_pat
     assert header.split()[:6] == ["trial", "state", "val", "acc", "train.learning_rate", "model.layers.0.units"]
     assert "importance of each key for val_accuracy" in shown.output
     assert (study / "optimization_history.png").stat().st_size > 0 and (study / "val_accuracy_by_key.png").exists()
+    for figure in ("optimization_history.png", "val_accuracy_by_key.png"):
+        drawn_whole(study / figure)
     assert invoke("tune", "--report").output == shown.output  # the newest study, as other commands' newest run
     table = invoke("compare", "--json")
     assert sorted(Path(row["path"]).name for row in json.loads(table.output)) == trials
@@ -231,3 +235,30 @@ def test_bad_tune_options_are_one_line(study_setup, tmp_path, args, says):
     result = invoke("tune", *setup, *args)
     assert result.exit_code == 2 and says in result.output, result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_trial_figures_count_trials_in_whole_numbers_and_outline_every_point():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rnn_cli.tune import readable_trials
+
+    figure, axis = plt.subplots()
+    points = axis.scatter([0, 1, 2, 3], [0.5, 0.6, 0.55, 0.7], c=[0, 1, 2, 3], cmap="Blues")
+    slices, rates = plt.subplots()
+    rates.set_xscale("log")
+    rates.scatter([0.0012, 0.003, 0.0071], [0.5, 0.6, 0.7])
+    readable_trials(figure, by_number=True)
+    readable_trials(slices, by_number=False)
+    figure.canvas.draw()
+    slices.canvas.draw()
+    ticks = [t for t in axis.get_xticks() if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert (points.get_edgecolor()[:, :3] == 0).all()  # black outlines: trial 0's pale blue stays visible
+    assert axis.get_xlim()[0] < 0 < 3 < axis.get_xlim()[1]  # room around the first and last trial
+    labels = [t.get_text() for t in rates.get_xticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"\d\.\de-\d", text) for text in labels), labels
+    plt.close(figure)
+    plt.close(slices)
