@@ -23,6 +23,7 @@ from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_fo
                             split_by_group, stratified_split)
 
 LABELS = {"neg": 0, "pos": 1}
+DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"  # the Large Movie Review Dataset
 # What each source's --data is, for messages.
 EXPECTED = {"aclimdb": "an aclImdb folder or aclImdb_v1.tar.gz", "csv": "a .csv file with a header row",
             "tsv": "a .tsv file with a header row", "jsonl": "a .jsonl file, one JSON object per line",
@@ -164,7 +165,8 @@ def load_keras_corpus(num_words: int) -> Corpus:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(
             f"could not load IMDB through Keras ({first}); without network, point at a local copy "
-            f"of the official dataset: --data PATH/aclImdb_v1.tar.gz (or an extracted aclImdb folder)"
+            f"of the official dataset, {DATASET_URL} (84 MB, fetched on a machine that has network): "
+            f"--data PATH/aclImdb_v1.tar.gz (or an extracted aclImdb folder)"
         ) from None
     words = tuple(sorted(word_index, key=word_index.get))
     return Corpus(words, Reviews.from_lists(x_train, y_train), Reviews.from_lists(x_test, y_test),

@@ -226,6 +226,7 @@ def test_keras_source_without_network_says_how_to_use_a_local_copy(monkeypatch):
         load_data(DataConfig(source="keras"))
     message = str(err.value)
     assert "could not load IMDB through Keras" in message and "--data" in message
+    assert "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz" in message  # where to get it
     assert "\n" not in message
 
 
