@@ -109,25 +109,23 @@ class ProgressLines(keras.callbacks.Callback):
         super().__init__()
         self.steps, self.epochs, self.batch_size, self.echo = steps, epochs, batch_size, echo
         self.every = PROGRESS_EVERY if every is None else every
-        self.started = self.last = 0.0
-        self.epoch = 0
+        self.last, self.last_done, self.epoch = 0.0, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.started = epoch, time.perf_counter()
-        self.last = self.started
+        self.epoch, self.last, self.last_done = epoch, time.perf_counter(), 0
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        done = batch + 1
+        now, done = time.perf_counter(), batch + 1
         if now - self.last < self.every or done >= self.steps:
             return
-        self.last = now
-        logs, elapsed = logs or {}, now - self.started
+        # The pace since the last line: the first epoch's compiling weighs on its first line only.
+        per_batch = (now - self.last) / (done - self.last_done)
+        self.last, self.last_done = now, done
+        logs = logs or {}
         scores = "".join(f"  {name} {float(logs[key]):.4f}" for key, name in (("loss", "loss"), ("accuracy", "acc"))
                          if key in logs)
         self.echo(f"  epoch {self.epoch + 1}/{self.epochs}  batch {done}/{self.steps}  "
-                  f"{done * self.batch_size / elapsed:,.0f} reviews/s{scores}  "
-                  f"{elapsed * (self.steps - done) / done:.0f}s left")
+                  f"{self.batch_size / per_batch:,.0f} reviews/s{scores}  {per_batch * (self.steps - done):.0f}s left")
 
 
 class Progress(keras.callbacks.Callback):

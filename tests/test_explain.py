@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from matplotlib.image import imread
 
 from rnn_cli import runs
 from rnn_cli.cli import main
@@ -14,6 +13,8 @@ from rnn_cli.config import LayerConfig, ModelConfig
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.explain import START_WORD, explain_review
 from rnn_cli.model import build_model
+from rnn_cli.plots import FIGSIZE
+from tests.test_plots import drawn_whole
 
 REVIEW = "the acting was wonderful and the plot brilliant"
 
@@ -42,7 +43,7 @@ def test_explain_prints_words_scores_movers_and_writes_a_png(trained_run):
     assert any(line.split()[1:2] == ["zorblax"] and line.endswith("(unknown word)") for line in lines)
     movers = lines[lines.index("moved the score most:") + 1:-1]
     assert len(movers) == 2
-    assert imread(trained_run / runs.EXPLAIN).shape[:2] == (450, 1200)
+    drawn_whole(trained_run / runs.EXPLAIN, FIGSIZE)  # about 1200 x 450, nothing cut at its edges
 
 
 def test_explain_json_and_truncation(trained_run, tmp_path):
