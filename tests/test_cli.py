@@ -31,7 +31,7 @@ def test_an_internal_error_is_one_line_naming_the_log_of_its_traceback(trained_r
     (log,) = (cache_dir() / "logs").glob("error-*.log")
     assert str(log) in line and 'raise RuntimeError("something the tool got wrong' in log.read_text()
     for args in (["--debug", "predict"], ["predict", "--debug"]):  # before or after the command's name
-        monkeypatch.delenv(cli.DEBUG, raising=False)
+        monkeypatch.setenv(cli.DEBUG, "")  # off, and put back as it was after the test
         with pytest.raises(RuntimeError):
             cli.main([*args, "--run", str(trained_run), "good"], standalone_mode=False)
 
