@@ -31,6 +31,8 @@ def test_train_never_overwrites_a_run(tmp_path, tiny_config, imdb_archive):
     assert result.exit_code == 2
     assert "already exists" in result.output
     assert (tmp_path / "run" / "history.csv").read_text() == "precious\n"
+    older = invoke("train", "--config", tiny_config, "--data", imdb_archive, "--run-dir", tmp_path / "run")
+    assert older.exit_code == 2 and f"--run {tmp_path / 'run'}: already exists" in older.output  # one option, two names
 
 
 def test_default_run_folder_is_named_after_the_config(tmp_path, tiny_config, imdb_archive, monkeypatch):
