@@ -112,10 +112,13 @@ class ProgressLines(keras.callbacks.Callback):
         self.last, self.last_done, self.epoch = 0.0, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.last, self.last_done = epoch, time.perf_counter(), 0
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         now, done = time.perf_counter(), batch + 1
+        if batch == 0:  # the clock starts after the epoch's first step, which waits for its batches to start
+            self.last, self.last_done = now, done
+            return
         if now - self.last < self.every or done >= self.steps:
             return
         # The pace since the last line: the first epoch's compiling weighs on its first line only.
