@@ -247,7 +247,8 @@ def test_the_page_shows_what_rnn_predict_says(request, which, tmp_path):
             assert page.is_visible("#strip .change")
             assert numbers == [f"{c:+.3f}" for c in trace.changes]
             assert page.eval_on_selector_all("#line circle", "n => n.length") == len(trace.words)
-            picture = tmp_path / f"page-{len(classes)}-classes.png"
+            # $RNN_CLI_SCREENSHOTS keeps the screenshots for a person to look at
+            picture = Path(os.environ.get("RNN_CLI_SCREENSHOTS") or tmp_path) / f"page-{len(classes)}-classes.png"
             page.screenshot(path=str(picture), full_page=True)
             assert picture.stat().st_size > 20_000  # the page drawn, not a blank one
 
