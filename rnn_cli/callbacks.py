@@ -98,7 +98,10 @@ PROGRESS_EVERY = 15.0
 
 
 def progress_callbacks(kind: str | None, steps: int, epochs: int, batch_size: int, echo) -> list:
-    return {"bar": [Progress(steps, epochs)], "lines": [ProgressLines(steps, epochs, batch_size, echo)]}.get(kind, [])
+    """The callback that shows progress within an epoch as `kind` says (`process.progress_kind`), if any."""
+    if kind == "bar":
+        return [Progress(steps, epochs)]
+    return [ProgressLines(steps, epochs, batch_size, echo)] if kind == "lines" else []
 
 
 class ProgressLines(keras.callbacks.Callback):

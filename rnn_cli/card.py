@@ -72,14 +72,15 @@ def card_text(run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def model_facts(run_dir: Path) -> dict:
-    """What the page shows of a model: config name, layers, parameters, data, and test accuracy when scored."""
-    config = load_config(run_dir / runs.CONFIG)
+def model_facts(trained: runs.Trained) -> dict:
+    """What the page shows of a loaded model: config name, layers, parameters, data, and test accuracy when
+    scored."""
+    run_dir, config = trained.run_dir, trained.config
     record = runs.read_mapping(run_dir / runs.RUN_RECORD)
     sizes = record.get("data", {}).get("sizes", {})
     counted = ", ".join(f"{sizes[key]:,} {key}" for key in ("train", "val", "test") if isinstance(sizes.get(key), int))
     tested, metrics = test_metrics(run_dir)
-    return {"config": config.name, "architecture": architecture(config, len(runs.read_classes(run_dir))),
+    return {"config": config.name, "architecture": architecture(config, len(trained.classes)),
             "parameters": record.get("parameters"),
             "data": data_label(to_dict(config)) + (f" ({counted} reviews)" if counted else ""),
             "test_accuracy": (metrics or {}).get("accuracy"), "tested": tested}

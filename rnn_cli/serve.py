@@ -143,7 +143,7 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
     its config's name)."""
     name = name or trained.config.name
     batcher = Batcher(trained, batching)
-    facts = model_facts(trained.run_dir)  # read once: the run folder may change while it serves
+    facts = model_facts(trained)  # read once: the run folder may change while it serves
     page = resources.files("rnn_cli").joinpath("page.html").read_text(encoding="utf-8")
 
     def check_model(request: Request) -> None:
