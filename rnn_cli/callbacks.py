@@ -4,15 +4,18 @@ the stop at a batch's end for Ctrl-C and SIGTERM, and the progress within an epo
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 from tqdm import tqdm
 
 from rnn_cli import runs, stopping
 from rnn_cli.config import TrainConfig
+from rnn_cli.errors import UserError
 from rnn_cli.model import averaged_weights, reseed_dropout, save_model
 
 LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -63,6 +66,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        check_finite(self.model, logs, epoch + 1, self.config)
         learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         row = {"epoch": epoch + 1, **{key: round(float(logs[key]), 6) for key in LOGGED},
                "learning_rate": float(f"{float(learning_rate):.6g}"),
@@ -83,6 +87,19 @@ class RunRecorder(keras.callbacks.Callback):
             self.stopped_early = True
             self.echo(f"early stopping: no better val_accuracy for {self.config.early_stopping.patience} "
                       f"epoch(s); best was epoch {self.best_epoch()}")
+
+
+def check_finite(model, logs: dict, epoch: int, config: TrainConfig) -> None:
+    """A UserError when an epoch's loss or a weight is NaN or infinite (the loss, clipped, can stay finite
+    while the weights are not): the weights are lost, and the epochs before it stay as they were committed."""
+    bad = [f"{key} {float(logs[key])}" for key in ("loss", "val_loss")
+           if key in logs and not math.isfinite(float(logs[key]))]
+    if not all(np.isfinite(weights).all() for weights in model.get_weights()):  # about a MB: a millisecond an epoch
+        bad.append("weights that are not numbers")
+    if bad:
+        said = ", ".join(bad)
+        raise UserError(f"training diverged in epoch {epoch} ({said}); the {epoch - 1} epoch(s) before it are kept; "
+                        f"lower train.learning_rate (now {config.learning_rate:g}) and train again")
 
 
 def epoch_line(row: dict, epochs: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -22,9 +23,11 @@ from typing import Any, Literal
 
 import yaml
 
-from rnn_cli.errors import ConfigError
+from rnn_cli.errors import ConfigError, UserError
+from rnn_cli.parsing import excerpt, load_yaml
 
 LAYER_TYPES = ("simple_rnn", "lstm", "gru")
+MAX_INT = 2**31 - 1  # the largest integer a config takes (sizes and counts are int32 in TensorFlow)
 TABLES = ("csv", "tsv", "jsonl")  # sources read as rows of a text and a label
 # One path component: no separator, no control character, not hidden, not . or ..
 SAFE_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*")
@@ -78,6 +81,7 @@ class DataConfig:
             f"reviews share a movie is lost; use review with source keras",
         )
         _require(self.limit is None or self.limit >= 4, f"{where}.limit", self.limit, "an integer >= 4")
+        _require(self.seed >= 0, f"{where}.seed", self.seed, "an integer >= 0")  # NumPy's generators refuse others
         _require_with(
             self.source == "keras" or self.path is not None, f"{where}.path",
             f"required when {where}.source is {self.source}: the data's file or folder (--data PATH)",
@@ -175,6 +179,7 @@ class TrainConfig:
                  self.ema_momentum, "a number between 0 and 1 (e.g. 0.99), or null to turn averaging off")
         _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
         _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
+        _require(self.seed >= 0, f"{where}.seed", self.seed, "an integer >= 0")
         # Keras' loss-scale wrapper hides the average from the callback that validates it.
         _require_with(self.ema_momentum is None or self.precision != "mixed_float16", f"{where}.ema_momentum",
                       f"{self.ema_momentum} cannot be combined with {where}.precision mixed_float16; use "
@@ -191,7 +196,7 @@ class Config:
     def check(self, where: str = "") -> None:
         # The name becomes the run folder's: one path component, nothing that climbs out of runs/.
         _require_with(bool(SAFE_NAME.fullmatch(self.name)), "name",
-                      f"{self.name!r} cannot name a run folder; use one folder name: no / or \\, not "
+                      f"{excerpt(self.name)} cannot name a run folder; use one folder name: no / or \\, not "
                       f"starting with a dot")
 
 
@@ -223,7 +228,9 @@ def read_yaml(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config file ({err})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, str(path))
+    except UserError as err:  # nested too deeply, or too large once expanded
+        raise ConfigError(str(err)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark else str(path)
@@ -277,9 +284,11 @@ def apply_override(raw: dict, item: str) -> None:
     """Set a dotted key (`train.epochs=3`, `model.layers.0.units=64`) in a raw mapping."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        raise ConfigError(f"--set {excerpt(item)}: expected KEY=VALUE, e.g. train.epochs=3")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text, f"--set {key.strip()}") if text.strip() else None
+    except UserError as err:
+        raise ConfigError(str(err)) from None
     except yaml.YAMLError:
         value = text
     parts = key.strip().split(".")
@@ -435,8 +444,8 @@ def _convert(hint, value, where: str):
     if origin is Literal:
         if value not in args:
             if where.endswith(".type"):
-                raise _invalid(where, f"{where}: unknown layer type {value!r}; allowed: {', '.join(args)}")
-            raise _invalid(where, f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, args))}")
+                raise _invalid(where, f"{where}: unknown layer type {excerpt(value)}; allowed: {', '.join(args)}")
+            raise _invalid(where, f"{where}: {excerpt(value)} is not allowed; allowed: {', '.join(map(str, args))}")
         return value
     if origin is tuple:
         if not isinstance(value, list):
@@ -459,10 +468,15 @@ def _convert(hint, value, where: str):
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _invalid(where, f"{where}: expected an integer, got {_describe(value)}")
+        if not -MAX_INT <= value <= MAX_INT:  # NumPy, TensorFlow and the seeds' generators take 32 bits
+            raise _invalid(where, f"{where}: {excerpt(value)} is out of range; expected an integer of at most "
+                                  f"{MAX_INT:,}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _invalid(where, f"{where}: expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise _invalid(where, f"{where}: {value!r} is out of range; expected a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -477,7 +491,7 @@ _COLLECTED: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.C
 
 def _require(ok: bool, where: str, value, allowed: str) -> None:
     if not ok:
-        _fail(where, f"{where}: {value!r} is out of range; expected {allowed}")
+        _fail(where, f"{where}: {excerpt(value)} is out of range; expected {allowed}")
 
 
 def _require_with(ok: bool, where: str, rule: str) -> None:
@@ -500,4 +514,4 @@ def _join(where: str, key) -> str:
 def _describe(value) -> str:
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {excerpt(value)}"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_cli.errors import DataError
+from rnn_cli.errors import DataError, UserError
+from rnn_cli.parsing import load_json
 from rnn_cli.files import write_atomic
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
@@ -125,8 +126,8 @@ class Vocabulary:
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
         try:
-            payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
+            payload = load_json(Path(path).read_text(encoding="utf-8"), str(path))
+        except (OSError, ValueError, UserError) as err:
             raise DataError(f"{path}: cannot read the vocabulary ({err})") from None
         words = payload.get("words") if isinstance(payload, dict) else None
         if not isinstance(words, list) or not all(isinstance(word, str) for word in words):

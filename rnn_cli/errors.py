@@ -1,12 +1,15 @@
 """Errors a user can fix: the CLI prints their one-line message and exits with code 2."""
 
+MAX_LINE = 500  # characters of a message line; the rest of a value quoted whole is cut
+
+
 
 class UserError(Exception):
     """Bad input: a config, a path, an option. The message names it and what is allowed."""
 
     def lines(self) -> list[str]:
         """The message as the CLI prints it: one line (a value's own line breaks never make more)."""
-        return [" ".join(str(self).splitlines())]
+        return [one_line(str(self))]
 
 
 class ConfigError(UserError):
@@ -18,7 +21,7 @@ class ConfigError(UserError):
         self.problems = problems
 
     def lines(self) -> list[str]:
-        return [*super().lines(), *(f"  {' '.join(line.splitlines())}" for line in self.problems)]
+        return [*super().lines(), *(f"  {one_line(line)}" for line in self.problems)]
 
 
 class DataError(UserError):
@@ -27,6 +30,12 @@ class DataError(UserError):
 
 class StorageError(UserError):
     """A file that cannot be written or read back: a full disk, a read-only folder, no permission."""
+
+
+def one_line(text: str) -> str:
+    """`text` as one line of at most about MAX_LINE characters: its own line breaks never make more."""
+    line = " ".join(text.splitlines())
+    return line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... (cut)"
 
 
 def require_extra(extra: str, *modules: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rnn_cli.errors import StorageError, UserError
+from rnn_cli.parsing import load_json
 
 
 @contextlib.contextmanager
@@ -70,7 +71,7 @@ def write_json(path: Path, payload) -> None:
 def read_json(path: Path):
     """The JSON in `path`, or a UserError naming the file."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return load_json(Path(path).read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, ValueError) as err:

@@ -8,6 +8,7 @@ import numpy as np
 from rnn_cli.batches import Batches
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import Reviews
+from rnn_cli.errors import UserError
 from rnn_cli.metrics import classification_metrics, multiclass_metrics
 from rnn_cli.model import THRESHOLD, class_count, masks_padding
 
@@ -26,7 +27,11 @@ def evaluate_model(model, reviews: Reviews, data: DataConfig, batch_size: int | 
 
 
 def score(labels: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """The metrics of `predict_probabilities`' output: two classes' or N's."""
+    """The metrics of `predict_probabilities`' output: two classes' or N's; a model whose outputs are NaN
+    (its weights were lost to a diverging training) is one line."""
+    if not np.isfinite(probabilities).all():
+        raise UserError("the model's outputs are NaN: its training diverged (its weights are not numbers); "
+                        "train it again with a lower train.learning_rate")
     if probabilities.ndim == 1:
         return classification_metrics(labels, probabilities, THRESHOLD)
     return multiclass_metrics(labels, probabilities, classes)

@@ -21,6 +21,7 @@ from rnn_cli.config import Config, TrainConfig, load_config, read_yaml
 from rnn_cli.corpus import BINARY, Vocabulary
 from rnn_cli.errors import ConfigError, UserError
 from rnn_cli.files import make_dir, read_json, replace, storage_error, write_atomic, write_json
+from rnn_cli.parsing import load_yaml
 
 RUNS_ROOT = Path("runs")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -111,9 +112,9 @@ def use_backend_of(run_dir: Path, device: str = "auto") -> str:
 
 def _backend_in(path: Path, find) -> str | None:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(path))  # JSON is YAML
         found = find(raw) if isinstance(raw, dict) else None
-    except (OSError, yaml.YAMLError, AttributeError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, UserError, AttributeError):
         return None
     return found if found in backends.BACKENDS else None
 

@@ -32,6 +32,7 @@ from rnn_cli import runs
 from rnn_cli.card import model_facts
 from rnn_cli.errors import UserError
 from rnn_cli.explain import explain_review
+from rnn_cli.parsing import load_json
 from rnn_cli.predict import predict_texts
 
 MAX_BODY = 1 << 20  # bytes of a request body
@@ -118,7 +119,9 @@ async def read_body(request: Request) -> object:
         if len(body) > MAX_BODY:
             raise BadRequest(413, f"the body is over {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
     try:
-        return json.loads(body)
+        return load_json(bytes(body), "the body")
+    except UserError as err:  # nested too deeply
+        raise BadRequest(400, str(err)) from None
     except ValueError as err:
         raise BadRequest(400, f"the body is not JSON: {err}") from None
 

@@ -5,14 +5,15 @@ naming the file and the line; `rnn_cli.data` encodes them."""
 from __future__ import annotations
 
 import csv
-import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rnn_cli.errors import DataError
+from rnn_cli.errors import DataError, UserError
+from rnn_cli.parsing import excerpt, load_json
 
 # csv's default field limit (128 KiB) is below the longest text it should take.
 csv.field_size_limit(16 << 20)
@@ -114,9 +115,11 @@ def _read_jsonl(file, path: Path, columns: list[str]):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = load_json(line, f"{path}, line {number}")
         except ValueError as err:
             raise DataError(f"{path}, line {number}: not JSON ({err})") from None
+        except UserError as err:
+            raise DataError(str(err)) from None
         if not isinstance(record, dict):
             raise DataError(f"{path}, line {number}: a JSON {type(record).__name__}, not an object with "
                             f"keys {text_column!r} and {label_column!r}")
@@ -128,7 +131,8 @@ def _read_jsonl(file, path: Path, columns: list[str]):
         if not isinstance(text, str):
             raise DataError(f"{path}, line {number}: {text_column!r} is a {type(text).__name__}, not a string")
         if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise DataError(f"{path}, line {number}: {label_column!r} is {label!r}; labels are strings or integers")
+            raise DataError(f"{path}, line {number}: {label_column!r} is {excerpt(label)}; labels are strings or "
+                            "integers")
         yield text, str(label).strip(), number, str(record[columns[2]]) if len(columns) > 2 else None
 
 
@@ -180,7 +184,7 @@ def class_order(labels: list[str], positive_label: str | None, where: Path,
                     else f"no row of {', '.join(map(repr, unseen[:5]))}")
             raise DataError(f"data.classes {list(given)}: {where} has {said}; list every label of the data once")
         return tuple(given)
-    numeric = all(name.lstrip("-").isdigit() for name in names)
+    numeric = all(re.fullmatch(r"-?[0-9]+", name) for name in names)  # int() takes "²", "٣" too
     classes = tuple(sorted(names, key=lambda name: (int(name), name) if numeric else (0, name)))
     if len(classes) < 2:
         raise DataError(f"{where}: one class only ({classes[0]!r}); a classifier needs two or more")

@@ -35,6 +35,7 @@ from rnn_cli.compare import cells, compare, readable
 from rnn_cli.config import SAFE_NAME, Config, ConfigError, config_from_dict, dump_config, to_dict
 from rnn_cli.errors import StorageError, UserError
 from rnn_cli.files import atomic_path, make_dir, write_atomic, write_json
+from rnn_cli.parsing import excerpt, load_yaml
 from rnn_cli.seeds import Stopped, train_isolated, train_seeds
 
 STUDY_FILE = "study.journal"  # Optuna's journal, when no --storage is given
@@ -75,7 +76,7 @@ def load_space(path: Path, base: Config) -> tuple[Param, ...]:
     """The search space in `path`, checked: every key one `--set` takes, every range's ends and every
     choice a value the config allows."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"), f"--space {path}")
     except FileNotFoundError:
         raise UserError(f"--space {path}: no such file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -108,9 +109,9 @@ def parse_param(key, spec, where: str) -> Param:
     at = f"{where}: {key}"
     kinds = [kind for kind in KINDS if isinstance(spec, dict) and kind in spec]
     if not isinstance(key, str) or not re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", key):
-        raise UserError(f"{where}: {key!r} is not a config key as --set takes it (train.learning_rate)")
+        raise UserError(f"{where}: {excerpt(key)} is not a config key as --set takes it (train.learning_rate)")
     if len(kinds) != 1:
-        raise UserError(f"{at}: expected one of {', '.join(KINDS)}, e.g. {{log_uniform: [1e-4, 1e-2]}}; got {spec!r}")
+        raise UserError(f"{at}: expected one of {', '.join(KINDS)}, e.g. {{log_uniform: [1e-4, 1e-2]}}; got {excerpt(spec)}")
     kind = kinds[0]
     extra = set(spec) - {kind, "step", "log"}
     if extra or (kind in ("choice", "log_uniform") and set(spec) - {kind}):
@@ -126,13 +127,13 @@ def parse_param(key, spec, where: str) -> Param:
     if (not isinstance(value, list) or len(value) != 2 or not all(
             isinstance(v, number) and not isinstance(v, bool) for v in value) or not value[0] < value[1]):
         what = "integers" if kind == "int" else "numbers"
-        raise UserError(f"{at}: {kind}: expected [low, high], two {what} with low < high; got {value!r}")
+        raise UserError(f"{at}: {kind}: expected [low, high], two {what} with low < high; got {excerpt(value)}")
     low, high = value
     if kind == "log_uniform" and low <= 0:
-        raise UserError(f"{at}: log_uniform: the range must be above 0; got {value!r}")
+        raise UserError(f"{at}: log_uniform: the range must be above 0; got {excerpt(value)}")
     step, log = spec.get("step"), spec.get("log", False)
     if step is not None and (not isinstance(step, number) or isinstance(step, bool) or step <= 0):
-        raise UserError(f"{at}: step: expected a number above 0; got {step!r}")
+        raise UserError(f"{at}: step: expected a number above 0; got {excerpt(step)}")
     if not isinstance(log, bool) or (log and (kind != "int" or low <= 0 or (step not in (None, 1)))):
         raise UserError(f"{at}: log: true needs int with low above 0 and no step")
     return Param(key, kind, low, high, step, log)

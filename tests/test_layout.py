@@ -10,6 +10,7 @@ PACKAGE = Path(rnn_cli.__file__).parent
 # Bottom first: a module may import only modules of earlier layers (or its own layer's earlier ones).
 LAYERS = [
     ["errors", "stopping", "reference", "metrics"],
+    ["parsing"],
     ["files", "tables"],
     ["config", "corpus", "backends"],
     ["cache"],

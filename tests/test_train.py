@@ -18,6 +18,7 @@ from rnn_cli import runs, stopping
 from rnn_cli import train as train_module
 from rnn_cli.config import load_config
 from rnn_cli.data import load_data
+from rnn_cli.errors import UserError
 from rnn_cli.inference import predict_probabilities
 from rnn_cli.metrics import classification_metrics
 from rnn_cli.model import THRESHOLD
@@ -115,6 +116,36 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
     assert more.exit_code == 0, more.output
     assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2, 3, 4, 5]
     assert load_config(run_dir / "config.yaml").train.epochs == 5
+
+
+class PoisonInEpoch(keras.callbacks.Callback):
+    """The weights turn NaN at the start of an epoch, as a too-large step leaves them."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            embedding = next(layer for layer in self.model.layers if isinstance(layer, keras.layers.Embedding))
+            embedding.embeddings.assign(np.full(embedding.embeddings.shape, np.nan, dtype="float32"))
+
+
+def test_a_diverging_training_stops_in_one_line_and_keeps_the_epochs_before(tmp_path, tiny, tiny_config,
+                                                                            imdb_archive):
+    run_dir = tmp_path / "run"
+    with pytest.raises(UserError, match=r"training diverged in epoch 2 \(loss nan.*the 1 epoch\(s\) before it are kept"):
+        train_quietly(tiny("train.epochs=3"), run_dir, callbacks=(PoisonInEpoch(1),))
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1]
+    assert runs.read_json(run_dir / "run.json")["status"] == "failed"
+    # Far too large a step: weights so large that the outputs overflow, while the clipped loss stays finite.
+    for rate in ("1e30", "1.0e+30"):
+        result = cli_train(tmp_path / rate, tiny_config, imdb_archive, "--set", "train.optimizer=sgd",
+                           "--set", f"train.learning_rate={rate}", "--epochs", "2")
+        assert result.exit_code == 2, result.output
+        assert "diverged" in result.output.splitlines()[-1] and "Traceback" not in result.output
+        assert runs.read_json(tmp_path / rate / "run.json")["status"] == "failed"
+        assert len(runs.read_history(tmp_path / rate)) == 2
 
 
 def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, monkeypatch):
