@@ -475,9 +475,13 @@ def _convert(hint, value, where: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _invalid(where, f"{where}: expected a number, got {_describe(value)}")
-        if not math.isfinite(value):
-            raise _invalid(where, f"{where}: {value!r} is out of range; expected a finite number")
-        return float(value)
+        try:
+            number = float(value)  # an integer of 400 digits overflows here
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise _invalid(where, f"{where}: {excerpt(value)} is out of range; expected a finite number")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise _invalid(where, f"{where}: expected a string, got {_describe(value)}")

@@ -9,6 +9,7 @@ message of megabytes.
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 
@@ -47,10 +48,11 @@ def load_yaml(text: str, where: str):
     return value
 
 
-def load_json(text: str | bytes, where: str):
-    """The JSON in `text`, or a TooLarge (nested past MAX_DEPTH) / ValueError (not JSON)."""
+def load_json(text: str | bytes, where: str, unique_keys: bool = False):
+    """The JSON in `text`, or a TooLarge (nested past MAX_DEPTH) / ValueError (not JSON; with `unique_keys`, an
+    object naming a key twice, of which JSON keeps the last without a word)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique if unique_keys else None)
     except RecursionError:
         raise TooLarge(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
     check_shape(value, where)
@@ -72,6 +74,14 @@ def check_shape(value, where: str, expanded: bool = False) -> None:
             stack.extend((child, depth + 1) for pair in node.items() for child in pair)
         elif isinstance(node, (list, tuple)):
             stack.extend((child, depth + 1) for child in node)
+
+
+def _unique(pairs: list[tuple]) -> dict:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        twice = collections.Counter(key for key, _ in pairs).most_common(1)[0]
+        raise ValueError(f"the key {excerpt(twice[0])} appears {twice[1]} times in one object")
+    return found
 
 
 class _BoundedLoader(yaml.SafeLoader):

@@ -77,6 +77,9 @@ def iter_rows(path: Path, kind: str, text_column: str, label_column: str, group_
             rows = _read_jsonl(file, path, columns) if kind == "jsonl" else (
                 _read_delimited(file, path, "\t" if kind == "tsv" else ",", columns))
             for text, label, line, group in rows:
+                if not label:  # a class named '' is a mistake in the file, not a class
+                    raise DataError(f"{path}, line {line}: the label is empty; give every row a label, or remove "
+                                    "the row")
                 if text.strip():
                     yield text, label, line, group
                 else:
@@ -95,8 +98,13 @@ def _read_delimited(file, path: Path, delimiter: str, columns: list[str]):
             raise DataError(f"{path}: empty file; expected a header row naming the columns, then one row per text")
         for name in columns:
             if name not in header:
-                raise DataError(f"{path}: no column {name!r}; the file has {', '.join(map(repr, header))} "
+                named = ", ".join(excerpt(column) for column in header[:20]) + (", ..." if len(header) > 20 else "")
+                raise DataError(f"{path}: no column {excerpt(name)}; the file has {named} "
                                 f"(set data.text_column, data.label_column, data.group_column)")
+            if header.count(name) > 1:  # which one is meant cannot be known
+                at = [i + 1 for i, column in enumerate(header) if column == name]
+                raise DataError(f"{path}: the header names column {excerpt(name)} {len(at)} times (columns "
+                                f"{', '.join(map(str, at))}); rename all but one")
         at = [header.index(name) for name in columns]
         for row in reader:
             if not row:
@@ -115,7 +123,7 @@ def _read_jsonl(file, path: Path, columns: list[str]):
         if not line.strip():
             continue
         try:
-            record = load_json(line, f"{path}, line {number}")
+            record = load_json(line, f"{path}, line {number}", unique_keys=True)
         except ValueError as err:
             raise DataError(f"{path}, line {number}: not JSON ({err})") from None
         except UserError as err:

@@ -110,13 +110,34 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("{}\n", ["epochs"], "expected KEY=VALUE"),
     ("{}\n", ["model.layers.3.units=8"], "index 3 is outside the list"),
     ("- a\n- b\n", [], "a config is a mapping"),
+    # Numbers at the edges: finite, and in the range their consumer takes
+    ("train: {learning_rate: .inf}\n", [], "train.learning_rate: inf is out of range; expected a finite number"),
+    ("{}\n", ["train.learning_rate=1e400"], "--set train.learning_rate=1e400: inf is out of range; expected a finite"),
+    ("{}\n", ["train.learning_rate=.nan"], "train.learning_rate=.nan: nan is out of range; expected a finite"),
+    ("{}\n", ["train.seed=-1"], "--set train.seed=-1: -1 is out of range; expected an integer >= 0"),
+    ("data: {seed: 4294967296}\n", [], "data.seed: 4294967296 is out of range; expected an integer of at most"),
+    ("data: {maxlen: 99999999999999999999}\n", [], "data.maxlen: 99999999999999999999 is out of range"),
+    ("{}\n", ["data.validation_split=.nan"], "data.validation_split=.nan: nan is out of range"),
+    # Inputs built to exhaust: one short line
+    ("{}\n", ["train.epochs=" + "[" * 3000], "--set train.epochs: nested deeper than 64 levels"),
+    ("train: " + "{a: " * 200 + "1" + "}" * 200 + "\n", [], "nested deeper than 64 levels"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(9)), [],
+     "more than 100,000 values once its aliases (*name) are expanded"),
+    ("train: {epochs: &a [*a]}\n", [], "nested deeper than 64 levels"),
+    ("train: {epochs: " + "x" * 100_000 + "}\n", [], "train.epochs: expected an integer, got str 'xxxx"),
 ])
 def test_bad_configs_name_the_key_and_what_is_allowed(tmp_path, text, overrides, expected):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
         load_config(path, overrides)
     assert expected in str(err.value)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and len(err.value.lines()[0]) < 400
+
+
+def test_yaml_1_2_numbers_are_numbers(tmp_path):
+    config = load_config(write(tmp_path, "train: {learning_rate: 1e-3}\n"), ["data.validation_split=25e-2"])
+    assert config.train.learning_rate == 0.001 and config.data.validation_split == 0.25
 
 
 def test_several_bad_keys_are_listed_together_each_by_where_it_was_set(tmp_path):

@@ -39,12 +39,24 @@ def test_an_empty_text_is_skipped_and_counted(tmp_path):
     ("d.jsonl", '{"text": "ok", "label": 1}\n{"text": "ok"\n', "d.jsonl, line 2: not JSON"),
     ("d.jsonl", '{"body": "ok", "label": 1}\n', "d.jsonl, line 1: no key 'text'; the object has 'body', 'label'"),
     ("d.jsonl", '{"text": "ok", "label": [1]}\n', "d.jsonl, line 1: 'label' is [1]; labels are strings or integers"),
+    # Labels and columns that would be silently wrong
+    ("d.csv", "text,label\nnice,pos\nbad,\n", "d.csv, line 3: the label is empty; give every row a label"),
+    ("d.tsv", "text\tlabel\nnice\t  \n", "d.tsv, line 2: the label is empty"),
+    ("d.jsonl", '{"text": "ok", "label": ""}\n', "d.jsonl, line 1: the label is empty"),
+    ("d.csv", "text,label,text\nnice,pos,bad\n", "d.csv: the header names column 'text' 2 times (columns 1, 3)"),
+    ("d.tsv", "label\ttext\tlabel\tlabel\nnice\tpos\tx\ty\n", "the header names column 'label' 3 times"),
+    ("d.jsonl", '{"text": "ok", "label": 1, "label": 2}\n', "d.jsonl, line 1: not JSON (the key 'label' appears 2"),
+    # Inputs built to exhaust
+    ("d.jsonl", '{"text": "ok", "label": 1}\n' + "[" * 5000 + "]" * 5000 + "\n", "d.jsonl, line 2: nested deeper than 64"),
+    ("d.jsonl", '{"text": "ok", "label": ' + "[" * 100 + "]" * 100 + "}\n", "d.jsonl, line 1: nested deeper than 64"),
+    ("d.jsonl", '{"text": "ok", "label": ["' + "x" * 100_000 + '"]}\n', "'label' is ['xxxxxxxx"),
+    ("d.csv", "review," + "x" * 100_000 + "\nnice,5\n", "d.csv: no column 'text'; the file has 'review', 'xxxx"),
 ])
 def test_bad_rows_are_one_line_naming_the_file_and_line(tmp_path, name, content, message):
     (tmp_path / name).write_text(content, encoding="utf-8")
     with pytest.raises(DataError) as err:
         read_rows(tmp_path / name, name.split(".")[1], "text", "label")
-    assert message in str(err.value) and "\n" not in str(err.value)
+    assert message in str(err.value) and "\n" not in str(err.value) and len(str(err.value)) < 400
 
 
 def test_bytes_that_are_not_utf8_are_one_line(tmp_path):
@@ -61,6 +73,10 @@ def test_classes_are_sorted_numbers_first_and_the_positive_one_second(tmp_path):
         class_order(["pos", "pos"], None, tmp_path)
     with pytest.raises(DataError, match="only for two classes"):
         class_order(["a", "b", "c"], "a", tmp_path)
+    # Digits that are not numbers Python reads: sorted as names, never an internal error
+    assert class_order(["²", "1"], None, tmp_path) == ("1", "²")
+    assert class_order(["--1", "2", "-3"], None, tmp_path) == ("--1", "-3", "2")
+    assert class_order(["٣", "1"], None, tmp_path) == ("1", "٣")
 
 
 def test_class_folders_read_each_split(tmp_path):
