@@ -17,7 +17,7 @@ from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import log_dir
 from rnn_cli.process import CHOICES as DEVICES
 from rnn_cli.process import VERBOSE, divert_native_logs
-from rnn_cli.stopping import stop_exit_code
+from rnn_cli.stopping import stop_exit_code, stop_signals
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,7 +36,8 @@ class Cli(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with stop_signals():  # SIGTERM stops every command as Ctrl-C does: its temporary files go with it
+                return super().invoke(ctx)
         except UserError as err:
             error = click.ClickException("\n".join(err.lines()))
             error.exit_code = 2
@@ -347,8 +348,11 @@ def inspect(run_dir):
               help="Run folder (default: the newest under runs/).")
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "onnx", "litert"]), default="saved_model",
               show_default=True, help="saved_model takes raw text; onnx and litert take token ids (vocab.json beside).")
-@click.option("--out", type=click.Path(path_type=Path), help="Folder to write (default: RUN/export/FORMAT).")
-def export(run_dir, fmt, out):
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Folder to write (default: RUN/export/FORMAT): a new one, or an earlier export, which it "
+                   "replaces (a SavedModel gets its next version folder).")
+@click.option("--force", is_flag=True, help="Replace --out even if it holds other files (never a run's folder).")
+def export(run_dir, fmt, out, force):
     """Export a trained model for use without rnn-cli, loaded back and checked before it is kept.
 
     \b
@@ -361,7 +365,7 @@ def export(run_dir, fmt, out):
     backends.use("tensorflow", needed_by="rnn export")  # SavedModel and ONNX are written by TensorFlow
     from rnn_cli.export import export_run
 
-    path = export_run(run_dir or runs.newest_run(needs=runs.MODEL), fmt, out, echo=click.echo)
+    path = export_run(run_dir or runs.newest_run(needs=runs.MODEL), fmt, out, echo=click.echo, force=force)
     click.echo(f"written: {path} (loaded back: it gives the trained model's probabilities)")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import re
 import shutil
@@ -38,20 +39,21 @@ SIGNATURE = "serving_default"
 TOLERANCE = 1e-5  # largest difference in a probability the check accepts
 EXTRA = {"onnx": ("tf2onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
 FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
+EXPORT_MARK = ".rnn-export.json"  # in every folder rnn export publishes: the next export may replace it
 
 
-def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> Path:
+def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, force: bool = False) -> Path:
     """Export the run's model in `fmt` to `out` (default RUN/export/<fmt>), check it, and return
-    where it went: the version folder of a SavedModel, the folder of the others."""
+    where it went: the version folder of a SavedModel, the folder of the others. `out` may be new, or an
+    earlier export of rnn export's own; `force` replaces any other folder but a run's."""
     require_extra("export", *EXTRA.get(fmt, ()))
+    out = Path(out or run_dir / "export" / fmt)
+    replacing = check_destination(out, run_dir, force)
     trained = runs.Trained.load(run_dir)
     if not masks_padding(trained.model) and trained.config.data.bucketing:
         raise UserError(f"{run_dir}: trained on left-padded length buckets (JAX or PyTorch on a GPU, for "
                         "cuDNN), whose padding an export cannot reproduce yet; export a run trained on a CPU, "
                         "with TensorFlow, or with data.bucketing false")
-    out = Path(out or run_dir / "export" / fmt)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file; give a folder")
     make_dir(out.parent)
     texts = probe_texts(trained.vocabulary, trained.config.data.maxlen)
     expected = probabilities(trained, texts)
@@ -76,7 +78,34 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print) -> 
         if (run_dir / runs.CLASSES).exists():
             shutil.copyfile(run_dir / runs.CLASSES, staging / runs.CLASSES)
         write_card(run_dir, staging / "MODEL_CARD.md")
-        return publish(staging, out, versioned=fmt == "saved_model")
+        if replacing:
+            echo(f"replacing {out} (--force): {replacing}")
+        return publish(staging, out, versioned=fmt == "saved_model", run_dir=run_dir, fresh=bool(replacing))
+
+
+def check_destination(out: Path, run_dir: Path, force: bool) -> str | None:
+    """One line unless `out` may take the export: a new path, an empty folder or an earlier export of rnn
+    export's (which it replaces, or adds a version to); with `force`, any other folder, never a run's or one
+    holding runs. Returns what `force` will replace, said in words."""
+    where = out.resolve()
+    owner = next((folder for folder in (where, *where.parents) if runs.is_run_folder(folder)), None)
+    if owner is not None and not where.is_relative_to(owner / "export"):
+        raise UserError(f"--out {out}: inside the run folder {owner}, whose files an export never replaces; give a "
+                        f"folder outside it, or leave --out out (RUN/export/FORMAT)")
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give a new folder")
+    if (out / EXPORT_MARK).exists():
+        return None
+    held = runs.find_runs(out, needs=runs.RUN_RECORD)
+    if held or where in (run_dir.resolve(), *run_dir.resolve().parents):
+        raise UserError(f"--out {out}: holds runs ({held[0] if held else run_dir}); an export never replaces them")
+    entries = list(out.iterdir())
+    if entries and not force:
+        raise UserError(f"--out {out}: exists and holds {len(entries)} file(s) or folder(s) rnn export did not "
+                        f"write; give a new folder, or add --force to replace it whole")
+    return f"its {len(entries)} file(s) or folder(s) are removed" if entries else None
 
 
 @contextlib.contextmanager
@@ -95,21 +124,28 @@ def quiet_converters():
             logger.setLevel(level)
 
 
-def publish(staging: Path, out: Path, versioned: bool) -> Path:
-    """Move a finished export into place: a SavedModel as OUT's next version folder (TensorFlow
-    Serving loads the highest), anything else as OUT itself, replacing an earlier export."""
+def publish(staging: Path, out: Path, versioned: bool, run_dir: Path, fresh: bool = False) -> Path:
+    """Move a finished export into place by one rename: a SavedModel as OUT's next version folder when OUT is an
+    earlier export (TensorFlow Serving loads the highest), else as OUT/1/; anything else as OUT itself. What it
+    replaces (an earlier export, or a folder --force gave up) is moved aside first and removed with the staging
+    folder; OUT is marked as rnn export's (EXPORT_MARK)."""
+    mark = json.dumps({"run": str(run_dir), "format": "saved_model" if versioned else "token ids"}) + "\n"
     try:
-        if versioned:
-            make_dir(out)
+        if versioned and not fresh and (out / EXPORT_MARK).exists():
             numbers = [int(p.name) for p in out.iterdir() if p.is_dir() and p.name.isdigit()]
             target = out / str(max(numbers, default=0) + 1)
             replace(staging, target)
             return target
+        folder = staging
+        if versioned:
+            folder = staging.with_name("published")
+            folder.mkdir()
+            replace(staging, folder / "1")
+        (folder / EXPORT_MARK).write_text(mark, encoding="utf-8")
         if out.exists():
-            old = staging.with_name("previous")
-            replace(out, old)
-        replace(staging, out)
-        return out
+            replace(out, staging.with_name("previous"))
+        replace(folder, out)
+        return out / "1" if versioned else out
     except OSError as err:
         raise storage_error(out, err) from None
 

@@ -50,12 +50,17 @@ def storage_error(path: Path, err: OSError) -> StorageError:
 
 def make_dir(path: Path, exist_ok: bool = True) -> None:
     """mkdir with its parents, its failure one line naming the folder (FileExistsError passes)."""
+    path = Path(path)
     try:
-        Path(path).mkdir(parents=True, exist_ok=exist_ok)
-    except FileExistsError:
-        raise
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except (FileExistsError, NotADirectoryError) as err:
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is None and isinstance(err, FileExistsError):
+            raise  # the folder itself exists, and exist_ok was False: the caller's to say
+        raise StorageError(f"{path}: cannot make this folder: {blocking or path} is a file, not a folder; "
+                           f"pick another path") from None
     except OSError as err:
-        raise storage_error(Path(path), err) from None
+        raise storage_error(path, err) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -99,7 +99,10 @@ def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = ""
 
 def save_figure(figure, out: Path) -> None:
     """savefig through `atomic_path`, like every other file the tool writes; the canvas is cropped or grown to
-    what is drawn (bbox_inches="tight"), so no label or legend is ever cut at its edge."""
+    what is drawn (bbox_inches="tight"), so no label or legend is ever cut at its edge. Only a .png path is
+    written: a figure never takes the name of a model, a history or a user's other file."""
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: figures are written as PNG; give a path ending .png")
     make_dir(out.parent)
     with atomic_path(out) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)

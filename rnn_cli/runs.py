@@ -217,6 +217,11 @@ def find_runs(root: Path = RUNS_ROOT, needs: str = RUN_RECORD) -> list[Path]:
     return sorted(found, key=lambda p: ((p / CONFIG).stat().st_mtime if (p / CONFIG).exists() else 0, str(p)))
 
 
+def is_run_folder(path: Path) -> bool:
+    """Whether `path` holds a run, a seed group or a study (files an export or a figure must never replace)."""
+    return any((path / name).exists() for name in (RUN_RECORD, SEEDS_SUMMARY, STUDY, MODEL, HISTORY_JSON))
+
+
 def members(path: Path) -> list[Path]:
     """The runs of a seed group (a folder with seeds.json) or of a study (study.json: its trials,
     seed groups' runs included), or [path] for a single run."""

@@ -4,8 +4,11 @@ README's code runs as written."""
 
 import json
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +105,8 @@ def test_the_saved_model_reads_raw_text_as_rnn_predict_does(trained_run, saved_m
 
 def test_an_export_is_a_new_version_with_the_model_card(trained_run, saved_model):
     assert invoke("export", "--run", trained_run, "--out", saved_model).exit_code == 0
-    assert sorted(p.name for p in saved_model.iterdir()) == ["1", "2"]  # TensorFlow Serving loads the highest
+    # TensorFlow Serving loads the highest; the mark says the folder is rnn export's own
+    assert sorted(p.name for p in saved_model.iterdir()) == [".rnn-export.json", "1", "2"]
     card = (saved_model / "2" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Test metrics" in card and "| accuracy |" in card
     assert json.loads((saved_model / "2" / runs.CLASSES).read_text())["classes"] == ["negative", "positive"]
@@ -114,7 +118,7 @@ def test_token_id_models_and_their_readme_code(trained_run, tmp_path, fmt, name)
     result = invoke("export", "--run", trained_run, "--format", fmt, "--out", out)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted([name, "vocab.json", "classes.json", "README.md",
-                                                            "MODEL_CARD.md"])
+                                                            "MODEL_CARD.md", ".rnn-export.json"])
     readme = (out / "README.md").read_text(encoding="utf-8")
     code = readme.split("```python\n")[1].split("```")[0]
     texts = json.loads(re.search(r"texts = (\[.*\])", code)[1])
@@ -151,3 +155,54 @@ def test_export_errors_are_one_line(trained_run, tmp_path):
     result = invoke("export", "--run", empty)
     assert result.exit_code == 2 and "no model.keras" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file"]  # nothing half-made left
+
+
+def test_an_export_never_replaces_what_it_did_not_write(trained_run, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("export"))
+    before = sorted(p.name for p in run.iterdir())
+    for out in (mine, run, run / "model", tmp_path, run / "export" / ".." / "x"):
+        result = invoke("export", "--run", run, "--format", "onnx", "--out", out)
+        assert result.exit_code == 2 and f"--out {out}:" in result.output, (out, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+        if out != mine:  # a run, or a folder holding one: not even with --force
+            assert invoke("export", "--run", run, "--format", "onnx", "--out", out, "--force").exit_code == 2
+    assert sorted(p.name for p in run.iterdir()) == before and (mine / "notes.txt").exists()
+    forced = invoke("export", "--run", run, "--format", "onnx", "--out", mine, "--force")
+    assert forced.exit_code == 0 and f"replacing {mine} (--force): its 2 file(s)" in forced.output, forced.output
+    assert not (mine / "notes.txt").exists() and (mine / "model.onnx").exists()
+    # An earlier export of its own is replaced without --force, and leaves nothing beside it
+    for _ in range(2):
+        again = invoke("export", "--run", run, "--format", "onnx", "--out", mine)
+        assert again.exit_code == 0 and "replacing" not in again.output, again.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "run"]
+
+
+def test_an_out_path_under_a_file_is_one_line_in_every_command_that_writes_one(trained_run, tmp_path):
+    (tmp_path / "file").write_text("x")
+    under = tmp_path / "file" / "sub"
+    for command in (["export", "--run", trained_run, "--out", under], ["plot", "--run", trained_run, "--out", under / "c.png"],
+                    ["explain", "a fine film", "--run", trained_run, "--out", under / "e.png"]):
+        result = invoke(*command)
+        assert result.exit_code == 2 and "is a file, not a folder" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    for name in ("model.keras", "history.json", "notes.txt"):  # a figure never takes another file's name
+        result = invoke("plot", "--run", trained_run, "--out", tmp_path / name)
+        assert result.exit_code == 2 and "give a path ending .png" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_sigterm_during_an_export_leaves_no_staging_folder(trained_run, tmp_path):
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "export", "--run", str(trained_run),
+                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):  # the staging folder is made
+        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, process.stdout.read()
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == []  # cache: the test's own
