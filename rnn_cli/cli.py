@@ -459,7 +459,7 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
             tuning.tune(study, trials, timeout, device, echo=click.echo)
         except KeyboardInterrupt:
             click.echo(f"\ninterrupted: finished trials are kept; continue with `rnn tune --study {study.name}"
-                       + (f" --storage URL`" if study.storage else "`"), err=True)
+                       + (" --storage URL`" if study.storage else "`"), err=True)
             sys.exit(stop_exit_code())
 
 

@@ -44,6 +44,8 @@ HISTORY_PNG = "optimization_history.png"
 SLICES_PNG = "val_accuracy_by_key.png"
 KINDS = ("uniform", "log_uniform", "int", "choice")
 DEFAULT_TRIALS = 20
+CONNECT_TIMEOUT = 10  # seconds a database server may take to accept a connection and answer its start-up
+STATEMENT_TIMEOUT = 60  # seconds one statement may run on it (Optuna's are small)
 SETTINGS = "rnn_tune"  # the study's user attribute holding its base config, space and seeds
 HOST = socket.gethostname()
 
@@ -189,9 +191,11 @@ def open_study(name: str | None, base: Config | None, space_path: Path | None, s
                             f"continue it without --config and --space, or name a new study")
         if seeds is not None and seeds != kept["seeds"]:
             raise UserError(f"--seeds {seeds}: study {name} scores trials over {kept['seeds']} seed(s)")
-        if storage is not None and storage != kept.get("storage"):
-            raise UserError(f"--storage: study {name} keeps its trials in {kept.get('storage') or 'its journal file'}")
-        return Study(name, folder, stored, space, kept["seeds"], kept.get("storage"))
+        recorded = kept.get("storage")
+        if storage is not None and (recorded is None or kept_url(storage) != kept_url(recorded)):
+            raise UserError(f"--storage: study {name} keeps its trials in "
+                            f"{hidden(recorded) if recorded else 'its journal file'}")
+        return Study(name, folder, stored, space, kept["seeds"], storage or recorded)
     if base is None and space_path is None and name is not None and storage is not None:
         return study_in_storage(name, storage, seeds)  # a worker on another machine
     if base is None or space_path is None:
@@ -234,7 +238,7 @@ def write_study(study: Study) -> None:
     if not (study.folder / runs.STUDY).exists():  # another worker may have written it first
         write_json(study.folder / runs.STUDY, {"name": study.name, "base": to_dict(study.base),
                                                "space": space_to_raw(study.space), "seeds": study.seeds,
-                                               "storage": study.storage})
+                                               "storage": kept_url(study.storage)})
 
 
 def optuna_study(study: Study, create: bool = True):
@@ -243,7 +247,7 @@ def optuna_study(study: Study, create: bool = True):
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # this module says what happens, in its own lines
     storage = open_storage(study)
-    sampler = optuna.samplers.TPESampler(seed=study.base.train.seed, multivariate=True, constant_liar=True)
+    sampler = trial_seeded_sampler(study.base.train.seed)
     # A trial is compared with the median of the others at the same epoch, from its first, once five
     # trials have finished: the first epoch already costs a fifth of a five-epoch trial.
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
@@ -253,7 +257,44 @@ def optuna_study(study: Study, create: bool = True):
         return optuna.create_study(study_name=study.name, storage=storage, sampler=sampler, pruner=pruner,
                                    direction="maximize", load_if_exists=True)
     except KeyError:
-        raise UserError(f"--study {study.name}: not in {study.storage or 'its journal file'}") from None
+        where = hidden(study.storage) if study.storage else "its journal file"
+        raise UserError(f"--study {study.name}: not in {where}") from None
+
+
+def trial_seeded_sampler(seed: int):
+    """TPE (multivariate, with the constant liar: a trial under way counts as a poor one, so that workers spread
+    out), seeded anew before each trial from `seed` and the trial's number. One TPE seeded once draws the same
+    points in every process: two workers, or a study continued, proposed what an earlier trial had tried."""
+    import optuna
+
+    def tpe(trial_number: int | None = None):
+        mixed = seed if trial_number is None else (seed * 1_000_003 + trial_number) % 2**32
+        return optuna.samplers.TPESampler(seed=mixed, multivariate=True, constant_liar=True)
+
+    class TrialSeeded(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.inner = tpe()
+
+        def before_trial(self, study, trial):
+            self.inner = tpe(trial.number)  # trial numbers are the storage's: no two workers share one
+            self.inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self):
+            self.inner.reseed_rng()
+
+    return TrialSeeded()
 
 
 def open_storage(study: Study):
@@ -278,19 +319,76 @@ def open_storage(study: Study):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(study.storage, heartbeat_interval=30, grace_period=120,
-                                  heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(1))
+                                  heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(1),
+                                  engine_kwargs={"connect_args": timeouts(study.storage)})
         except Exception as err:  # noqa: BLE001 - SQLAlchemy and its drivers fail in many ways
             # Workers started together on an empty database race to create Optuna's tables: the
             # losers find them made when they try again.
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            if "timeout" in reason.lower():  # a server that does not answer: waiting again would not help
+                wait = timeouts(study.storage).get("connect_timeout")
+                reason = f"no answer within {wait} s; is it a PostgreSQL server, and up? ({reason})"
+                break
+            if "password" in reason.lower():
+                reason += "; give --storage with the password (study.json keeps none), or set PGPASSWORD"
             if attempt < 2:
                 time.sleep(1 + attempt)
+    for secret in secrets(study.storage):  # a driver's message might quote the connection string
+        reason = reason.replace(secret, "***")
     raise UserError(f"--storage {hidden(study.storage)}: cannot open it ({reason})")
 
 
+def timeouts(url: str) -> dict:
+    """The driver's connection settings that bound every wait on the database server: connecting (a server that
+    accepts and never answers) and each statement; a setting in the URL itself wins."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    settings = {"connect_timeout": CONNECT_TIMEOUT, "options": f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}"}
+    return {**settings, **{key: parsed.query[key] for key in settings if key in parsed.query}}
+
+
 def hidden(url: str) -> str:
-    """A database URL with its password hidden."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """A database URL as messages show it: its password, in any form SQLAlchemy reads it (USER:PASSWORD@,
+    :PASSWORD@, ?password=), replaced by ***. SQLAlchemy's own parser, not a pattern: it is what connects."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "(a URL that does not parse)"
+    masked = {key: "***" for key in parsed.query if "password" in key.lower()}
+    return parsed.update_query_dict(masked).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def kept_url(url: str | None) -> str | None:
+    """A database URL as study.json keeps it: without its password (PostgreSQL's client finds it in PGPASSWORD or
+    ~/.pgpass, or --storage gives it again)."""
+    from sqlalchemy.engine import URL, make_url
+
+    if url is None:
+        return None
+    parsed = make_url(url)
+    query = {key: value for key, value in parsed.query.items() if "password" not in key.lower()}
+    return URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
+                      query).render_as_string(hide_password=False)
+
+
+def secrets(url: str) -> list[str]:
+    """The passwords in a database URL (its password and any password-like query value)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return [url]
+    values = [parsed.password, *(v for key, v in parsed.query.items() if "password" in key.lower())]
+    flat = [item for value in values if value for item in ([value] if isinstance(value, str) else value)]
+    return sorted(set(flat), key=len, reverse=True)
 
 
 def tune(study: Study, trials: int | None, timeout: float | None, device: str,

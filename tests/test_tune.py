@@ -189,12 +189,28 @@ def test_a_stopped_or_killed_worker_loses_no_trial_and_the_study_continues(study
     assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "finished"
 
 
+def with_password(url: str, form: int) -> str:
+    """`url` with a password (the test server trusts loopback clients and ignores it), in one of the forms
+    SQLAlchemy reads: USER:PASSWORD@, or ?password=."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if form == 0:
+        return parsed.set(password=SECRET).render_as_string(hide_password=False)
+    return parsed.update_query_dict({"password": SECRET}).render_as_string(hide_password=False)
+
+
+SECRET = "s3cr3t-Pa55"
+
+
 def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_url):
-    workers = [rnn_process(*study_setup, "--trials", "4", "--study", "pg", "--storage", postgres_url, cwd=tmp_path)
-               for _ in range(2)]
+    # Each worker gives the password in another form; neither proposes a point the other tried.
+    workers = [rnn_process(*study_setup, "--trials", "4", "--study", "pg", "--storage", with_password(postgres_url, i),
+                           cwd=tmp_path) for i in range(2)]
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err
+        assert SECRET not in out + err
     search = optuna.load_study(study_name="pg", storage=postgres_url)
     complete = [t for t in search.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 4
@@ -210,6 +226,19 @@ def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_
                            timeout=300)
     assert third.returncode == 0, third.stderr
     assert [p.name for p in (elsewhere / "runs" / "pg").glob("trial-*")] == [f"trial-{len(complete):03d}"]
+    # A continuation where the study began, without --storage: study.json's URL, which keeps no password
+    continued = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "pg", "--trials",
+                                str(len(complete) + 2)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert continued.returncode == 0, continued.stderr
+    report = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "pg", "--report"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    search = optuna.load_study(study_name="pg", storage=postgres_url)
+    points = [tuple(sorted(t.params.items())) for t in search.trials]
+    assert len(points) >= len(complete) + 2 and len(set(points)) == len(points), points  # no point proposed twice
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".yaml", ".csv", ".md", ".log")]
+    assert written and not [p for p in written if SECRET in p.read_text(errors="replace")]
+    assert SECRET not in continued.stdout + continued.stderr + report.stdout + report.stderr + third.stderr
     (tmp_path / "third-machine").mkdir()
     other = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", *map(str, study_setup), "--epochs", "3",
                             "--study", "pg", "--storage", postgres_url],
@@ -217,11 +246,36 @@ def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_
     assert other.returncode == 2 and "its workers train another base config or space" in other.stderr
 
 
-def test_a_storage_that_cannot_be_reached_is_one_line(study_setup):
-    result = invoke("tune", *study_setup, "--storage", "postgresql://someone:secret@127.0.0.1:1/nothing")
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://someone:SECRET@127.0.0.1:1/nothing", "postgresql://someone:***@127.0.0.1:1/nothing"),
+    ("postgresql://:SECRET@127.0.0.1:1/nothing", "postgresql://:***@127.0.0.1:1/nothing"),
+    ("postgresql://someone@127.0.0.1:1/nothing?password=SECRET", "postgresql://someone@127.0.0.1:1/nothing?password=***"),
+    ("postgresql+psycopg://:SECRET@127.0.0.1:1/x?sslmode=disable&password=SECRET2",
+     "postgresql+psycopg://:***@127.0.0.1:1/x?password=***&sslmode=disable"),
+    ("postgresql://someone:SECRET@[::1:1/x", "(a URL that does not parse)"),
+])
+def test_a_storage_that_cannot_be_reached_is_one_line_without_its_password(study_setup, tmp_path, url, shown):
+    result = invoke("tune", *study_setup, "--storage", url)
     assert result.exit_code == 2
-    assert "--storage postgresql://someone:***@127.0.0.1:1/nothing: cannot open it" in result.output
-    assert "secret" not in result.output
+    assert f"--storage {shown}:" in result.output and "SECRET" not in result.output, result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_database_server_that_never_answers_is_one_line_within_its_timeout(study_setup, tmp_path):
+    import socket
+
+    from rnn_cli.tune import CONNECT_TIMEOUT, timeouts
+
+    assert timeouts("postgresql://u@h/db")["connect_timeout"] == CONNECT_TIMEOUT
+    silent = socket.socket()  # accepts connections (the kernel does) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    with silent:
+        started = time.monotonic()
+        result = invoke("tune", *study_setup, "--storage",
+                        f"postgresql://u:SECRET@127.0.0.1:{silent.getsockname()[1]}/db?connect_timeout=1")
+    assert result.exit_code == 2 and "no answer within 1 s" in result.output and "SECRET" not in result.output
+    assert time.monotonic() - started < 15
 
 
 @pytest.mark.parametrize("args, says", [
