@@ -1,6 +1,9 @@
 """rnn_cli.predict through `rnn predict`."""
 
 import json
+import shlex
+import subprocess
+import sys
 
 from click.testing import CliRunner
 
@@ -67,3 +70,10 @@ def test_an_empty_file_is_one_line(trained_run, tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     result = invoke("predict", "--run", trained_run, "--file", tmp_path / "empty.txt")
     assert result.exit_code == 2 and "empty.txt: no reviews (the file is empty)" in result.output
+
+
+def test_standard_input_closed_reads_as_empty(trained_run):
+    command = f"{shlex.quote(sys.executable)} -m rnn_cli.cli predict --run {shlex.quote(str(trained_run))} --file - <&-"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "no reviews (the file is empty)" in done.stderr, done.stderr
+    assert "internal error" not in done.stderr
