@@ -401,7 +401,8 @@ def serve(run_dir, host, port, name, no_batching):
 
     with stop_signals():
         try:
-            serve_run(run_dir, host, port, batching=not no_batching, name=name, echo=click.echo)
+            serve_run(run_dir, host, port, batching=not no_batching, name=name, echo=click.echo,
+                      warn=lambda line: click.echo(line, err=True))
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
             sys.exit(stop_exit_code())

@@ -8,12 +8,19 @@ add pydantic and answer bad bodies in a shape of their own, to be rewritten.
 The model runs in one worker thread, so requests never share it at once. Requests that arrive while a
 batch is running wait and go together in the next (up to MAX_INSTANCES texts): nothing waits when
 the server is idle, and under load one model call serves many requests (docs/performance.md).
+`/v1/explain` reads the weights through the NumPy reference in a thread of its own, with at most
+EXPLAIN_QUEUE waiting: a long review's trace never holds up predictions.
+
+Who may call it: a POST must say `Content-Type: application/json` (a web page on another site can send
+a "simple" cross-site POST, which cannot), and on a loopback address the Host header must name loopback
+(a page whose domain is re-pointed at 127.0.0.1, DNS rebinding, cannot read the answers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -24,7 +31,8 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
@@ -38,6 +46,9 @@ from rnn_cli.predict import predict_texts
 MAX_BODY = 1 << 20  # bytes of a request body
 MAX_INSTANCES = 256  # texts in one predict request
 TOP = 5  # movers listed by /v1/explain
+EXPLAIN_QUEUE = 4  # explain requests waiting for their thread beyond the one running; more get 503
+SHUTDOWN_GRACE = 3  # seconds requests in flight get to finish after Ctrl-C or SIGTERM; then they are cut
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 JSON_TYPES = {int: "a number", float: "a number", bool: "a boolean", type(None): "null", dict: "an object",
               list: "an array", str: "a string"}
 
@@ -114,10 +125,13 @@ async def read_body(request: Request) -> object:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise BadRequest(413, f"the body is {int(declared):,} bytes; at most {MAX_BODY:,} are accepted")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise BadRequest(413, f"the body is over {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise BadRequest(413, f"the body is over {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
+    except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+        raise BadRequest(400, "the client disconnected before its body was sent") from None
     try:
         return load_json(bytes(body), "the body")
     except UserError as err:  # nested too deeply
@@ -141,11 +155,55 @@ def instances_of(payload: object) -> list[str]:
     return instances
 
 
-def create_app(trained: runs.Trained, batching: bool = True, name: str | None = None) -> Starlette:
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) is this machine's loopback."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
+def refusal(scope: dict, loopback: bool) -> BadRequest | None:
+    """Why a request may not reach the model (its Host or Content-Type), if it may not."""
+    headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+    if loopback:
+        host = headers.get("host", "")
+        name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if name.lower() not in LOOPBACK_NAMES:
+            return BadRequest(403, f"Host {host[:80]!r}: this server answers requests to localhost only (it listens "
+                                   f"on a loopback address); a page of another site cannot call it")
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    if scope["method"] == "POST" and kind != "application/json":
+        return BadRequest(415, f"Content-Type {kind[:80] or 'missing'!r}: send the body as JSON, with the header "
+                               "Content-Type: application/json")
+    return None
+
+
+class Guard:
+    """ASGI middleware: a request `refusal` names gets its JSON error before any route sees it."""
+
+    def __init__(self, app, loopback: bool):
+        self.app, self.loopback = app, loopback
+
+    async def __call__(self, scope, receive, send):
+        refused = refusal(scope, self.loopback) if scope["type"] == "http" else None
+        if refused is None:
+            try:
+                return await self.app(scope, receive, send)
+            except asyncio.CancelledError:  # cut at shutdown (SHUTDOWN_GRACE): no traceback for the log
+                refused = BadRequest(503, "the server is shutting down")
+        with contextlib.suppress(Exception):  # a client cut off mid-request may no longer take an answer
+            await JSONResponse({"error": refused.message}, status_code=refused.status)(scope, receive, send)
+
+
+def create_app(trained: runs.Trained, batching: bool = True, name: str | None = None,
+               host: str = "127.0.0.1") -> Starlette:
     """The application: routes, error bodies, the batcher's life; `name`: the model's in the URLs (default:
-    its config's name)."""
+    its config's name); `host`: the address it listens on (loopback: the Host header must say so)."""
     name = name or trained.config.name
     batcher = Batcher(trained, batching)
+    explainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+    explaining = 0  # requests in the explain thread or waiting for it
     facts = model_facts(trained)  # read once: the run folder may change while it serves
     page = resources.files("rnn_cli").joinpath("page.html").read_text(encoding="utf-8")
 
@@ -171,10 +229,17 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
         traced = payload.get("class")
         if traced is not None and not isinstance(traced, str):
             raise BadRequest(400, "class: expected a class name (a string)")
+        nonlocal explaining
+        if explaining > EXPLAIN_QUEUE:
+            raise BadRequest(503, f"{explaining} explanations are under way or waiting; try again in a moment")
+        explaining += 1
         try:
-            explanation = await batcher.run(explain_review, trained, payload["text"], traced)
+            explanation = await asyncio.get_running_loop().run_in_executor(
+                explainer, explain_review, trained, payload["text"], traced)
         except UserError as err:
             raise BadRequest(400, str(err).replace("--class", "class")) from None
+        finally:
+            explaining -= 1
         return JSONResponse({**explanation.as_dict(TOP), "maxlen": explanation.maxlen,
                              "truncating": explanation.truncating})
 
@@ -208,6 +273,7 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
     async def lifespan(app):
         yield
         batcher.close()
+        explainer.shutdown(wait=False, cancel_futures=True)
 
     routes = [Route("/", index), Route("/healthz", healthz),
               Route("/v1/models/{name}", status), Route("/v1/models/{name}/versions/{version}", status),
@@ -215,7 +281,7 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
               Route("/v1/models/{name}:predict", predict, methods=["POST"]),
               Route("/v1/models/{name}/versions/{version}:predict", predict, methods=["POST"]),
               Route("/v1/explain", explain, methods=["POST"])]
-    return Starlette(routes=routes, lifespan=lifespan,
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Guard, loopback=is_loopback(host))],
                      exception_handlers={BadRequest: refused, HTTPException: http_error})
 
 
@@ -238,11 +304,11 @@ def listen(host: str, port: int) -> socket.socket:
 def curl_line(url: str, name: str) -> str:
     """The shell command that asks the server at `url` for model `name`'s prediction of one review."""
     body = json.dumps({"instances": ["A moving, beautifully acted film."]})
-    return f"curl -d '{body}' {url}/v1/models/{name}:predict"
+    return f"curl -H 'Content-Type: application/json' -d '{body}' {url}/v1/models/{name}:predict"
 
 
 def serve(run_dir: Path, host: str, port: int, batching: bool = True, name: str | None = None,
-          echo=print) -> None:
+          echo=print, warn=print) -> None:
     """Serve the run until Ctrl-C or SIGTERM, as model `name` (default: its config's name); requests in flight
     are answered first."""
     trained = runs.Trained.load(run_dir)
@@ -252,11 +318,14 @@ def serve(run_dir: Path, host: str, port: int, batching: bool = True, name: str 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     predict_texts(trained, ["warm up"])  # the first request should not wait for TensorFlow's tracing
     name = name or trained.config.name
-    server = uvicorn.Server(uvicorn.Config(create_app(trained, batching, name), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(create_app(trained, batching, name, host), log_level="warning",
+                                           lifespan="on", timeout_graceful_shutdown=SHUTDOWN_GRACE))
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{sock.getsockname()[1]}"
     echo(f"serving {name} ({run_dir}) at {url}/  (Ctrl-C stops)")
     echo(f"  POST {url}/v1/models/{name}:predict   POST {url}/v1/explain   GET {url}/healthz")
     echo(f"try: {curl_line(url, name)}")
+    if not is_loopback(host):
+        warn(f"warning: --host {host} lets other machines call this server, which asks no one who they are")
     with contextlib.closing(sock):
         server.run(sockets=[sock])

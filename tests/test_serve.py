@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -57,8 +58,12 @@ def server(trained_run):
         running.stop()
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def predict(server, body, **options):
-    return httpx.post(f"{server.url}/v1/models/tiny:predict", timeout=30, **({"json": body} | options))
+    return httpx.post(f"{server.url}/v1/models/tiny:predict", timeout=30,
+                      **({"json": body} | ({"headers": JSON} if "content" in options else {}) | options))
 
 
 def test_predictions_are_rnn_predicts_in_tensorflow_servings_shape(server, trained_run):
@@ -97,6 +102,8 @@ def test_explain_is_rnn_explains_trace(server, trained_run):
     (b'{"instances": "a text"}', 400, "a list"),
     (json.dumps({"instances": ["a"] * (MAX_INSTANCES + 1)}).encode(), 422, f"at most {MAX_INSTANCES}"),
     (json.dumps({"instances": ["word " * (MAX_BODY // 5)]}).encode(), 413, "at most 1,048,576"),
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested deeper than 64 levels"),
+    (b'{"instances": [' + b"[" * 500 + b"]" * 500 + b"]}", 400, "nested deeper than 64 levels"),
 ])
 def test_bad_requests_get_a_status_and_a_json_message(server, body, status, says):
     response = predict(server, None, content=body)
@@ -168,8 +175,9 @@ def test_when_ready_it_prints_the_curl_line_for_the_model_it_serves(server, trai
     import shlex
 
     words = shlex.split(server.curl.removeprefix("try: "))
-    assert words[:2] == ["curl", "-d"] and words[3] == f"{server.url}/v1/models/tiny:predict"
-    answer = httpx.post(words[3], content=words[2], timeout=30)  # what that curl sends
+    assert words[:4] == ["curl", "-H", "Content-Type: application/json", "-d"]
+    assert words[5] == f"{server.url}/v1/models/tiny:predict"
+    answer = httpx.post(words[5], content=words[4], headers=JSON, timeout=30)  # what that curl sends
     assert answer.status_code == 200
     assert answer.json()["predictions"][0]["probability"] == pytest.approx(
         predict_texts(trained_run, ["A moving, beautifully acted film."])[0]["probability"], abs=1e-6)
@@ -316,3 +324,54 @@ def test_connections_send_without_waiting_for_acks():
         return value
 
     assert asyncio.run(accepted_nodelay()) == 1
+
+
+def test_only_json_from_this_machine_reaches_the_model(server):
+    port = server.url.rsplit(":", 1)[1]
+    body = json.dumps({"instances": ["great"]})
+    for path in ("/v1/models/tiny:predict", "/v1/explain"):
+        # What a page of another site can send without asking first: a form, plain text, no type at all
+        for kind in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x", None):
+            headers = {"Content-Type": kind} if kind else {}
+            refused = httpx.post(server.url + path, content=body, headers=headers, timeout=30)
+            assert refused.status_code == 415 and "Content-Type: application/json" in refused.json()["error"]
+        # A page whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name as the Host
+        for host in (f"evil.example:{port}", "attacker.test", f"127.0.0.1.evil.example:{port}", f"[::2]:{port}"):
+            refused = httpx.post(server.url + path, content=body, headers={**JSON, "Host": host}, timeout=30)
+            assert refused.status_code == 403 and "localhost only" in refused.json()["error"], host
+        assert httpx.get(f"{server.url}/healthz", headers={"Host": f"evil.example:{port}"}).status_code == 403
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost", f"[::1]:{port}"):
+        answered = httpx.post(f"{server.url}/v1/models/tiny:predict", content=body,
+                              headers={"Content-Type": "application/json; charset=utf-8", "Host": host}, timeout=30)
+        assert answered.status_code == 200, (host, answered.text)
+
+
+def test_shutdown_is_bounded_with_a_client_sending_slowly_and_a_client_that_leaves_mid_body(trained_run):
+    from rnn_cli.serve import SHUTDOWN_GRACE
+
+    running = Server(trained_run)
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    head = (f"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 1000\r\n\r\n").encode()
+    leaving = socket.create_connection((host, int(port)))
+    leaving.sendall(head + b'{"instances": ["gre')
+    leaving.close()  # gone before its body is whole
+    slow = socket.create_connection((host, int(port)))
+    slow.sendall(head + b"{")  # and never more
+    assert predict(running, {"instances": ["great"]}).status_code == 200  # the others are still answered
+    started = time.monotonic()
+    returncode, err = running.stop(signal.SIGTERM)
+    slow.close()
+    assert returncode == 143 and time.monotonic() - started < SHUTDOWN_GRACE + 5, err
+    assert "Traceback" not in err and "Exception" not in err, err
+
+
+def test_a_server_open_to_other_machines_says_so(trained_run):
+    running = Server(trained_run, "--host", "0.0.0.0")
+    try:
+        answered = httpx.post(f"{running.url}/v1/models/tiny:predict", json={"instances": ["great"]},
+                              headers={"Host": "my-server.example:8000"}, timeout=30)
+        assert answered.status_code == 200  # its clients name it as they reach it
+    finally:
+        _, err = running.stop()
+    assert "warning: --host 0.0.0.0 lets other machines call this server" in err
