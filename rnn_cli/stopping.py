@@ -14,10 +14,15 @@ module does not import TensorFlow: the process that waits for a seed group's see
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Seconds a process may still take, after a second stop signal, before it ends without its clean-up: Python
+# runs a signal's handler only between two of its own steps, which a long native call (XLA compiling a
+# model, for one) can keep from coming for many seconds.
+SECOND_SIGNAL_GRACE = 2.0
 _STOPPED = threading.Event()  # a stop signal came, and the training has not yet stopped for it
 _TERMINATED = threading.Event()  # the stop was a SIGTERM (kept after the block: stop_exit_code)
 _DEFERRING = threading.Event()  # inside deferred(): the stop waits for the next batch's end
@@ -45,8 +50,10 @@ def stop_signals(again: str = "raise"):
             raise KeyboardInterrupt
 
     previous = handle_signals(dict.fromkeys(STOP_SIGNALS, stop))
+    watch = watch_second_signal() if again == "raise" and previous is not None else contextlib.nullcontext()
     try:
-        yield
+        with watch:
+            yield
     finally:
         handle_signals(previous)
         _STOPPED.clear()
@@ -62,6 +69,45 @@ def deferred():
     finally:
         _DEFERRING.clear()
     raise_if_stopped()
+
+
+@contextlib.contextmanager
+def watch_second_signal():
+    """A thread that ends the process SECOND_SIGNAL_GRACE seconds after a second stop signal, if it has not
+    ended by then. It learns of each signal as it arrives (Python's wakeup file descriptor), not when the main
+    thread gets round to running the handler."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        os.close(read_end)
+        os.close(write_end)
+        yield
+        return
+
+    def watch():
+        seen = 0
+        while chunk := os.read(read_end, 16):
+            for signum in chunk:
+                seen += signum in STOP_SIGNALS
+                if seen >= 2:
+                    ended.wait(SECOND_SIGNAL_GRACE)
+                    if not ended.is_set():
+                        note(signum)
+                        os._exit(stop_exit_code())
+
+    ended = threading.Event()
+    watcher = threading.Thread(target=watch, name="second-signal", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        signal.set_wakeup_fd(previous)
+        os.close(write_end)  # the watcher reads the end of the pipe and returns
+        watcher.join(timeout=SECOND_SIGNAL_GRACE + 1)
+        os.close(read_end)
 
 
 def raise_if_stopped() -> None:

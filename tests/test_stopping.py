@@ -1,6 +1,8 @@
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -69,3 +71,20 @@ def test_a_second_sigterm_makes_a_seed_group_stop_waiting_and_record_it(monkeypa
         for child in multiprocessing.active_children():
             child.kill()
             child.join()
+
+
+def test_a_second_ctrl_c_ends_a_process_stuck_in_a_long_native_call():
+    # XLA compiling a model keeps Python from running the handler for many seconds; a big matrix product is
+    # such a call (tens of seconds on 2 cores), and the second Ctrl-C must not wait for its end.
+    script = ("import numpy as np\nfrom rnn_cli.stopping import stop_signals\na = np.ones((9000, 9000))\n"
+              "with stop_signals():\n    print('ready', flush=True)\n    a @ a\n    print('finished', flush=True)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "ready\n"
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    assert process.wait(timeout=60) == 130
+    assert time.monotonic() - started < stopping.SECOND_SIGNAL_GRACE + 2
+    assert process.stdout.read() == ""  # it did not wait for the product
