@@ -1,6 +1,8 @@
 """rnn serve under load: requests per second and p50 / p99 latency at 1, 8 and 32 concurrent clients,
 single texts and batches of 32, with requests batched together and without; next to the same texts
-scored in-process (the server's own call, and Keras' `model.predict`).
+scored in-process (the server's own call, and Keras' `model.predict`). Then 8 clients predicting while
+--explainers clients ask `/v1/explain` for the longest reviews back to back: predict's latency with and
+without them.
 
 The server is a real `rnn serve` process on a loopback port; the clients are one asyncio process
 (httpx), each client sending its next request as soon as the last is answered, for --seconds each.
@@ -42,6 +44,37 @@ def start_server(run_dir: Path, batching: bool) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(command + ([] if batching else ["--no-batching"]), stdout=subprocess.PIPE, text=True)
     url = re.search(r"at (http://\S+)/ ", process.stdout.readline())[1]
     return process, url
+
+
+async def explain_load(url: str, texts: list[str], clients: int, seconds: float) -> dict:
+    """Clients asking /v1/explain for `texts` back to back for `seconds`: answers per second, and how many the
+    server turned away (503: its explain queue was full)."""
+    import httpx
+
+    counts = {"answered": 0, "busy": 0}
+    deadline = time.perf_counter() + seconds
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        k = i
+        while time.perf_counter() < deadline:
+            response = await http.post(f"{url}/v1/explain", json={"text": texts[k % len(texts)]})
+            counts["answered" if response.status_code == 200 else "busy"] += 1
+            assert response.status_code in (200, 503), response.text
+            k += clients
+
+    async with httpx.AsyncClient(timeout=120) as http:
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+    return {"explains_per_second": counts["answered"] / seconds, "explains_refused": counts["busy"]}
+
+
+async def load_beside_explains(url: str, model: str, bodies: list[dict], texts: list[str], explainers: int,
+                               seconds: float) -> dict:
+    """8 predicting clients, with `explainers` explaining clients beside them."""
+    predicting = load(url, model, bodies, 8, seconds)
+    if not explainers:
+        return await predicting
+    figures, explained = await asyncio.gather(predicting, explain_load(url, texts, explainers, seconds))
+    return {**figures, **explained}
 
 
 async def load(url: str, model: str, bodies: list[dict], clients: int, seconds: float) -> dict:
@@ -106,6 +139,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="aclImdb archive or folder (test reviews).")
     parser.add_argument("--seconds", type=float, default=10.0, help="Seconds per measurement.")
     parser.add_argument("--clients", default="1,8,32", help="Concurrent clients, comma-separated.")
+    parser.add_argument("--explainers", type=int, default=2, help="Clients explaining long reviews beside 8 "
+                                                                       "predicting ones (0: skip that part).")
     parser.add_argument("--json", type=Path, help="Write the figures here too.")
     args = parser.parse_args()
     from rnn_cli.config import load_config
@@ -123,6 +158,13 @@ def main() -> None:
                     row = {"batching": batching, "texts_per_request": size, "clients": clients, **figures}
                     report["server"].append(row)
                     print(json.dumps(row), flush=True)
+            if batching and args.explainers:
+                longest = sorted(texts, key=len)[-64:]
+                singles = [{"instances": [text]} for text in texts]
+                for explainers in (0, args.explainers):
+                    figures = asyncio.run(load_beside_explains(url, model, singles, longest, explainers, args.seconds))
+                    report["explain"] = [*report.get("explain", []), {"explainers": explainers, **figures}]
+                    print(json.dumps(report["explain"][-1]), flush=True)
         finally:
             process.terminate()
             process.wait(timeout=60)
@@ -133,6 +175,12 @@ def main() -> None:
         print(f"| {'on' if row['batching'] else 'off'} | {row['texts_per_request']} | {row['clients']} | "
               f"{row['requests_per_second']:.1f} | {row['texts_per_second']:.1f} | {row['p50_ms']:.1f} | "
               f"{row['p99_ms']:.1f} |")
+    if report.get("explain"):
+        print("\n| explaining clients | predict p50 ms | predict p99 ms | predictions/s | explains/s | explains refused |")
+        print("| --- " * 6 + "|")
+        for row in report["explain"]:
+            print(f"| {row['explainers']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['requests_per_second']:.1f} | "
+                  f"{row.get('explains_per_second', 0):.1f} | {row.get('explains_refused', 0)} |")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
