@@ -113,7 +113,8 @@ def parse_param(key, spec, where: str) -> Param:
     if not isinstance(key, str) or not re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", key):
         raise UserError(f"{where}: {excerpt(key)} is not a config key as --set takes it (train.learning_rate)")
     if len(kinds) != 1:
-        raise UserError(f"{at}: expected one of {', '.join(KINDS)}, e.g. {{log_uniform: [1e-4, 1e-2]}}; got {excerpt(spec)}")
+        raise UserError(f"{at}: expected one of {', '.join(KINDS)}, e.g. {{log_uniform: [1e-4, 1e-2]}}; "
+                        f"got {excerpt(spec)}")
     kind = kinds[0]
     extra = set(spec) - {kind, "step", "log"}
     if extra or (kind in ("choice", "log_uniform") and set(spec) - {kind}):
