@@ -112,6 +112,13 @@ def check_model_name(name: str | None) -> str | None:
     return name
 
 
+def png(path: Path | None) -> Path | None:
+    """A figure's --out: a .png path (figures are PNGs; it never takes a model's or a history's name)."""
+    if path is not None and path.suffix.lower() != ".png":
+        raise click.BadParameter(f"{path}: figures are written as PNG; give a path ending .png", param_hint="--out")
+    return path
+
+
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
     """The `--data` and `--limit` options as config overrides."""
     from rnn_cli.data import source_of
@@ -254,7 +261,7 @@ def predict(texts, run_dir, text_file, as_json):
 @main.command()
 @click.option("--run", "run_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Run folder or seed group (repeatable; default: the newest run).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=lambda ctx, param, value: png(value),
               help="PNG to write (default: curves.png in the run folder; runs/compare.png for several).")
 def plot(run_dirs, out):
     """Draw learning curves (loss and accuracy, training and validation) as a PNG.
@@ -297,7 +304,7 @@ def compare(run_dirs, as_markdown, as_json):
               help="Run folder (default: the newest under runs/).")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many of the words that moved the score most to list.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=lambda ctx, param, value: png(value),
               help="PNG of the score over the review (default: explain.png in the run folder).")
 @click.option("--class", "traced", metavar="NAME",
               help="Trace this class's probability (default: positive of two, the model's class of more).")
@@ -362,12 +369,15 @@ def export(run_dir, fmt, out, force):
     rnn export --format onnx --out model-onnx
     """
     from rnn_cli import backends, runs
+    from rnn_cli.publish import check_destination, destination
 
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    check_destination(destination(run_dir, fmt, out), run_dir, force)  # before TensorFlow loads
     divert_native_logs()
     backends.use("tensorflow", needed_by="rnn export")  # SavedModel and ONNX are written by TensorFlow
     from rnn_cli.export import export_run
 
-    path = export_run(run_dir or runs.newest_run(needs=runs.MODEL), fmt, out, echo=click.echo, force=force)
+    path = export_run(run_dir, fmt, out, echo=click.echo, force=force)
     click.echo(f"written: {path} (loaded back: it gives the trained model's probabilities)")
 
 

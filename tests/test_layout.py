@@ -15,7 +15,7 @@ LAYERS = [
     ["config", "corpus", "backends"],
     ["cache"],
     ["data", "runs", "budget"],
-    ["batches", "model", "process", "results", "plots", "card"],
+    ["batches", "model", "process", "results", "plots", "card", "publish"],
     ["inference", "callbacks"],
     ["train"],
     ["seeds", "evaluate", "predict", "explain", "compare", "export"],
