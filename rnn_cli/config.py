@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import difflib
-import math
 import re
 import types
 import typing
@@ -24,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from rnn_cli.errors import ConfigError, UserError
-from rnn_cli.parsing import excerpt, load_yaml
+from rnn_cli.parsing import excerpt, is_finite, load_yaml
 
 LAYER_TYPES = ("simple_rnn", "lstm", "gru")
 MAX_INT = 2**31 - 1  # the largest integer a config takes (sizes and counts are int32 in TensorFlow)
@@ -475,13 +474,9 @@ def _convert(hint, value, where: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _invalid(where, f"{where}: expected a number, got {_describe(value)}")
-        try:
-            number = float(value)  # an integer of 400 digits overflows here
-        except OverflowError:
-            number = math.inf
-        if not math.isfinite(number):
+        if not is_finite(value):
             raise _invalid(where, f"{where}: {excerpt(value)} is out of range; expected a finite number")
-        return number
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise _invalid(where, f"{where}: expected a string, got {_describe(value)}")

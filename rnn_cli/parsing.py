@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import re
 
 import yaml
@@ -35,6 +36,14 @@ def excerpt(value, limit: int = EXCERPT) -> str:
             return f"a {type(value).__name__} of {len(value):,} item(s)"
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def is_finite(number: int | float) -> bool:
+    """Whether a number read from YAML or JSON is finite as a float (an integer of 400 digits is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def load_yaml(text: str, where: str):

@@ -35,7 +35,7 @@ from rnn_cli.compare import cells, compare, readable
 from rnn_cli.config import SAFE_NAME, Config, ConfigError, config_from_dict, dump_config, to_dict
 from rnn_cli.errors import StorageError, UserError
 from rnn_cli.files import atomic_path, make_dir, write_atomic, write_json
-from rnn_cli.parsing import excerpt, load_yaml
+from rnn_cli.parsing import excerpt, is_finite, load_yaml
 from rnn_cli.seeds import Stopped, train_isolated, train_seeds
 
 STUDY_FILE = "study.journal"  # Optuna's journal, when no --storage is given
@@ -128,9 +128,10 @@ def parse_param(key, spec, where: str) -> Param:
         return Param(key, kind, choices=tuple(value))
     number = int if kind == "int" else (int, float)
     if (not isinstance(value, list) or len(value) != 2 or not all(
-            isinstance(v, number) and not isinstance(v, bool) for v in value) or not value[0] < value[1]):
+            isinstance(v, number) and not isinstance(v, bool) and is_finite(v) for v in value)
+            or not value[0] < value[1]):
         what = "integers" if kind == "int" else "numbers"
-        raise UserError(f"{at}: {kind}: expected [low, high], two {what} with low < high; got {excerpt(value)}")
+        raise UserError(f"{at}: {kind}: expected [low, high], two finite {what} with low < high; got {excerpt(value)}")
     low, high = value
     if kind == "log_uniform" and low <= 0:
         raise UserError(f"{at}: log_uniform: the range must be above 0; got {excerpt(value)}")

@@ -63,7 +63,7 @@ def test_a_set_value_or_tune_space_built_to_exhaust_is_one_line(tmp_path):
         invoke("summary", "--config", config, "--set", "train.epochs=" + "[" * 5000))
     for text, message in [(LAUGHS, "more than 100,000 values"), (DEEP_YAML, "nested deeper"),
                           ("train.seed: {int: [-5, 3]}\n", "train.seed: -5 is out of range"),
-                          ("train.learning_rate: {uniform: [0.1, " + "9" * 400 + "]}\n", "train.learning_rate: 99999")]:
+                          ("train.learning_rate: {uniform: [0.1, " + "9" * 400 + "]}\n", "two finite numbers with low < high; got [0.1, 99999")]:
         (tmp_path / "space.yaml").write_text(text)
         assert message in one_short_line(invoke("tune", "--config", config, "--space", tmp_path / "space.yaml"))
 
