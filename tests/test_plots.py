@@ -1,6 +1,10 @@
 """rnn_cli.plots: figure sizes, no temporary file left, `rnn plot`."""
 
+import signal
 import struct
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -117,3 +121,20 @@ def test_plot_without_history_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     result = invoke("plot", "--run", tmp_path / "empty")
     assert result.exit_code == 2 and "no finished epoch to plot" in result.output
+
+
+def test_sigterm_while_a_figure_is_written_leaves_no_temporary_file(trained_run, tmp_path):
+    out = tmp_path / "figures" / "c.png"
+    for _ in range(3):  # the figure is written in a fraction of a second: catch it there, or try again
+        process = subprocess.Popen([sys.executable, "-m", "rnn_cli.cli", "plot", "--run", str(trained_run),
+                                    "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while process.poll() is None and not (out.parent.exists() and any(
+                p.name.startswith(".c.png.") for p in out.parent.iterdir())):
+            time.sleep(0.001)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        assert [p.name for p in out.parent.iterdir() if p.name != "c.png"] == []  # no temporary file
+        if code == 143:
+            assert "Traceback" not in process.stderr.read()
+            return
+    pytest.fail("the figure was never caught while it was written")
