@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tarfile
 import time
 import zlib
@@ -24,6 +25,7 @@ from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_fo
 
 LABELS = {"neg": 0, "pos": 1}
 DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"  # the Large Movie Review Dataset
+DOWNLOAD_TIMEOUT = 60  # seconds Keras' download may wait for the server's next word (not for the whole file)
 # What each source's --data is, for messages.
 EXPECTED = {"aclimdb": "an aclImdb folder or aclImdb_v1.tar.gz", "csv": "a .csv file with a header row",
             "tsv": "a .tsv file with a header row", "jsonl": "a .jsonl file, one JSON object per line",
@@ -156,6 +158,9 @@ def load_keras_corpus(num_words: int) -> Corpus:
     """IMDB as Keras ships it (downloaded once into ~/.keras/datasets)."""
     import keras
 
+    previous = socket.getdefaulttimeout()
+    # Keras downloads with urllib and no timeout: a server that stops answering would hang the run for good.
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
     try:
         # index_from=2 puts the most frequent word at 3, the same convention as aclimdb.
         (x_train, y_train), (x_test, y_test) = keras.datasets.imdb.load_data(
@@ -163,11 +168,15 @@ def load_keras_corpus(num_words: int) -> Corpus:
         word_index = keras.datasets.imdb.get_word_index()
     except Exception as err:  # Keras reports a failed download as a bare Exception.
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "timed out" in first:
+            first = f"no answer within {DOWNLOAD_TIMEOUT} s: {first}"
         raise DataError(
             f"could not load IMDB through Keras ({first}); without network, point at a local copy "
             f"of the official dataset, {DATASET_URL} (84 MB, fetched on a machine that has network): "
             f"--data PATH/aclImdb_v1.tar.gz (or an extracted aclImdb folder)"
         ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
     words = tuple(sorted(word_index, key=word_index.get))
     return Corpus(words, Reviews.from_lists(x_train, y_train), Reviews.from_lists(x_test, y_test),
                   source="keras")

@@ -1,7 +1,11 @@
 import io
 import json
 import os
+import socket
+import subprocess
+import sys
 import tarfile
+import time
 
 import keras
 import numpy as np
@@ -363,3 +367,19 @@ def test_an_empty_text_is_skipped_and_counted_where_run_json_reads_it(tmp_path):
     splits = load_data(own(path, "csv"))
     assert splits.sizes()["skipped"] == 1
     assert len(splits.train) + len(splits.val) + len(splits.test) == 20
+
+
+def test_a_download_server_that_never_answers_is_one_line_within_the_timeout(tmp_path):
+    # Keras' download goes through the proxy the environment names: here a socket that accepts and never speaks.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    proxy = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    script = "import rnn_cli.data as d\nd.DOWNLOAD_TIMEOUT = 1\nd.load_keras_corpus(100)\n"
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "https_proxy": proxy, "HTTPS_PROXY": proxy,
+           "no_proxy": "", "NO_PROXY": ""}
+    with silent:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert "DataError: could not load IMDB through Keras (no answer within 1 s" in done.stderr, done.stderr[-2000:]
+    assert time.monotonic() - started < 60
