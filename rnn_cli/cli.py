@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -35,8 +36,8 @@ class Cli(click.Group):
         super().add_command(cmd, name)
 
     def invoke(self, ctx):
-        if sys.stdin is None:  # started with standard input closed (`<&-`): it reads as empty, as /dev/null does
-            sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - the process' own, for its lifetime
+        if sys.stdin is None:  # started with standard input closed (`<&-`): it reads as empty
+            sys.stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
         try:
             with stop_signals():  # SIGTERM stops every command as Ctrl-C does: its temporary files go with it
                 return super().invoke(ctx)

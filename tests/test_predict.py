@@ -75,5 +75,5 @@ def test_an_empty_file_is_one_line(trained_run, tmp_path):
 def test_standard_input_closed_reads_as_empty(trained_run):
     command = f"{shlex.quote(sys.executable)} -m rnn_cli.cli predict --run {shlex.quote(str(trained_run))} --file - <&-"
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "no reviews (the file is empty)" in done.stderr, done.stderr
+    assert done.returncode == 2 and "<stdin>: no reviews (the file is empty)" in done.stderr, done.stderr
     assert "internal error" not in done.stderr
