@@ -113,8 +113,9 @@ def check_model_name(name: str | None) -> str | None:
     return name
 
 
-def png(path: Path | None) -> Path | None:
-    """A figure's --out: a .png path (figures are PNGs; it never takes a model's or a history's name)."""
+def png(ctx, param, path: Path | None) -> Path | None:
+    """A click callback for a figure's --out: a .png path (figures are PNGs; one never takes a model's or a
+    history's name)."""
     if path is not None and path.suffix.lower() != ".png":
         raise click.BadParameter(f"{path}: figures are written as PNG; give a path ending .png", param_hint="--out")
     return path
@@ -262,7 +263,7 @@ def predict(texts, run_dir, text_file, as_json):
 @main.command()
 @click.option("--run", "run_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Run folder or seed group (repeatable; default: the newest run).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=lambda ctx, param, value: png(value),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=png,
               help="PNG to write (default: curves.png in the run folder; runs/compare.png for several).")
 def plot(run_dirs, out):
     """Draw learning curves (loss and accuracy, training and validation) as a PNG.
@@ -305,7 +306,7 @@ def compare(run_dirs, as_markdown, as_json):
               help="Run folder (default: the newest under runs/).")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many of the words that moved the score most to list.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=lambda ctx, param, value: png(value),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=png,
               help="PNG of the score over the review (default: explain.png in the run folder).")
 @click.option("--class", "traced", metavar="NAME",
               help="Trace this class's probability (default: positive of two, the model's class of more).")
@@ -408,15 +409,13 @@ def serve(run_dir, host, port, name, no_batching):
     run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
     load_backend_of(run_dir)
     from rnn_cli.serve import serve as serve_run
-    from rnn_cli.stopping import stop_signals
 
-    with stop_signals():
-        try:
-            serve_run(run_dir, host, port, batching=not no_batching, name=name, echo=click.echo,
-                      warn=lambda line: click.echo(line, err=True))
-        except KeyboardInterrupt:
-            click.echo("stopped", err=True)
-            sys.exit(stop_exit_code())
+    try:
+        serve_run(run_dir, host, port, batching=not no_batching, name=name, echo=click.echo,
+                  warn=lambda line: click.echo(line, err=True))
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        sys.exit(stop_exit_code())
 
 
 @main.command()
@@ -450,7 +449,6 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
     """
     require_extra("tune", "optuna")
     from rnn_cli import tune as tuning
-    from rnn_cli.stopping import stop_signals
 
     overrides = [*sets, *data_overrides(data, limit), *([f"train.epochs={epochs}"] if epochs else [])]
     base = load_config(config_path, overrides) if config_path else None
@@ -468,13 +466,12 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
     if report:
         tuning.report(study, echo=click.echo)
         return
-    with stop_signals():
-        try:
-            tuning.tune(study, trials, timeout, device, echo=click.echo)
-        except KeyboardInterrupt:
-            click.echo(f"\ninterrupted: finished trials are kept; continue with `rnn tune --study {study.name}"
-                       + (" --storage URL`" if study.storage else "`"), err=True)
-            sys.exit(stop_exit_code())
+    try:
+        tuning.tune(study, trials, timeout, device, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished trials are kept; continue with `rnn tune --study {study.name}"
+                   + (" --storage URL`" if study.storage else "`"), err=True)
+        sys.exit(stop_exit_code())
 
 
 @main.command()
