@@ -40,7 +40,7 @@ from rnn_cli import runs
 from rnn_cli.card import model_facts
 from rnn_cli.errors import UserError
 from rnn_cli.explain import explain_review
-from rnn_cli.parsing import load_json
+from rnn_cli.parsing import excerpt, load_json
 from rnn_cli.predict import predict_texts
 
 MAX_BODY = 1 << 20  # bytes of a request body
@@ -212,7 +212,7 @@ def create_app(trained: runs.Trained, batching: bool = True, name: str | None = 
         if asked.endswith(":predict"):  # a GET of the predict route, read as a model's status
             raise BadRequest(405, f"{request.url.path} takes POST, with a body {{\"instances\": [...]}}")
         if asked != name:
-            raise BadRequest(404, f"no model named {asked!r}: this server serves {name!r}")
+            raise BadRequest(404, f"no model named {excerpt(asked)}: this server serves {name!r}")
         if request.path_params.get("version", "1") != "1":
             raise BadRequest(404, f"model {name!r} has one version, 1")
 

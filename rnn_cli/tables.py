@@ -134,7 +134,7 @@ def _read_jsonl(file, path: Path, columns: list[str]):
         for key in columns:
             if key not in record:
                 raise DataError(f"{path}, line {number}: no key {key!r}; the object has "
-                                f"{', '.join(map(repr, record)) or 'no keys'}")
+                                f"{', '.join(map(excerpt, list(record)[:20])) or 'no keys'}")
         text, label = record[text_column], record[label_column]
         if not isinstance(text, str):
             raise DataError(f"{path}, line {number}: {text_column!r} is a {type(text).__name__}, not a string")
@@ -188,21 +188,21 @@ def class_order(labels: list[str], positive_label: str | None, where: Path,
     if given is not None:
         unknown, unseen = sorted(names - set(given)), [name for name in given if name not in names]
         if unknown or unseen:
-            said = (f"label(s) {', '.join(map(repr, unknown[:5]))} not among them" if unknown
-                    else f"no row of {', '.join(map(repr, unseen[:5]))}")
+            said = (f"label(s) {', '.join(map(excerpt, unknown[:5]))} not among them" if unknown
+                    else f"no row of {', '.join(map(excerpt, unseen[:5]))}")
             raise DataError(f"data.classes {list(given)}: {where} has {said}; list every label of the data once")
         return tuple(given)
     numeric = all(re.fullmatch(r"-?[0-9]+", name) for name in names)  # int() takes "²", "٣" too
     classes = tuple(sorted(names, key=lambda name: (int(name), name) if numeric else (0, name)))
     if len(classes) < 2:
-        raise DataError(f"{where}: one class only ({classes[0]!r}); a classifier needs two or more")
+        raise DataError(f"{where}: one class only ({excerpt(classes[0])}); a classifier needs two or more")
     if positive_label is not None:
         if len(classes) > 2:
             raise DataError(f"data.positive_label {positive_label!r}: only for two classes; {where} has "
                             f"{len(classes)}")
         if positive_label not in classes:
-            raise DataError(f"data.positive_label {positive_label!r}: not a class of {where} "
-                            f"({', '.join(map(repr, classes))})")
+            raise DataError(f"data.positive_label {excerpt(positive_label)}: not a class of {where} "
+                            f"({', '.join(map(excerpt, classes[:20]))})")
         classes = tuple(sorted(classes, key=lambda name: name == positive_label))
     return classes
 
@@ -213,8 +213,8 @@ def class_indices(rows: Rows, classes: tuple[str, ...], where: Path) -> np.ndarr
     for label, line in zip(rows.labels, rows.lines):
         if label not in index:
             at = f", line {line}" if line else ""
-            raise DataError(f"{where}{at}: label {label!r} is not among the training data's classes "
-                            f"({', '.join(map(repr, classes))})")
+            raise DataError(f"{where}{at}: label {excerpt(label)} is not among the training data's classes "
+                            f"({', '.join(map(excerpt, classes[:20]))})")
     return np.array([index[label] for label in rows.labels], dtype=np.int64)
 
 
@@ -225,7 +225,7 @@ def stratified_split(labels: np.ndarray, share: float, rng: np.random.Generator,
     for label in range(len(classes)):
         rows = rng.permutation(np.flatnonzero(labels == label))
         if len(rows) < 2:
-            raise DataError(f"{where}: class {classes[label]!r} has {len(rows)} row(s), too few to hold some "
+            raise DataError(f"{where}: class {excerpt(classes[label])} has {len(rows)} row(s), too few to hold some "
                             f"out for testing (data.test_split); add rows, or give data.test_path")
         n = min(max(int(round(len(rows) * share)), 1), len(rows) - 1)
         held_out.append(rows[:n])
