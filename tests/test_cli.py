@@ -72,7 +72,7 @@ def test_output_into_a_closed_pipe_ends_quietly(trained_run, tmp_path):
     assert "internal error" not in done.stderr, done.stderr
 
 
-def test_a_command_whose_extra_is_missing_says_how_to_install_it(trained_run, monkeypatch):
+def test_a_command_whose_extra_is_missing_says_how_to_install_it(trained_run, monkeypatch, tmp_path):
     import importlib.util
 
     found = importlib.util.find_spec
@@ -81,6 +81,6 @@ def test_a_command_whose_extra_is_missing_says_how_to_install_it(trained_run, mo
     result = invoke("serve", "--run", trained_run)
     assert result.exit_code == 2
     assert result.output == 'Error: this needs uvicorn, which is not installed; pip install "rnn-cli[serve]"\n'
-    result = invoke("export", "--run", trained_run, "--format", "onnx", "--out", trained_run / "unused")
+    result = invoke("export", "--run", trained_run, "--format", "onnx", "--out", tmp_path / "unused")
     assert result.exit_code == 2 and 'onnxruntime, which is not installed; pip install "rnn-cli[export]"' in result.output
-    assert not (trained_run / "unused").exists()
+    assert not (tmp_path / "unused").exists()
