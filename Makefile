@@ -7,7 +7,7 @@ CONFIG ?= configs/simple_rnn.yaml
 # DATA: an aclImdb folder or aclImdb_v1.tar.gz; empty means Keras' own download.
 DATA   ?=
 # The extras the tests use; PyTorch comes from tests/provision.sh, as its CPU build.
-TEST_EXTRAS := dev,export,serve,tune,tensorboard,jax
+TEST_EXTRAS := dev,export,serve,tune,tensorboard,jax,baseline
 
 .PHONY: install install-test train test bench clean
 

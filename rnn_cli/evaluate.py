@@ -12,7 +12,8 @@ from rnn_cli.config import Config, config_from_dict, load_config, to_dict
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import load_data
 from rnn_cli.errors import UserError
-from rnn_cli.inference import predict_probabilities, score
+from rnn_cli.inference import predict_probabilities
+from rnn_cli.metrics import score
 from rnn_cli.model import class_count
 
 

@@ -8,9 +8,8 @@ import numpy as np
 from rnn_cli.batches import Batches
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import Reviews
-from rnn_cli.errors import UserError
-from rnn_cli.metrics import classification_metrics, multiclass_metrics
-from rnn_cli.model import THRESHOLD, class_count, masks_padding
+from rnn_cli.metrics import score
+from rnn_cli.model import class_count, masks_padding
 
 INFERENCE_BATCH_SIZE = 256  # rnn eval and predict: no gradients, larger batches are cheaper
 
@@ -24,17 +23,6 @@ def evaluate_model(model, reviews: Reviews, data: DataConfig, batch_size: int | 
     """
     probabilities = predict_probabilities(model, reviews, data, batch_size or INFERENCE_BATCH_SIZE, callbacks)
     return score(reviews.labels, probabilities, classes or tuple(map(str, range(class_count(model)))))
-
-
-def score(labels: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """The metrics of `predict_probabilities`' output: two classes' or N's; a model whose outputs are NaN
-    (its weights were lost to a diverging training) is one line."""
-    if not np.isfinite(probabilities).all():
-        raise UserError("the model's outputs are NaN: its training diverged (its weights are not numbers); "
-                        "train it again with a lower train.learning_rate")
-    if probabilities.ndim == 1:
-        return classification_metrics(labels, probabilities, THRESHOLD)
-    return multiclass_metrics(labels, probabilities, classes)
 
 
 def predict_probabilities(model, reviews: Reviews, data: DataConfig,

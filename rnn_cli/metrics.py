@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnn_cli.errors import UserError
+
+THRESHOLD = 0.5  # the head's probability at or above which a review is called positive
+
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     """Binary classification metrics of probabilities `p` against 0/1 labels `y`; a probability at
@@ -153,3 +157,14 @@ def curve_points(y: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     positives, negatives = max(int(y.sum()), 1), max(int(len(y) - y.sum()), 1)
     return {"fpr": np.r_[0, fp / negatives], "tpr": np.r_[0, tp / positives],
             "recall": tp / positives, "precision": tp / np.maximum(tp + fp, 1)}
+
+
+def score(labels: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """The metrics of `predict_probabilities`' output: two classes' or N's; a model whose outputs are NaN
+    (its weights were lost to a diverging training) is one line."""
+    if not np.isfinite(probabilities).all():
+        raise UserError("the model's outputs are NaN: its training diverged (its weights are not numbers); "
+                        "train it again with a lower train.learning_rate")
+    if probabilities.ndim == 1:
+        return classification_metrics(labels, probabilities, THRESHOLD)
+    return multiclass_metrics(labels, probabilities, classes)

@@ -12,6 +12,7 @@ import numpy as np
 from rnn_cli.backends import xla
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
 from rnn_cli.files import atomic_path
+from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -20,7 +21,6 @@ OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam
 # full batch) it is the usual mean, and a short batch filled up with zero-weight copies of its
 # reviews (batches.Batches) trains as the short batch itself would.
 LOSS_REDUCTION = "mean_with_sample_weight"
-THRESHOLD = 0.5  # the head's probability at or above which a review is called positive
 
 
 def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,

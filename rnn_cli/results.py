@@ -24,7 +24,8 @@ def run_row(run_dir: Path, config: dict | None = None) -> dict:
     return {
         "name": runs.config_name(run_dir, config), "data": data_label(config or runs.read_run_config(run_dir)),
         "runs": 1, "parameters": record.get("parameters"),
-        "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else None,
+        # A baseline (rnn baseline) has no epochs: its validation accuracy is the one its C was chosen by.
+        "epochs": len(history), "best_val_accuracy": best["val_accuracy"] if best else record.get("val_accuracy"),
         "best_epoch": best["epoch"] if best else None, "test_accuracy": metrics.get("accuracy"),
         "test_macro_f1": metrics.get("macro_f1"), "classes": len(runs.read_classes(run_dir)),
         # The median also skips any one-off stall.

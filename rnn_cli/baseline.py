@@ -1,0 +1,83 @@
+"""`rnn baseline`: the strong linear model on exactly the data and split a config names, as a run folder.
+
+Logistic regression on TF-IDF word unigrams and bigrams (scikit-learn, the baseline extra: its solvers,
+not hand-written ones), the regularisation C chosen on the validation split, the test split scored once.
+The words are the run's tokeniser's, every word of the training split kept (a linear model pays little
+per word, so the config's num_words does not cap it). A recurrent model worth its cost beats this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rnn_cli import runs
+from rnn_cli.config import MAX_INT, Config, dump_config
+from rnn_cli.corpus import Reviews
+from rnn_cli.data import load_data
+from rnn_cli.errors import require_extra
+from rnn_cli.files import write_atomic, write_json
+from rnn_cli.metrics import THRESHOLD, score
+from rnn_cli.plots import confusion_figure
+
+C_CHOICES = (1.0, 4.0, 16.0)  # inverse regularisation strengths tried, the best on validation kept
+MIN_COUNT = 2  # an n-gram in fewer training reviews than this is left out (most bigrams are seen once)
+MODEL = "logistic regression on TF-IDF word unigrams and bigrams"
+
+
+def train_baseline(config: Config, run_dir: Path, echo: Callable[[str], None] = print) -> dict:
+    """Fit the baseline on `config`'s data and split into `run_dir`; its test metrics (also in metrics.json)."""
+    require_extra("baseline", "sklearn")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    splits = load_data(dataclasses.replace(config.data, num_words=MAX_INT))  # every word of the training split
+    texts = {name: documents(getattr(splits, name)) for name in ("train", "val", "test")}
+    vectorizer = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), min_df=MIN_COUNT, sublinear_tf=True,
+                                 dtype=np.float32)
+    features = {"train": vectorizer.fit_transform(texts["train"])}
+    features.update({name: vectorizer.transform(texts[name]) for name in ("val", "test")})
+    echo(f"baseline: {MODEL}, {features['train'].shape[1]:,} n-grams from {len(texts['train']):,} training "
+         f"reviews")
+    fitted, val_accuracy = {}, {}
+    for c in C_CHOICES:
+        fitted[c] = LogisticRegression(C=c, max_iter=1000).fit(features["train"], splits.train.labels)
+        val_accuracy[c] = float((fitted[c].predict(features["val"]) == splits.val.labels).mean())
+        echo(f"  C {c:g}: val_accuracy {val_accuracy[c]:.4f}")
+    best = max(C_CHOICES, key=lambda c: (val_accuracy[c], -c))
+    probabilities = fitted[best].predict_proba(features["test"])
+    if len(splits.classes) == 2:
+        probabilities = probabilities[:, 1]
+    metrics = score(splits.test.labels, probabilities, splits.classes)
+    seconds = time.perf_counter() - started
+    write_run(run_dir, config, splits.classes, metrics, {
+        "kind": "baseline", "model": MODEL, "C": best, "val_accuracy": val_accuracy[best],
+        "val_accuracy_by_C": {f"{c:g}": a for c, a in val_accuracy.items()},
+        "parameters": int(np.prod(fitted[best].coef_.shape) + fitted[best].intercept_.size),
+        "data": {"source": splits.source, "sizes": {"train": len(splits.train), "val": len(splits.val),
+                                                    "test": len(splits.test)}},
+        "timings": {"train_seconds": seconds}})
+    confusion_figure(splits.test.labels, probabilities, splits.classes, run_dir / runs.CONFUSION, THRESHOLD)
+    echo(f"test accuracy {metrics['accuracy']:.4f}  (C {best:g} chosen on validation, {seconds:.0f} s)  "
+         f"run: {run_dir}")
+    return metrics
+
+
+def documents(reviews: Reviews) -> list[str]:
+    """Each review as its word ids joined by spaces: the tokeniser's words, as the vectorizer reads them."""
+    ids = reviews.tokens.astype(str)
+    return [" ".join(ids[start:end]) for start, end in zip(reviews.offsets[:-1], reviews.offsets[1:])]
+
+
+def write_run(run_dir: Path, config: Config, classes: tuple[str, ...], metrics: dict, record: dict) -> None:
+    """The run folder's files, as rnn compare reads them: the config, the classes, the test metrics, run.json."""
+    write_atomic(run_dir / runs.CONFIG, dump_config(config))
+    write_json(run_dir / runs.CLASSES, {"classes": list(classes)})
+    write_json(run_dir / runs.METRICS, metrics)
+    write_json(run_dir / runs.RUN_RECORD, {"status": "finished", "device": "cpu", "backend": "scikit-learn",
+                                           **record})
