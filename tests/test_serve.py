@@ -351,8 +351,8 @@ def test_shutdown_is_bounded_with_a_client_sending_slowly_and_a_client_that_leav
 
     running = Server(trained_run)
     host, port = running.url.removeprefix("http://").rsplit(":", 1)
-    head = (f"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            f"Content-Length: 1000\r\n\r\n").encode()
+    head = ("POST /v1/models/tiny:predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n").encode()
     leaving = socket.create_connection((host, int(port)))
     leaving.sendall(head + b'{"instances": ["gre')
     leaving.close()  # gone before its body is whole

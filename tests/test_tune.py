@@ -2,7 +2,6 @@
 worker killed and the study continued, and two workers on one PostgreSQL study."""
 
 import json
-import os
 import re
 import signal
 import subprocess
