@@ -154,6 +154,12 @@ class TrainConfig:
     # validation, the best epoch and the saved model use the average, training goes on from the
     # weights themselves. 0.99 averages over about the last 100 steps; null: off.
     ema_momentum: float | None = None
+    # Scale the gradients down to this global norm when larger (Keras' global_clipnorm; recurrent nets'
+    # exploding gradients, Pascanu et al. 2013); null: off.
+    clipnorm: float | None = None
+    # Decoupled weight decay, which every optimizer takes; null: the optimizer's own default (adamw 0.004,
+    # the others none).
+    weight_decay: float | None = None
     batch_size: int = 32
     epochs: int = 10
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
@@ -176,6 +182,10 @@ class TrainConfig:
         _require(self.learning_rate > 0, f"{where}.learning_rate", self.learning_rate, "a number > 0")
         _require(self.ema_momentum is None or 0 < self.ema_momentum < 1, f"{where}.ema_momentum",
                  self.ema_momentum, "a number between 0 and 1 (e.g. 0.99), or null to turn averaging off")
+        _require(self.clipnorm is None or self.clipnorm > 0, f"{where}.clipnorm", self.clipnorm,
+                 "a number > 0 (e.g. 1.0), or null for no clipping")
+        _require(self.weight_decay is None or self.weight_decay >= 0, f"{where}.weight_decay", self.weight_decay,
+                 "a number >= 0 (e.g. 0.004), or null for the optimizer's default")
         _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
         _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
         _require(self.seed >= 0, f"{where}.seed", self.seed, "an integer >= 0")

@@ -59,12 +59,16 @@ def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str,
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int = 1) -> None:
     """Cross-entropy (binary, or sparse categorical for a softmax head) with the configured optimizer,
-    schedule, weight averaging and loss scaling (mixed_float16); accuracy."""
+    schedule, gradient clipping, weight decay, weight averaging and loss scaling (mixed_float16); accuracy."""
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * config.epochs)
-    averaging = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
-    optimizer = OPTIMIZERS[config.optimizer](learning_rate=learning_rate, **averaging)
+    options = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    if config.clipnorm is not None:
+        options["global_clipnorm"] = config.clipnorm
+    if config.weight_decay is not None:
+        options["weight_decay"] = config.weight_decay
+    optimizer = OPTIMIZERS[config.optimizer](learning_rate=learning_rate, **options)
     if config.precision == "mixed_float16":
         # Scales the loss up so that float16 gradients do not underflow (Keras does this itself only
         # when the model's own policy is mixed; here every layer but the head has it).

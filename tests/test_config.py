@@ -115,6 +115,8 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("{}\n", ["train.learning_rate=1e400"], "--set train.learning_rate=1e400: inf is out of range; expected a finite"),
     ("{}\n", ["train.learning_rate=.nan"], "train.learning_rate=.nan: nan is out of range; expected a finite"),
     ("{}\n", ["train.seed=-1"], "--set train.seed=-1: -1 is out of range; expected an integer >= 0"),
+    ("{}\n", ["train.clipnorm=0"], "--set train.clipnorm=0: 0.0 is out of range; expected a number > 0"),
+    ("train: {weight_decay: -0.1}\n", [], "train.weight_decay: -0.1 is out of range; expected a number >= 0"),
     ("data: {seed: 4294967296}\n", [], "data.seed: 4294967296 is out of range; expected an integer of at most"),
     ("data: {maxlen: 99999999999999999999}\n", [], "data.maxlen: 99999999999999999999 is out of range"),
     ("{}\n", ["data.validation_split=.nan"], "data.validation_split=.nan: nan is out of range"),

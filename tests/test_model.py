@@ -47,6 +47,23 @@ def test_compile_uses_the_configured_optimizer():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
 
 
+def test_gradient_clipping_and_weight_decay_reach_the_optimizer_and_clip_a_step():
+    model = build_model(ModelConfig(embedding_dim=4, layers=layers("gru")), num_words=50)
+    compile_model(model, TrainConfig(optimizer="adamw"))
+    assert model.optimizer.global_clipnorm is None and model.optimizer.weight_decay == pytest.approx(0.004)
+    compile_model(model, TrainConfig(optimizer="adam", clipnorm=0.5, weight_decay=0.01))
+    assert model.optimizer.global_clipnorm == 0.5 and model.optimizer.weight_decay == pytest.approx(0.01)
+    # One SGD step of rate 1 moves the weights by the clipped gradient: its global norm is at most 0.5.
+    for clipnorm in (None, 0.5):
+        model = build_model(ModelConfig(embedding_dim=4, layers=layers("gru")), num_words=50)
+        compile_model(model, TrainConfig(optimizer="sgd", learning_rate=1.0, clipnorm=clipnorm))
+        x, y = np.random.default_rng(0).integers(3, 50, size=(8, 6)), np.ones(8)
+        before = [w.copy() for w in model.get_weights()]
+        model.train_on_batch(x, y)
+        moved = np.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(model.get_weights(), before)))
+        assert (moved <= 0.5 * 1.01) == (clipnorm is not None), (clipnorm, moved)  # float32 arithmetic
+
+
 def test_the_loss_averages_over_sample_weights_saved_and_loaded(tmp_path):
     """What lets training fill its short batch (batches.Batches); a model saved by an earlier version,
     its loss averaged over rows, is recognized and gets its short batch unfilled."""
