@@ -10,8 +10,10 @@
 #                               also writes $OUT/gpu.md and $OUT/gpu.json when OUT is set
 #
 # Settings (environment): PYTHON (python3), BACKENDS ("jax torch"), DEVICES ("gpu cpu"; a device
-# that is not there is reported and skipped), CONFIGS ("simple_rnn lstm best"), EPOCHS (2), and for
-# prepare REVIEWS (2000 training and as many test reviews, half of each class).
+# that is not there is reported and skipped), CONFIGS ("simple_rnn lstm best"), EPOCHS (2), TIMEOUT (600 s
+# a training), DEADLINE (no training starts after this many seconds, so that the table is printed
+# inside a lease; default none), and for prepare REVIEWS (2000 training and as many test reviews, half
+# of each class). The GPU's trainings run first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=.gpu
@@ -58,11 +60,15 @@ run() {
     local runs=$DIR/runs
     rm -rf "$runs" && mkdir -p "$runs"
     export PYTHONPATH=$PWD RNN_CLI_CACHE=$DIR/cache PYTHONUNBUFFERED=1
-    for backend in $BACKENDS; do
-        for device in $DEVICES; do
+    for device in $DEVICES; do
+        for backend in $BACKENDS; do
             for config in $CONFIGS; do
-                echo "== $backend $device $config" >&2
-                KERAS_BACKEND=$backend timeout 600 "$PYTHON" -m rnn_cli.cli train --config "configs/$config.yaml" \
+                if [ -n "${DEADLINE:-}" ] && [ "$SECONDS" -ge "$DEADLINE" ]; then
+                    echo "== $backend $device $config: skipped, past DEADLINE ${DEADLINE} s" >&2
+                    continue
+                fi
+                echo "== $backend $device $config (at ${SECONDS} s)" >&2
+                KERAS_BACKEND=$backend timeout "${TIMEOUT:-600}" "$PYTHON" -m rnn_cli.cli train --config "configs/$config.yaml" \
                     --data "$DIR/aclImdb" --epochs "$EPOCHS" --device "$device" --set "train.backend=$backend" \
                     --run "$runs/$backend-$device-$config" --quiet >&2 || echo "   (failed or skipped)" >&2
             done
