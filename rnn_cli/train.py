@@ -63,7 +63,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     if masks_padding(model) != plan.masked:  # a resumed run keeps its padding, whatever the device now
         plan = backends.plan(config, backend, used_device, masked=masks_padding(model))
     record_start(record, config, splits, model, used_device, history, backend, plan)
-    for line in device_warnings(config, used_device, plan.kernels):
+    for line in device_warnings(config, used_device, plan.kernels, backend):
         (warn or stderr)(line)
     recorder = RunRecorder(run_dir, config.train, history, echo)
     if config.train.tensorboard:
@@ -131,9 +131,10 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
                                         config.train))
 
 
-def device_warnings(config: Config, device: str, kernels: dict[str, dict]) -> list[str]:
-    """What the config costs on this device: LSTM/GRU layers kept off cuDNN, mixed precision on a CPU."""
-    gpu = kernel_warnings(kernels) if device.startswith("gpu") else []
+def device_warnings(config: Config, device: str, kernels: dict[str, dict], backend: str = "tensorflow") -> list[str]:
+    """What the config costs on this device: LSTM/GRU layers kept off cuDNN, SimpleRNN on PyTorch's GPU,
+    mixed precision on a CPU."""
+    gpu = kernel_warnings(kernels, backend) if device.startswith("gpu") else []
     return [*gpu, *precision_warnings(config.train, device)]
 
 

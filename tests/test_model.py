@@ -98,6 +98,11 @@ def test_kernel_warnings_name_only_what_the_config_keeps_off_cudnn():
     (warning,) = kernel_warnings(kernels)  # SimpleRNN never had the kernel: no warning for it
     assert warning.startswith("warning: gru_1 will not use cuDNN") and "recurrent_dropout" in warning
     assert kernel_warnings(backends.kernels(ModelConfig(layers=stack[:1]), "jax", gpu=True, masked=False)) == []
+    # SimpleRNN warns only where the GPU makes it slower than the CPU: PyTorch's Python-dispatched loop.
+    simple = backends.kernels(ModelConfig(layers=stack[2:]), "torch", gpu=True, masked=True)
+    (warning,) = kernel_warnings(simple, "torch")
+    assert warning.startswith("warning: simple_rnn_0 runs step by step on PyTorch's GPU") and "--device cpu" in warning
+    assert kernel_warnings(backends.kernels(ModelConfig(layers=stack[2:]), "jax", gpu=True, masked=True), "jax") == []
 
 
 def test_cosine_schedule_decays_over_all_the_epochs():
