@@ -103,7 +103,12 @@ def architecture(config: Config, classes: int) -> str:
     layers = [f"Bidirectional({text})" if layer.bidirectional else text
               for text, layer in zip(layers, config.model.layers)]
     head = "Dense(1, sigmoid)" if classes == 2 else f"Dense({classes}, softmax)"
-    return " -> ".join([f"Embedding({config.data.num_words}, {config.model.embedding_dim})", *layers, head])
+    model = config.model
+    dropouts = [f"{name}({getattr(model, name)})" for name in ("embedding_dropout", "spatial_dropout")
+                if getattr(model, name)]
+    pooling = [f"Pooling({model.pooling})"] if model.pooling != "last" else []
+    return " -> ".join([f"Embedding({config.data.num_words}, {model.embedding_dim})", *dropouts, *layers,
+                        *pooling, head])
 
 
 def metric_lines(m: dict, classes: tuple[str, ...]) -> list[str]:

@@ -125,11 +125,21 @@ def layer_name(layer: LayerConfig, i: int) -> str:
 @dataclass(frozen=True)
 class ModelConfig:
     embedding_dim: int = 32
+    # Drop whole words (a review's token vectors, each with this probability, while training: Miyato et
+    # al. 2016) and whole embedding channels (the same channels for every word of a review); 0: off.
+    embedding_dropout: float = 0.0
+    spatial_dropout: float = 0.0
     # Every layer but the last returns sequences: the builder sets that, never the user.
     layers: tuple[LayerConfig, ...] = (LayerConfig(type="simple_rnn"),)
+    # What the head reads: the last layer's final state (the book's), or its outputs over the whole
+    # review pooled, padding left out (rnn_cli/pooling.py).
+    pooling: Literal["last", "max", "mean", "max_mean", "attention"] = "last"
 
     def check(self, where: str) -> None:
         _require(self.embedding_dim >= 1, f"{where}.embedding_dim", self.embedding_dim, "an integer >= 1")
+        for name in ("embedding_dropout", "spatial_dropout"):
+            value = getattr(self, name)
+            _require(0.0 <= value < 1.0, f"{where}.{name}", value, "a number in [0, 1)")
         _require(len(self.layers) >= 1, f"{where}.layers", [], "a list of at least one layer")
 
 

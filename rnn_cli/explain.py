@@ -15,7 +15,7 @@ from rnn_cli.config import DataConfig
 from rnn_cli.corpus import OOV, Reviews, tokenize
 from rnn_cli.errors import UserError
 from rnn_cli.model import THRESHOLD, masks_padding
-from rnn_cli.reference import EQUATIONS, GATES, apply_head, forward
+from rnn_cli.reference import EQUATIONS, GATES, POOLED, RECURRENT, apply_head, forward
 
 START_WORD = "<start>"
 
@@ -76,9 +76,10 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     # What the model reads: maxlen tokens from the end (truncating: pre) or from the start.
     kept = slice(-data.maxlen, None) if data.truncating == "pre" else slice(0, data.maxlen)
     words = [START_WORD, *tokenize(text)][kept]
-    recurrent = [layer for layer in model.layers if layer.weights][1:-1]
+    recurrent = [layer for layer in model.layers if type(layer).__name__ in RECURRENT]
     bidirectional = [layer.name for layer in recurrent if type(layer).__name__ == "Bidirectional"]
-    score = prefix_scores if bidirectional else running_scores
+    pooling = next((layer.mode for layer in model.layers if type(layer).__name__ == "Pooling"), None)
+    score = prefix_scores if bidirectional or pooling else running_scores
     baseline, scores, final = score(model, ids[kept], data)
     predicted = classes[int(np.argmax(final))] if np.ndim(final) else classes[int(final >= THRESHOLD)]
     if np.ndim(final):  # a softmax head: trace one class's column
@@ -91,6 +92,9 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     if bidirectional:
         shown = (f"{bidirectional[0]} also reads the review backwards, so no state sums up 'the review so far'; "
                  "each score is the model's prediction for the review cut off after that word")
+    elif pooling:
+        shown = (f"the head reads the {pooling} pooling of {recurrent[-1].name}'s outputs over the words read so "
+                 "far: each score is the model's prediction for the review cut off after that word")
     else:
         shown = (f"each score is the Dense head applied to {recurrent[-1].name}'s running state "
                  "after reading the review up to that word")
@@ -159,7 +163,18 @@ def describe_layers(run_dir: Path) -> list[str]:
     """Layer by layer: weight shapes, parameter counts and the update equation."""
     model = runs.load_trained(run_dir)
     lines = []
+    pooled = False
     for layer in model.layers:
+        if type(layer).__name__ == "Pooling":
+            pooled = True
+            lines.append(f"{layer.name}: {kind(layer)}, {layer.count_params():,} parameters")
+            lines += [f"  {w.name:<17} {str(tuple(w.shape)):<12} q: scores each step's output" for w in layer.weights]
+            lines += [f"  {line}" for line in POOLED[layer.mode]]
+            lines.append("  over the steps that hold a word: padding never enters")
+            continue
+        if type(layer).__name__ in ("Dropout", "SpatialDropout1D"):
+            lines.append(f"{layer.name}: {kind(layer)}, while training only, nothing at inference")
+            continue
         if not layer.weights:
             continue
         lines.append(f"{layer.name}: {kind(layer)}, {layer.count_params():,} parameters")
@@ -168,7 +183,10 @@ def describe_layers(run_dir: Path) -> list[str]:
             lines.append(f"  {weight.name:<17} {str(tuple(weight.shape)):<12} {meaning(weight, cell_layer)}")
         if cell_layer is not layer:
             lines.append(f"  (and the same again for the backward copy; outputs merged by {layer.merge_mode})")
-        lines += [f"  {line}" for line in EQUATIONS[type(cell_layer).__name__]]
+        equations = EQUATIONS[type(cell_layer).__name__]
+        if pooled and type(layer).__name__ == "Dense":
+            equations = [line.replace("h_T", "v").replace("the last state", "the pooled v") for line in equations]
+        lines += [f"  {line}" for line in equations]
         if getattr(layer, "mask_zero", False):
             lines.append("  token 0 is padding: masked, the recurrent layers skip it and keep their state")
     trained = sum(layer.count_params() for layer in model.layers)
@@ -185,6 +203,12 @@ def kind(layer) -> str:
         return f"Embedding({layer.input_dim}, {layer.output_dim})"
     if name == "Dense":
         return f"Dense({layer.units}, {layer.activation.__name__})"
+    if name == "Pooling":
+        return f"Pooling({layer.mode})"
+    if name == "Dropout":
+        return f"Dropout({layer.rate}, whole words)"
+    if name == "SpatialDropout1D":
+        return f"SpatialDropout1D({layer.rate}, whole channels)"
     return f"{name}({layer.units})"
 
 

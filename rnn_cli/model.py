@@ -13,6 +13,7 @@ from rnn_cli.backends import xla
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
 from rnn_cli.files import atomic_path
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
+from rnn_cli.pooling import Pooling
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -38,9 +39,17 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero,
                                name="embedding", dtype=precision)(inputs)
+    if config.embedding_dropout:  # one draw per word: its whole vector is kept or zeroed
+        x = keras.layers.Dropout(config.embedding_dropout, noise_shape=(None, None, 1),
+                                 name="embedding_dropout", dtype=precision)(x)
+    if config.spatial_dropout:
+        x = keras.layers.SpatialDropout1D(config.spatial_dropout, name="spatial_dropout", dtype=precision)(x)
     last = len(config.layers) - 1
+    pooled = config.pooling != "last"
     for i, layer in enumerate(config.layers):
-        x = recurrent_layer(layer, return_sequences=i < last, name=layer_name(layer, i), dtype=precision)(x)
+        x = recurrent_layer(layer, return_sequences=i < last or pooled, name=layer_name(layer, i), dtype=precision)(x)
+    if pooled:  # float32, as the head: a softmax over a review's steps and a sum of many
+        x = Pooling(config.pooling, name="pooling", dtype="float32")([x, inputs])
     units, activation = (1, "sigmoid") if classes == 2 else (classes, "softmax")
     outputs = keras.layers.Dense(units, activation=activation, name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))

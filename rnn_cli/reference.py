@@ -50,6 +50,15 @@ EQUATIONS = {
     ],
     "Dense": ["p = sigmoid(w @ h_T + b)    probability of \"positive\" from the last state"],
 }
+# model.pooling: what the head reads instead of the last state h_T, over the steps t the review has
+# (padding never enters).
+POOLED = {
+    "max": ["v = max_t h_t    (each unit's largest output over the review)"],
+    "mean": ["v = mean_t h_t"],
+    "max_mean": ["v = [max_t h_t, mean_t h_t]    (side by side: twice the units)"],
+    "attention": ["a_t = softmax_t(q . h_t)    (q: one learned vector, the layer's query)",
+                  "v = sum_t a_t h_t"],
+}
 GATES = {"SimpleRNN": "", "LSTM": "i, f, c, o", "GRU": "z, r, h"}
 
 
@@ -146,16 +155,22 @@ class Trace:
     embedded: np.ndarray  # (batch, time, embedding_dim)
     mask: np.ndarray | None  # (batch, time) True where a token is read; None without mask_zero
     sequences: dict[str, np.ndarray]  # recurrent layer name -> outputs at every step
-    last: np.ndarray  # the last recurrent layer's final output: what the head reads
+    last: np.ndarray  # what the head reads: the last recurrent layer's final output, or its pooled outputs
     probabilities: np.ndarray  # (batch,) the head's sigmoid, or (batch, classes) its softmax
+
+
+RECURRENT = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
 
 
 def forward(model, tokens: np.ndarray) -> Trace:
     """The model's forward pass on (batch, time) token ids, layer by layer in NumPy.
 
-    Expects the Embedding -> recurrent layers -> Dense head stack that `build_model` makes.
+    Expects the Embedding -> recurrent layers -> (Pooling) -> Dense head stack that `build_model` makes;
+    dropout layers do nothing at inference and are passed by.
     """
-    embedding, *recurrent, head = [layer for layer in model.layers if layer.weights]
+    embedding, head = model.get_layer("embedding"), model.get_layer("head")
+    recurrent = [layer for layer in model.layers if type(layer).__name__ in RECURRENT]
+    pooling = next((layer for layer in model.layers if type(layer).__name__ == "Pooling"), None)
     tokens = np.asarray(tokens)
     embedded = np.asarray(embedding.embeddings, dtype=np.float64)[tokens]
     mask = tokens != 0 if embedding.mask_zero else None
@@ -168,8 +183,29 @@ def forward(model, tokens: np.ndarray) -> Trace:
             last = outputs[:, -1]
         sequences[layer.name] = outputs
         x = outputs
+    if pooling is not None:
+        query = np.asarray(pooling.query, dtype=np.float64) if pooling.weights else None
+        last = pool(pooling.mode, x, tokens != 0, query)
     return Trace(embedded=embedded, mask=mask, sequences=sequences,
                  last=last, probabilities=apply_head(head, last))
+
+
+def pool(mode: str, outputs: np.ndarray, read: np.ndarray, query: np.ndarray | None = None) -> np.ndarray:
+    """`rnn_cli.pooling.Pooling`: outputs (batch, time, units) over the steps where `read` (batch, time)
+    is True; a review with no step read pools to zeros."""
+    read = np.asarray(read, dtype=bool)[..., None]
+    count = read.sum(axis=1)
+    if mode == "attention":
+        scores = np.where(read, outputs @ query[:, None], -np.inf)
+        top = np.max(scores, axis=1, keepdims=True)
+        weights = np.where(read, np.exp(scores - np.where(np.isfinite(top), top, 0.0)), 0.0)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), np.finfo(float).tiny)
+        return (outputs * weights).sum(axis=1)
+    mean = np.where(read, outputs, 0.0).sum(axis=1) / np.maximum(count, 1)
+    if mode == "mean":
+        return mean
+    largest = np.where(count > 0, np.max(np.where(read, outputs, -np.inf), axis=1), 0.0)
+    return largest if mode == "max" else np.concatenate([largest, mean], axis=-1)
 
 
 def apply_head(head, states: np.ndarray) -> np.ndarray:

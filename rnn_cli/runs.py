@@ -124,6 +124,8 @@ def load_keras(path: Path):
     use_backend_of(path.parent)  # before Keras loads: the backend the run was trained with
     import keras  # here, not at the top: the seed group's process reads run folders without Keras
 
+    import rnn_cli.pooling  # noqa: F401 - registers the model's own layer, which Keras then loads
+
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
         raise damaged(path, "not a .keras archive: truncated, or overwritten")
     try:

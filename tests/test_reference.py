@@ -11,9 +11,10 @@ TOLERANCE = 1e-5
 VOCABULARY = 50
 
 
-def random_model(layers: list[LayerConfig], masked: bool, seed: int = 0) -> keras.Model:
+def random_model(layers: list[LayerConfig], masked: bool, seed: int = 0, pooling: str = "last") -> keras.Model:
     """A model with weights large enough that a wrong gate or bias moves the output visibly."""
-    model = build_model(ModelConfig(embedding_dim=6, layers=tuple(layers)), VOCABULARY, mask_zero=masked)
+    config = ModelConfig(embedding_dim=6, layers=tuple(layers), pooling=pooling)
+    model = build_model(config, VOCABULARY, mask_zero=masked)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.6, w.shape) for w in model.get_weights()])
     return model
@@ -40,6 +41,9 @@ def assert_layers_match(model: keras.Model, tokens: np.ndarray) -> None:
         keras_out = keras.Model(model.inputs[0], layer.output)(tokens, training=False)
         expected = outputs if len(keras_out.shape) == 3 else trace.last
         np.testing.assert_allclose(expected, np.asarray(keras_out), atol=TOLERANCE, err_msg=name)
+    if "pooling" in [layer.name for layer in model.layers]:
+        pooled = keras.Model(model.inputs[0], model.get_layer("pooling").output)(tokens, training=False)
+        np.testing.assert_allclose(trace.last, np.asarray(pooled), atol=TOLERANCE, err_msg="pooling")
     keras_probabilities = model.predict(tokens, verbose=0).reshape(-1)
     np.testing.assert_allclose(trace.probabilities, keras_probabilities, atol=TOLERANCE)
     first = next(iter(trace.sequences.values()))
@@ -95,3 +99,39 @@ def test_a_swapped_gate_order_is_caught(monkeypatch):
     monkeypatch.setitem(reference.STEPS, "LSTM", (swapped, 2))
     with pytest.raises(AssertionError):
         assert_layers_match(random_model([layer("lstm")], masked=True), token_batch("post"))
+
+
+POOLINGS = ["max", "mean", "max_mean", "attention"]
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("stack, masked, padding", [("gru", True, "post"), ("gru", False, "post"),
+                                                    ("stacked_bidirectional", False, "pre")])
+def test_reference_matches_keras_for_every_pooling(pooling, stack, masked, padding):
+    assert_layers_match(random_model(STACKS[stack], masked, pooling=pooling), token_batch(padding))
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_pooling_leaves_padding_out(pooling, masked):
+    """A review padded in a batch pools to what it pools to alone: padding enters no max, mean or softmax.
+    (Unmasked, the recurrent layer itself reads left padding first, so right padding is the fair test.)"""
+    model = random_model(STACKS["bidirectional"] if masked else STACKS["gru"], masked, pooling=pooling)
+    pooled = keras.Model(model.inputs[0], model.get_layer("pooling").output)
+    batch = token_batch("post", steps=20)
+    lengths = (batch != 0).sum(axis=1)
+    alone = np.concatenate([np.asarray(pooled(batch[i:i + 1, :n], training=False)) for i, n in enumerate(lengths)])
+    together = np.asarray(pooled(batch, training=False))
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    if pooling in ("max", "max_mean"):  # and the padding's own outputs would have changed the max
+        outputs = keras.Model(model.inputs[0], model.layers[-3].output)(batch, training=False)
+        assert not np.allclose(np.asarray(outputs).max(axis=1)[:, :5], together[:, :5])
+
+
+def test_a_review_without_tokens_pools_to_zeros():
+    for pooling in POOLINGS:
+        model = random_model(STACKS["gru"], masked=True, pooling=pooling)
+        pooled = keras.Model(model.inputs[0], model.get_layer("pooling").output)
+        empty = np.zeros((2, 6), dtype=np.int32)
+        assert np.all(np.asarray(pooled(empty, training=False)) == 0)
+        assert np.all(forward(model, empty).last == 0)
