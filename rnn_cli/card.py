@@ -24,17 +24,26 @@ def write_card(run_dir: Path, out: Path | None = None) -> Path:
 
 
 def card_text(run_dir: Path) -> str:
-    config = load_config(run_dir / runs.CONFIG)
-    record = runs.read_mapping(run_dir / runs.RUN_RECORD)
-    classes = runs.read_classes(run_dir)
+    """The card of a run, or of a seed group (its first run's facts, its own test metrics: the ensemble's)."""
+    source = runs.model_source(run_dir)
+    group = runs.group_members(run_dir) if source != run_dir else []
+    config = load_config(source / runs.CONFIG)
+    record = runs.read_mapping(source / runs.RUN_RECORD)
+    classes = runs.read_classes(source)
     tested, metrics = test_metrics(run_dir)
     data = record.get("data", {})
     sizes = data.get("sizes", {})
     reading = "the first" if config.data.truncating == "post" else "the last"
     parameters = record.get("parameters")
     counted = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
-    lines = [f"# Model card: {config.name}", "",
-             f"A recurrent text classifier trained with rnn-cli: {architecture(config, len(classes))}{counted}.",
+    what = f"A recurrent text classifier trained with rnn-cli: {architecture(config, len(classes))}{counted}."
+    if group:
+        seeds = ", ".join(folder.name.removeprefix("seed-") for folder in group)
+        what = (f"An ensemble of {len(group)} recurrent text classifiers trained with rnn-cli from one config with "
+                f"seeds {seeds} (`rnn train --seeds`), whose output is the mean of their probabilities; each is "
+                f"{architecture(config, len(classes))}{counted}. The training facts below are seed "
+                f"{group[0].name.removeprefix('seed-')}'s.")
+    lines = [f"# Model card: {config.name}" + (f", {len(group)} seeds" if group else ""), "", what,
              "", "## Input and output", "",
              "- Input: text, lower-cased and split into words as `rnn predict` splits it (runs of letters "
              "or digits, inner apostrophes kept, `<br />` and punctuation dropped).",
@@ -76,12 +85,16 @@ def model_facts(trained: runs.Trained) -> dict:
     """What the page shows of a loaded model: config name, layers, parameters, data, and test accuracy when
     scored."""
     run_dir, config = trained.run_dir, trained.config
-    record = runs.read_mapping(run_dir / runs.RUN_RECORD)
+    record = runs.read_mapping(runs.model_source(run_dir) / runs.RUN_RECORD)
     sizes = record.get("data", {}).get("sizes", {})
     counted = ", ".join(f"{sizes[key]:,} {key}" for key in ("train", "val", "test") if isinstance(sizes.get(key), int))
     tested, metrics = test_metrics(run_dir)
-    return {"config": config.name, "architecture": architecture(config, len(trained.classes)),
-            "parameters": record.get("parameters"),
+    architecture_text = architecture(config, len(trained.classes))
+    parameters = record.get("parameters")
+    if trained.members and isinstance(parameters, int):
+        architecture_text = f"the mean of {len(trained.members)} seeds' {architecture_text}"
+        parameters *= len(trained.members)
+    return {"config": config.name, "architecture": architecture_text, "parameters": parameters,
             "data": data_label(to_dict(config)) + (f" ({counted} reviews)" if counted else ""),
             "test_accuracy": (metrics or {}).get("accuracy"), "tested": tested}
 

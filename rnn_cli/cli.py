@@ -56,6 +56,10 @@ class Cli(click.Group):
             raise click.ClickException(internal_error(err)) from None
 
 
+RUN_OR_GROUP = ("Run folder, or a seed group's (rnn train --seeds): the mean of its runs' probabilities "
+                "(default: the newest run under runs/).")
+
+
 def load_backend_of(run_dir: Path) -> None:
     """Before anything imports Keras: the backend the run in `run_dir` was trained with, and the
     backend's native start-up lines sent to a log."""
@@ -188,7 +192,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
 
 @main.command(name="eval")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run folder (default: the newest under runs/).")
+              help=RUN_OR_GROUP)
 @click.option("--model", "model_file", type=EXISTING_PATH, help="A .keras model file instead of a run.")
 @click.option("--data", type=EXISTING_PATH, help="Data to test on, of the kinds rnn train --data takes.")
 @click.option("--limit", type=click.IntRange(min=4), help="Score N test reviews, class-balanced.")
@@ -218,7 +222,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
         runs.write_json(result.folder / runs.EVAL, result.metrics)
         written = [result.folder / runs.EVAL, *plot_evaluation(result.labels, result.probabilities,
                                                                result.classes, result.folder, THRESHOLD)]
-        if (result.folder / runs.CONFIG).exists():  # a run's folder: its model card takes these metrics
+        if (result.folder / runs.CONFIG).exists() or runs.is_group(result.folder):  # its card takes these metrics
             written.append(write_card(result.folder))
     except UserError as err:
         click.echo(f"warning: not saved: {err}", err=True)
@@ -230,7 +234,7 @@ def evaluate(run_dir, model_file, data, limit, as_json):
 @main.command()
 @click.argument("texts", nargs=-1)
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run folder (default: the newest under runs/).")
+              help=RUN_OR_GROUP)
 @click.option("--file", "text_file", type=click.File("rb"),
               help="Reviews to score, one per line, UTF-8 ('-' reads standard input).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per review.")
@@ -303,7 +307,7 @@ def compare(run_dirs, as_markdown, as_json):
 @main.command()
 @click.argument("text", nargs=-1, required=True)
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run folder (default: the newest under runs/).")
+              help=RUN_OR_GROUP)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many of the words that moved the score most to list.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=png,
@@ -356,7 +360,7 @@ def inspect(run_dir):
 
 @main.command()
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run folder (default: the newest under runs/).")
+              help=RUN_OR_GROUP)
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "onnx", "litert"]), default="saved_model",
               show_default=True, help="saved_model takes raw text; onnx and litert take token ids (vocab.json beside).")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -385,7 +389,7 @@ def export(run_dir, fmt, out, force):
 
 @main.command()
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run folder (default: the newest under runs/).")
+              help=RUN_OR_GROUP)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 opens it to other machines.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")

@@ -15,6 +15,7 @@ from rnn_cli.results import group_row, run_row
 COLUMNS = {  # key: heading
     "name": "config", "settings": "settings", "data": "data", "runs": "runs", "parameters": "parameters", "epochs": "epochs",
     "best_val_accuracy": "best val acc", "best_epoch": "best epoch", "test_accuracy": "test acc",
+    "ensemble_test_accuracy": "ensemble test acc",
     "test_macro_f1": "test macro-F1",
     "seconds_per_epoch": "s/epoch", "train_minutes": "train min", "device": "device", "path": "run",
 }
@@ -90,6 +91,7 @@ def cells(row: dict) -> dict[str, str]:
         "data": row.get("data", "?"), "runs": str(row["runs"]), "parameters": number(row["parameters"], ","),
         "epochs": number(row["epochs"], ".3g"), "best_val_accuracy": accuracy("best_val_accuracy"),
         "best_epoch": number(row["best_epoch"], ".3g"), "test_accuracy": accuracy("test_accuracy"),
+        "ensemble_test_accuracy": number(row.get("ensemble_test_accuracy"), ".4f"),
         "test_macro_f1": accuracy("test_macro_f1"),
         "seconds_per_epoch": number(row["seconds_per_epoch"], ".1f"),
         "train_minutes": number(row["train_minutes"], ".1f"), "device": device(row), "path": row["path"],
@@ -123,9 +125,11 @@ def readable(value: float) -> str:
 
 def _keys(rows: list[dict]) -> list[str]:
     """The columns to show: settings only where some rows need it, macro-F1 only where a run has more
-    than two classes (for two, accuracy says it), never the run paths."""
+    than two classes (for two, accuracy says it), a seed group's accuracy as one model only where one was
+    scored, never the run paths."""
     optional = {"settings": any(row.get("settings") for row in rows),
-                "test_macro_f1": any(row.get("classes", 2) > 2 for row in rows)}
+                "test_macro_f1": any(row.get("classes", 2) > 2 for row in rows),
+                "ensemble_test_accuracy": any(row.get("ensemble_test_accuracy") is not None for row in rows)}
     return [key for key in COLUMNS if key != "path" and optional.get(key, True)]
 
 

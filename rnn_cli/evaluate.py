@@ -1,4 +1,5 @@
-"""`rnn eval`: score a trained run (or a bare .keras model) on the test split and write eval.json."""
+"""`rnn eval`: score a trained run, a seed group (the mean of its runs' probabilities) or a bare .keras model on
+the test split and write eval.json."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
         run_dir = folder if (folder / runs.CONFIG).exists() else None
     else:
         folder = run_dir
-        model = runs.load_trained(run_dir)
+        model = runs.load_trained(run_dir)  # a seed group's: the mean of its runs' probabilities
+        run_dir = runs.model_source(run_dir)
     if run_dir is not None:
         config = load_config(run_dir / runs.CONFIG, overrides)
         vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)

@@ -14,6 +14,7 @@ from rnn_cli.batches import bucket_lengths, padding_side
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import OOV, Reviews, tokenize
 from rnn_cli.errors import UserError
+from rnn_cli.ensemble import members
 from rnn_cli.model import THRESHOLD, masks_padding
 from rnn_cli.reference import EQUATIONS, GATES, POOLED, RECURRENT, apply_head, forward
 
@@ -62,7 +63,8 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     backward half has read the review from the end), so there the score after a word is the
     model's prediction for the review cut off after that word. The score is the probability of
     `traced` (default: the second of two classes, "positive"; of more, the one the model gives).
-    `run`: a run folder, or a run loaded already (`runs.Trained`).
+    `run`: a run folder, or a run loaded already (`runs.Trained`); a seed group's scores are the mean of its
+    runs'.
     """
     trained = runs.Trained.of(run)
     config, classes, model = trained.config, trained.classes, trained.model
@@ -76,11 +78,10 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     # What the model reads: maxlen tokens from the end (truncating: pre) or from the start.
     kept = slice(-data.maxlen, None) if data.truncating == "pre" else slice(0, data.maxlen)
     words = [START_WORD, *tokenize(text)][kept]
-    recurrent = [layer for layer in model.layers if type(layer).__name__ in RECURRENT]
-    bidirectional = [layer.name for layer in recurrent if type(layer).__name__ == "Bidirectional"]
-    pooling = next((layer.mode for layer in model.layers if type(layer).__name__ == "Pooling"), None)
-    score = prefix_scores if bidirectional or pooling else running_scores
-    baseline, scores, final = score(model, ids[kept], data)
+    # A seed group's trace is the mean of its runs' (its model's output is the mean of theirs).
+    traces = [model_trace(member, ids[kept], data) for member in members(model)]
+    baseline, scores, final = (np.mean([trace[i] for trace in traces], axis=0) for i in range(3))
+    shown = traces[0][3] + (f"; the mean of the group's {len(traces)} runs' scores" if len(traces) > 1 else "")
     predicted = classes[int(np.argmax(final))] if np.ndim(final) else classes[int(final >= THRESHOLD)]
     if np.ndim(final):  # a softmax head: trace one class's column
         column = classes.index(traced or predicted)
@@ -89,6 +90,18 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
         baseline, scores, probability = 1 - float(baseline), 1 - scores, 1 - float(final)
     else:
         baseline, probability = float(baseline), float(final)
+    return Explanation(words=words, known=[bool(i != OOV) for i in ids[kept]], scores=scores, baseline=baseline,
+                       probability=probability, dropped=max(len(ids) - data.maxlen, 0), maxlen=data.maxlen,
+                       truncating=data.truncating, shown=shown,
+                       traced=(traced or predicted) if np.ndim(final) else (traced or classes[1]), label=predicted,
+                       asked=bool(np.ndim(final)) or traced not in (None, classes[1]))
+
+
+def model_trace(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple:
+    """One model's scores of `ids` (before any word, after each, the prediction) and what they are, in words."""
+    recurrent = [layer for layer in model.layers if type(layer).__name__ in RECURRENT]
+    bidirectional = [layer.name for layer in recurrent if type(layer).__name__ == "Bidirectional"]
+    pooling = next((layer.mode for layer in model.layers if type(layer).__name__ == "Pooling"), None)
     if bidirectional:
         shown = (f"{bidirectional[0]} also reads the review backwards, so no state sums up 'the review so far'; "
                  "each score is the model's prediction for the review cut off after that word")
@@ -100,11 +113,8 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
                  "after reading the review up to that word")
         if not masks_padding(model) and padding_side(data, masked=False) == "post":
             shown += "; the model then reads padding up to maxlen, which the probability includes"
-    return Explanation(words=words, known=[bool(i != OOV) for i in ids[kept]], scores=scores, baseline=baseline,
-                       probability=probability, dropped=max(len(ids) - data.maxlen, 0), maxlen=data.maxlen,
-                       truncating=data.truncating, shown=shown,
-                       traced=(traced or predicted) if np.ndim(final) else (traced or classes[1]), label=predicted,
-                       asked=bool(np.ndim(final)) or traced not in (None, classes[1]))
+    score = prefix_scores if bidirectional or pooling else running_scores
+    return (*score(model, ids, data), shown)
 
 
 def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[np.ndarray, ...]:
@@ -161,8 +171,10 @@ def explanation_lines(explanation: Explanation, top: int) -> list[str]:
 
 def describe_layers(run_dir: Path) -> list[str]:
     """Layer by layer: weight shapes, parameter counts and the update equation."""
-    model = runs.load_trained(run_dir)
-    lines = []
+    models = members(runs.load_trained(run_dir))
+    lines = [f"a seed group of {len(models)} runs with the same layers, whose output is the mean of their "
+             f"probabilities; {models[0].name}'s:"] if len(models) > 1 else []
+    model = models[0]
     pooled = False
     for layer in model.layers:
         if type(layer).__name__ == "Pooling":

@@ -72,10 +72,10 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, for
             model.export(str(staging / FILES[fmt]), format=fmt, verbose=False,
                          input_signature=[keras.InputSpec(shape=(None, length), dtype="int32", name="tokens")])
             check(fmt, RUNTIMES[fmt](staging / FILES[fmt], ids), expected)
-            shutil.copyfile(run_dir / runs.VOCABULARY, staging / runs.VOCABULARY)
+            shutil.copyfile(runs.model_source(run_dir) / runs.VOCABULARY, staging / runs.VOCABULARY)
             (staging / "README.md").write_text(client_readme(trained, fmt), encoding="utf-8")
-        if (run_dir / runs.CLASSES).exists():
-            shutil.copyfile(run_dir / runs.CLASSES, staging / runs.CLASSES)
+        if (runs.model_source(run_dir) / runs.CLASSES).exists():
+            shutil.copyfile(runs.model_source(run_dir) / runs.CLASSES, staging / runs.CLASSES)
         write_card(run_dir, staging / "MODEL_CARD.md")
         if replacing:
             echo(f"replacing {out} (--force): {replacing}")

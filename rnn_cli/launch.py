@@ -109,7 +109,9 @@ def result_lines(launch: Launch, results: list[runs.TrainResult]) -> list[str]:
              for r in results]
     if launch.group:
         s = runs.read_json(launch.run_dir / runs.SEEDS_SUMMARY)
-        lines.append(f"{len(results)} seeds: test accuracy {s['test_accuracy']:.4f} ± {s['test_accuracy_std']:.4f}, "
-                     f"best val acc {s['best_val_accuracy']:.4f} ± {s['best_val_accuracy_std']:.4f}  "
+        ensemble = s.get("ensemble_test_accuracy")
+        together = f" (as one model, the mean of their probabilities: {ensemble:.4f})" if ensemble is not None else ""
+        lines.append(f"{len(results)} seeds: test accuracy {s['test_accuracy']:.4f} ± {s['test_accuracy_std']:.4f}"
+                     f"{together}, best val acc {s['best_val_accuracy']:.4f} ± {s['best_val_accuracy_std']:.4f}  "
                      f"group: {launch.run_dir}")
     return lines

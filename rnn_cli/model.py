@@ -11,6 +11,7 @@ import numpy as np
 
 from rnn_cli.backends import xla
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
+from rnn_cli.ensemble import members
 from rnn_cli.files import atomic_path
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
 from rnn_cli.pooling import Pooling
@@ -90,7 +91,7 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
 
 def class_count(model: keras.Model) -> int:
     """How many classes the model's head tells apart (a single sigmoid output: two)."""
-    return max(model.get_layer("head").units, 2)
+    return max(members(model)[0].get_layer("head").units, 2)
 
 
 def averages_over_weights(model: keras.Model) -> bool:
@@ -110,8 +111,9 @@ def reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
 
 
 def masks_padding(model: keras.Model) -> bool:
-    """Whether `model` was built for masked, bucketed batches (its embedding masks index 0)."""
-    return bool(model.get_layer("embedding").mask_zero)
+    """Whether `model` was built for masked, bucketed batches (its embedding masks index 0); an ensemble's
+    members all were, or none."""
+    return bool(members(model)[0].get_layer("embedding").mask_zero)
 
 
 def keeps_average(model: keras.Model) -> bool:

@@ -63,6 +63,9 @@ def group_row(members: list[dict], path: Path) -> dict:
         # Each seed's own best epoch: their mean would name an epoch no run had.
         "best_val_accuracy_std": spread("best_val_accuracy"), "best_epoch": [m["best_epoch"] for m in members],
         "test_accuracy": mean("test_accuracy"), "test_accuracy_std": spread("test_accuracy"),
+        # The group as one model (the mean of its runs' probabilities), scored on the same test split at the end of
+        # `rnn train --seeds`.
+        "ensemble_test_accuracy": ensemble_accuracy(path),
         "test_macro_f1": mean("test_macro_f1"), "test_macro_f1_std": spread("test_macro_f1"),
         "classes": first["classes"],
         "seconds_per_epoch": mean("seconds_per_epoch"), "train_minutes": mean("train_minutes"),
@@ -71,3 +74,9 @@ def group_row(members: list[dict], path: Path) -> dict:
         "status": ", ".join(sorted({str(m["status"]) for m in members})), "path": str(path),
         "members": members,
     }
+
+
+def ensemble_accuracy(group_dir: Path) -> float | None:
+    """The test accuracy of a seed group as one model, from its metrics.json; None before it was scored."""
+    path = group_dir / runs.METRICS
+    return runs.read_mapping(path).get("accuracy") if path.exists() else None

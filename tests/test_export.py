@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -142,6 +143,19 @@ def test_a_softmax_model_without_a_mask_exports_too(tiny_config, tmp_path):
         assert got["label"] == want["label"]
         assert got["probabilities"] == pytest.approx([want["probabilities"][c] for c in runs.read_classes(run_dir)],
                                                      abs=1e-5)
+
+
+def test_a_seed_group_exports_as_one_model_that_averages_its_runs(tiny_group, tmp_path):
+    texts = ["a wonderful moving film", "dull and boring, a waste", "the plot was thin but the actors were great"]
+    seeds = [predict_texts(run, texts) for run in sorted(tiny_group.glob("seed-*"))]
+    means = [np.mean([rows[i]["probability"] for rows in seeds]) for i in range(len(texts))]
+    assert invoke("export", "--run", tiny_group, "--out", tmp_path / "sm").exit_code == 0
+    exported = saved_model_outputs(tmp_path / "sm" / "1", texts)
+    assert [row["probabilities"][1] for row in exported] == pytest.approx(means, abs=1e-5)
+    assert "An ensemble of 2 recurrent text classifiers" in (tmp_path / "sm" / "1" / "MODEL_CARD.md").read_text()
+    result = invoke("export", "--run", tiny_group, "--format", "onnx", "--out", tmp_path / "onnx")
+    assert result.exit_code == 0, result.output  # checked against the group's probabilities before it is kept
+    assert (tmp_path / "onnx" / "vocab.json").exists()
 
 
 def test_export_errors_are_one_line(trained_run, tmp_path):

@@ -8,10 +8,12 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 
 from rnn_cli import runs
 from rnn_cli.config import load_config
+from rnn_cli.predict import predict_texts
 from rnn_cli.seeds import train_seeds
 from tests.conftest import cli_train, invoke
 from tests.test_train import InterruptInEpoch
@@ -71,7 +73,8 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
     assert [len(runs.read_history(group / f"seed-{s}")) for s in (43, 44)] == [2, 2]
     assert runs.read_history(group / "seed-43")[0] == second[0]  # resumed, not started again
     names = ("seed-42", "seed-43", "seed-44")
-    assert sorted(p.name for p in group.iterdir()) == ["curves.png", *names, "seeds.json"]
+    assert sorted(p.name for p in group.iterdir()) == ["MODEL_CARD.md", "curves.png", "metrics.json", *names,
+                                                       "seeds.json"]
     histories = [runs.read_history(group / name) for name in names]
     assert histories[0] != histories[1] != histories[2]
     assert [load_config(group / n / runs.CONFIG).train.seed for n in names] == [42, 43, 44]
@@ -84,6 +87,26 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
     table = invoke("compare", group, "--markdown")
     assert table.exit_code == 0, table.output
     assert "| tiny | aclimdb aclImdb_v1.tar.gz | 3 |" in table.output and " ± " in table.output
+
+    # The group is one model too: the mean of its runs' probabilities, scored on the same test split.
+    ensemble = runs.read_json(group / runs.METRICS)
+    assert summary["ensemble_test_accuracy"] == ensemble["accuracy"]
+    assert f"(as one model, the mean of their probabilities: {ensemble['accuracy']:.4f})" in result.output
+    assert "ensemble test acc" in table.output and f"| {ensemble['accuracy']:.4f} |" in table.output
+    texts = ["a wonderful moving film", "dull and boring, a waste", "the plot was thin but the actors were great"]
+    together = predict_texts(runs.Trained.load(group), texts)
+    alone = [predict_texts(runs.Trained.load(group / name), texts) for name in names]
+    means = [np.mean([run[i]["probability"] for run in alone]) for i in range(len(texts))]
+    assert [row["probability"] for row in together] == pytest.approx(means, abs=1e-6)
+    assert np.ptp([run[0]["probability"] for run in alone]) > 1e-3  # the seeds differ: the mean is a mean
+    scored = invoke("eval", "--run", group, "--json")
+    assert scored.exit_code == 0, scored.output
+    assert runs.read_json(group / runs.EVAL)["accuracy"] == ensemble["accuracy"]
+    assert "An ensemble of 3 recurrent text classifiers" in (group / "MODEL_CARD.md").read_text()
+    explained = invoke("explain", "--run", group, "--json", texts[0])
+    assert explained.exit_code == 0, explained.output
+    trace = json.loads(explained.output)
+    assert trace["probability"] == pytest.approx(means[0], abs=1e-6) and "the mean of the group's 3 runs'" in trace["shown"]
 
 
 class InterruptTheParent(keras.callbacks.Callback):
@@ -120,7 +143,9 @@ KILL_THE_PARENT = """
 import os, signal, sys
 from pathlib import Path
 import keras
+import numpy as np
 from rnn_cli.config import load_config
+from rnn_cli.predict import predict_texts
 from rnn_cli.seeds import train_seeds
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from rnn_cli import runs
@@ -80,6 +81,20 @@ def test_predictions_are_rnn_predicts_in_tensorflow_servings_shape(server, train
             assert got["probabilities"] == pytest.approx([1 - want["probability"], want["probability"]], abs=1e-5)
     long = answers[-1]
     assert long["truncated"] and "only its last 40 words were read" in long["note"]
+
+
+def test_a_seed_group_serves_the_mean_of_its_runs(tiny_group):
+    running = Server(tiny_group)
+    try:
+        answers = predict(running, {"instances": TEXTS}).json()["predictions"]
+        seeds = [predict_texts(run, TEXTS) for run in sorted(tiny_group.glob("seed-*"))]
+        for i, got in enumerate(answers):
+            if got["probability"] is not None:
+                assert got["probability"] == pytest.approx(np.mean([rows[i]["probability"] for rows in seeds]), abs=1e-5)
+        facts = httpx.get(f"{running.url}/v1/models/tiny/metadata", timeout=30).json()["metadata"]["model"]
+        assert facts["architecture"].startswith("the mean of 2 seeds' Embedding(")
+    finally:
+        running.stop()
 
 
 def test_explain_is_rnn_explains_trace(server, trained_run):
