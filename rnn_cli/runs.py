@@ -365,9 +365,9 @@ def group_members(group_dir: Path) -> list[Path]:
     folders = [group_dir / f"seed-{seed}" for seed in seeds]
     unfinished = [folder.name for folder in folders if not (folder / MODEL).exists()]
     if unfinished:
-        raise UserError(f"{group_dir}: a seed group whose {', '.join(unfinished)} has no {MODEL} yet, so the "
-                        f"group is no model yet; finish it with `rnn train --resume --run {group_dir}`, or "
-                        f"use one run, e.g. --run {folders[0]}")
+        raise UserError(f"{group_dir}: a seed group not finished ({', '.join(unfinished)} without {MODEL}), so not "
+                        f"yet one model; finish it with `rnn train --resume --run {group_dir}`, or use one run, "
+                        f"e.g. --run {folders[0]}")
     return folders
 
 

@@ -134,8 +134,12 @@ def test_the_newest_run_is_the_latest_started(tmp_path):
     assert runs.newest_run(tmp_path) == tmp_path / "b" and runs.config_name(tmp_path / "b") == "b"
 
 
-def test_a_seed_group_is_not_a_model_but_names_one_of_its_runs(tmp_path):
+def test_a_seed_group_is_one_model_only_once_every_run_is_finished(tmp_path):
     (tmp_path / runs.SEEDS_SUMMARY).write_text('{"seeds": [42, 43]}')
     (tmp_path / "seed-42").mkdir()
-    with pytest.raises(UserError, match=rf"a seed group, whose models are its runs'; give one, e.g. --run {tmp_path}/seed-42$"):
+    with pytest.raises(UserError, match=rf"a seed group not finished \(seed-42, seed-43 without model.keras\).*"
+                                        rf"--resume --run {tmp_path}`, or use one run, e.g. --run {tmp_path}/seed-42$"):
+        runs.load_trained(tmp_path)
+    (tmp_path / runs.SEEDS_SUMMARY).write_text('{"seeds": [true]}')
+    with pytest.raises(UserError, match="seeds.json.*expected a list of seeds"):
         runs.load_trained(tmp_path)
