@@ -134,6 +134,11 @@ class ModelConfig:
     # What the head reads: the last layer's final state (the book's), or its outputs over the whole
     # review pooled, padding left out (rnn_cli/pooling.py).
     pooling: Literal["last", "max", "mean", "max_mean", "attention"] = "last"
+    # Word vectors to start the embedding from, for the words they cover (GloVe, word2vec or fastText
+    # text format, .gz too; rnn_cli/vectors.py); null: random, as the book's. Their dimension must be
+    # embedding_dim. embedding_trainable false keeps the embedding as it starts.
+    embedding_file: str | None = None
+    embedding_trainable: bool = True
 
     def check(self, where: str) -> None:
         _require(self.embedding_dim >= 1, f"{where}.embedding_dim", self.embedding_dim, "an integer >= 1")

@@ -14,6 +14,7 @@ from rnn_cli.data import check_source
 from rnn_cli.errors import StorageError, UserError, require_extra
 from rnn_cli.stopping import stop_signals
 from rnn_cli.tables import check_columns
+from rnn_cli.vectors import check_vectors
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launc
             if data.source in TABLES:  # a missing column is found before TensorFlow loads
                 check_columns(Path(path).expanduser(), data.source, data.text_column, data.label_column,
                               data.group_column if path == data.path else None)
+    if config.model.embedding_file:
+        check_vectors(config.model.embedding_file, config.model.embedding_dim)
     run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
     return Launch(config, run_dir, seeds, group=seeds is not None, resume=False)
 

@@ -15,6 +15,7 @@ from rnn_cli.ensemble import members
 from rnn_cli.files import atomic_path
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
 from rnn_cli.pooling import Pooling
+from rnn_cli.vectors import read_vectors
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -38,8 +39,8 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
         classes: two: one sigmoid output, the probability of the second class; more: a softmax.
     """
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero,
-                               name="embedding", dtype=precision)(inputs)
+    x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero, name="embedding",
+                               dtype=precision, trainable=config.embedding_trainable)(inputs)
     if config.embedding_dropout:  # one draw per word: its whole vector is kept or zeroed
         x = keras.layers.Dropout(config.embedding_dropout, noise_shape=(None, None, 1),
                                  name="embedding_dropout", dtype=precision)(x)
@@ -54,6 +55,20 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
     units, activation = (1, "sigmoid") if classes == 2 else (classes, "softmax")
     outputs = keras.layers.Dense(units, activation=activation, name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
+
+
+def start_embedding(model: keras.Model, config: ModelConfig, index: dict[str, int]) -> dict:
+    """Rows of the embedding set from `config.embedding_file`'s vectors for the words of `index` (word to
+    token id) it covers; the others keep their random start. Returns what run.json records."""
+    embedding = model.get_layer("embedding")
+    rows, vectors = read_vectors(config.embedding_file, index, config.embedding_dim)
+    rows_in_range = rows < embedding.input_dim  # the vocabulary may hold more words than num_words keeps
+    matrix = np.array(embedding.embeddings)
+    matrix[rows[rows_in_range]] = vectors[rows_in_range]
+    embedding.embeddings.assign(matrix)
+    words = sum(1 for row in index.values() if row < embedding.input_dim)
+    return {"path": config.embedding_file, "covered": int(rows_in_range.sum()), "words": words,
+            "trainable": config.embedding_trainable}
 
 
 def recurrent_layer(config: LayerConfig, return_sequences: bool, name: str,

@@ -23,7 +23,8 @@ from rnn_cli.data import Splits, load_data
 from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, keeps_average, kernel_warnings,
-                           masks_padding, parameters_before_head, precision_warnings, save_model, summary_text)
+                           masks_padding, parameters_before_head, precision_warnings, save_model, start_embedding,
+                           summary_text)
 from rnn_cli.plots import plot_curves
 from rnn_cli.process import current_backend, determinism, progress_kind, select_device, set_seed
 
@@ -57,9 +58,9 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     backend = current_backend()
     used_device = select_device(device, backend)
     history = runs.recover(run_dir) if resume else []
-    record = runs.RunRecord(run_dir)
     plan = backends.plan(config, backend, used_device)
-    splits, model = prepare(config, run_dir, resume, history, plan)
+    splits, model = prepare(config, run_dir, resume, history, plan, echo)
+    record = runs.RunRecord(run_dir)  # after prepare, which may have recorded the word vectors
     if masks_padding(model) != plan.masked:  # a resumed run keeps its padding, whatever the device now
         plan = backends.plan(config, backend, used_device, masked=masks_padding(model))
     record_start(record, config, splits, model, used_device, history, backend, plan)
@@ -93,7 +94,7 @@ def tensorboard_callbacks(run_dir: Path, hparams: dict | None) -> list:
 
 
 def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict],
-            plan: backends.Plan) -> tuple[Splits, keras.Model]:
+            plan: backends.Plan, echo: Callable[[str], None] = print) -> tuple[Splits, keras.Model]:
     """The config, vocabulary and summary written; the data (with the run's own vocabulary on resume)
     and the model (the checkpoint on resume; else masked or not as `plan` says) ready to fit."""
     # Rewritten on resume too: --epochs may have extended the run.
@@ -111,6 +112,12 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict],
             write_json(run_dir / runs.SPLIT, {"test_lines": splits.test_lines.tolist()})
     model = restore_or_build(config, run_dir, resume, steps_per_epoch=-(-len(splits.train) // config.train.batch_size),
                              classes=len(splits.classes), masked=plan.masked)
+    if config.model.embedding_file and not resume:  # on resume the checkpoint holds the embedding
+        found = start_embedding(model, config.model, splits.vocabulary.index)
+        runs.RunRecord(run_dir).update(embedding_file=found)
+        echo(f"embedding: {found['covered']:,} of the vocabulary's {found['words']:,} words from "
+             f"{Path(found['path']).name} ({found['covered'] / max(found['words'], 1):.0%}), "
+             + ("trained further" if found["trainable"] else "kept as they are"))
     write_atomic(run_dir / runs.SUMMARY, summary_text(model))
     return splits, model
 
