@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from rnn_cli import runs
+from rnn_cli.card import CARD, baseline_card_text
 from rnn_cli.config import MAX_INT, Config, dump_config
 from rnn_cli.corpus import Reviews
 from rnn_cli.data import load_data
@@ -72,6 +73,7 @@ def train_baseline(config: Config, run_dir: Path, echo: Callable[[str], None] = 
                                                     "test": len(splits.test)}},
         "timings": {"train_seconds": seconds}})
     confusion_figure(splits.test.labels, probabilities, splits.classes, run_dir / runs.CONFUSION, THRESHOLD)
+    write_atomic(run_dir / CARD, baseline_card_text(run_dir))
     echo(f"test accuracy {metrics['accuracy']:.4f}  (C {best:g} chosen on validation, {seconds:.0f} s)  "
          f"run: {run_dir}")
     return metrics

@@ -81,6 +81,31 @@ def card_text(run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def baseline_card_text(run_dir: Path) -> str:
+    """The card of an `rnn baseline` run: the linear model, its data, its test metrics, and what it is for."""
+    config = load_config(run_dir / runs.CONFIG)
+    record = runs.read_mapping(run_dir / runs.RUN_RECORD)
+    classes = runs.read_classes(run_dir)
+    sizes = record.get("data", {}).get("sizes", {})
+    return "\n".join([
+        f"# Model card: {config.name}", "",
+        f"The linear baseline of `rnn baseline` (scikit-learn): {record.get('model', '?')}, "
+        f"{record.get('parameters', 0):,} weights, C {record.get('C', '?')} chosen on validation "
+        f"(validation accuracy {record.get('val_accuracy', 0):.4f}). It is what a recurrent model trained on the "
+        "same data and split has to beat.", "", "## Data", "",
+        f"- Source: {record.get('data', {}).get('source', config.data.source)}; the data and split of "
+        f"config `{config.name}` (the config below), every word of the training split kept.",
+        f"- Reviews: {sizes.get('train', '?')} to train on, {sizes.get('val', '?')} to validate "
+        f"(`data.validation_by: {config.data.validation_by}`), {sizes.get('test', '?')} to test.", "",
+        "```yaml", dump_config(config).rstrip(), "```", "",
+        "## Test metrics (`rnn baseline`, on its test split)", "",
+        *metric_lines(runs.read_mapping(run_dir / runs.METRICS), classes), "",
+        "## Intended use and limits", "",
+        "- A reference point in `rnn compare`'s table, not a model to deploy: the fitted model is not kept (it "
+        "trains again in minutes), so `rnn predict`, `eval`, `export` and `serve` do not take this folder.",
+        f"- It knows only what its training data holds: {language(config)}."]) + "\n"
+
+
 def model_facts(trained: runs.Trained) -> dict:
     """What the page shows of a loaded model: config name, layers, parameters, data, and test accuracy when
     scored."""
@@ -117,8 +142,8 @@ def architecture(config: Config, classes: int) -> str:
               for text, layer in zip(layers, config.model.layers)]
     head = "Dense(1, sigmoid)" if classes == 2 else f"Dense({classes}, softmax)"
     model = config.model
-    dropouts = [f"{name}({getattr(model, name)})" for name in ("embedding_dropout", "spatial_dropout")
-                if getattr(model, name)]
+    dropouts = [text.format(getattr(model, name)) for name, text in (("embedding_dropout", "Dropout({}, whole words)"),
+                ("spatial_dropout", "SpatialDropout1D({})")) if getattr(model, name)]
     pooling = [f"Pooling({model.pooling})"] if model.pooling != "last" else []
     return " -> ".join([f"Embedding({config.data.num_words}, {model.embedding_dim})", *dropouts, *layers,
                         *pooling, head])

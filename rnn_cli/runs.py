@@ -383,6 +383,9 @@ def load_trained(run_dir: Path):
     path = run_dir / MODEL
     if not path.exists() and is_group(run_dir):
         return load_group(run_dir)
+    if not path.exists() and (run_dir / RUN_RECORD).exists() and read_mapping(run_dir / RUN_RECORD).get("kind") == "baseline":
+        raise UserError(f"{run_dir}: a baseline run (rnn baseline), a reference for rnn compare; it keeps no model "
+                        "to score text with")
     if not path.exists():
         hint = (f"it has a checkpoint: finish it with `rnn train --resume --run {run_dir}`"
                 if (run_dir / CHECKPOINT).exists() else "train one with `rnn train`")

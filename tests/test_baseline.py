@@ -17,7 +17,9 @@ def test_the_baseline_learns_the_data_and_compare_shows_it(tmp_path, tiny_config
     assert ("naive-Bayes" in result.output) == (len(classes) == 2)
     folder = tmp_path / "base"
     assert {p.name for p in folder.iterdir()} == {"config.yaml", "classes.json", "metrics.json", "run.json",
-                                                  "confusion.png"}
+                                                  "confusion.png", "MODEL_CARD.md"}
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card: tiny-baseline\n") and "| accuracy |" in card and "chosen on validation" in card
     metrics = runs.read_mapping(folder / runs.METRICS)
     assert metrics["accuracy"] > 1 / len(classes) + 0.3  # the classes' own words are in the texts
     assert runs.read_classes(folder) == tuple(sorted(classes))
@@ -27,6 +29,8 @@ def test_the_baseline_learns_the_data_and_compare_shows_it(tmp_path, tiny_config
     (row,) = json.loads(invoke("compare", folder, "--json").output)
     assert row["name"] == "tiny-baseline" and row["test_accuracy"] == metrics["accuracy"]
     assert row["best_val_accuracy"] == record["val_accuracy"] and row["epochs"] == 0
+    predicted = invoke("predict", "--run", folder, "some text")
+    assert predicted.exit_code == 2 and "a baseline run (rnn baseline)" in predicted.output
 
 
 def test_the_baseline_uses_the_split_training_uses(tmp_path, tiny_config):
