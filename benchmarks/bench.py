@@ -22,6 +22,11 @@ A variant of `rnn train`'s path against the same recipe (the overrides of `rnn t
 the CPU, any shipped config:
 
     python benchmarks/bench.py --backend tensorflow,jax,torch --models simple_rnn,lstm,best
+
+`rnn train`'s path once per value of one config key (ratios against the first value), e.g. the
+vocabulary's size:
+
+    python benchmarks/bench.py --vary data.num_words=10000,30000 --models lstm,tuned
 """
 
 from __future__ import annotations
@@ -192,8 +197,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def backend_table(rows: list[dict]) -> str:
-    lines = ["| model | backend | s/epoch | ratio to " + rows[0]["backend"] + " | first epoch s | best val acc "
+def backend_table(rows: list[dict], heading: str = "backend") -> str:
+    lines = [f"| model | {heading} | s/epoch | ratio to " + rows[0]["backend"] + " | first epoch s | best val acc "
              "| peak MiB |", "|" + " --- |" * 7]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
@@ -226,6 +231,8 @@ def main() -> None:
                              "e.g. --set train.jit_compile=false")
     parser.add_argument("--backend", help="comma-separated Keras backends (tensorflow,jax,torch): the rnn path "
                         "on each, no recipe")
+    parser.add_argument("--vary", metavar="KEY=V1,V2", help="the rnn path once per value of one config key, "
+                        "no recipe, e.g. --vary data.num_words=10000,30000")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
@@ -239,6 +246,8 @@ def main() -> None:
     warm_cache(args.data)
     if args.backend:
         return compare_backends(args)
+    if args.vary:
+        return compare_values(args)
     rows = []
     for model in args.models.split(","):
         if model not in RECIPES:
@@ -275,9 +284,28 @@ def compare_backends(args) -> None:
     write_report(args, rows)
 
 
+def compare_values(args) -> None:
+    """`rnn train`'s path per model once per value of `--vary KEY=V1,V2`, in the order given; ratios to the first."""
+    key, sep, values = args.vary.partition("=")
+    if not sep or not values:
+        sys.exit(f"--vary {args.vary}: expected KEY=V1,V2, e.g. data.num_words=10000,30000")
+    rows = []
+    for model in args.models.split(","):
+        first = None
+        for value in values.split(","):
+            setting = f"{key}={value}"
+            runs = run_seeds("rnn", model, argparse.Namespace(**{**vars(args), "sets": [*args.sets, setting]}))
+            summary = summarize(runs)
+            first = first or summary
+            ratio = summary["seconds"] / first["seconds"] if summary["seconds"] and first["seconds"] else None
+            rows.append({"model": model, "backend": setting, "rnn": {**summary, "runs": runs}, "ratio": ratio})
+    print(backend_table(rows, heading="setting"))
+    write_report(args, rows)
+
+
 def write_report(args, rows: list[dict]) -> None:
     report = {"data": args.data, "limit": args.limit, "epochs": args.epochs, "seeds": args.seeds,
-              "first_seed": args.first_seed, "sets": args.sets, "backend": args.backend,
+              "first_seed": args.first_seed, "sets": args.sets, "backend": args.backend, "vary": args.vary,
               "cpu_count": os.cpu_count(), "rows": rows}
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
