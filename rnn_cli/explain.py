@@ -207,21 +207,19 @@ def describe_layers(run_dir: Path) -> list[str]:
 
 
 def kind(layer) -> str:
-    """`LSTM(32)`, `Bidirectional(GRU(64))`, `Embedding(10000, 32)`, `Dense(1, sigmoid)`."""
-    name = type(layer).__name__
-    if name == "Bidirectional":
-        return f"Bidirectional({kind(layer.forward_layer)})"
-    if name == "Embedding":
-        return f"Embedding({layer.input_dim}, {layer.output_dim})"
-    if name == "Dense":
-        return f"Dense({layer.units}, {layer.activation.__name__})"
-    if name == "Pooling":
-        return f"Pooling({layer.mode})"
-    if name == "Dropout":
-        return f"Dropout({layer.rate}, whole words)"
-    if name == "SpatialDropout1D":
-        return f"SpatialDropout1D({layer.rate}, whole channels)"
-    return f"{name}({layer.units})"
+    """`LSTM(32)`, `Bidirectional(GRU(64))`, `Embedding(10000, 32)`, `Dense(1, sigmoid)`, `Pooling(max)`."""
+    describe = KINDS.get(type(layer).__name__)
+    return describe(layer) if describe else f"{type(layer).__name__}({layer.units})"
+
+
+KINDS = {
+    "Bidirectional": lambda layer: f"Bidirectional({kind(layer.forward_layer)})",
+    "Embedding": lambda layer: f"Embedding({layer.input_dim}, {layer.output_dim})",
+    "Dense": lambda layer: f"Dense({layer.units}, {layer.activation.__name__})",
+    "Pooling": lambda layer: f"Pooling({layer.mode})",
+    "Dropout": lambda layer: f"Dropout({layer.rate}, whole words)",
+    "SpatialDropout1D": lambda layer: f"SpatialDropout1D({layer.rate}, whole channels)",
+}
 
 
 def meaning(weight, layer) -> str:
