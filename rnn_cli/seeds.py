@@ -31,14 +31,15 @@ from rnn_cli.results import group_row, run_row
 
 
 def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
-                echo: Callable[[str], None] = print, score_group: bool = True, **options) -> list[runs.TrainResult]:
+                echo: Callable[[str], None] = print, score_group: bool = True,
+                **options) -> list[runs.TrainResult]:
     """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
 
     The runs share the data split (data.seed); only initialisation, batch order and dropout
-    change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them) and one
-    figure of every run's curves, and with `score_group` metrics.json: the group's test metrics as one model,
-    the mean of its runs' probabilities (`score_isolated`). With `resume`, the group's own seeds are taken from seeds.json:
-    finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
+    change. `group_dir` gets seeds.json (mean and spread, as `rnn compare` shows them), one figure
+    of every run's curves, and with `score_group` metrics.json: the group's test metrics as one
+    model, the mean of its runs' probabilities (`score_isolated`). With `resume`, the group's own
+    seeds are taken from seeds.json: finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
     options are passed to `rnn_cli.train.train`, which runs in a child process (`train_isolated`).
     """
     record = runs.RunRecord(group_dir, runs.SEEDS_SUMMARY)  # seeds.json
@@ -58,11 +59,11 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
             results.append(train_isolated(seeded, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(),
                                           echo=headed(echo, f"seed {seed} ({i}/{len(chosen)}): {run_dir}"),
                                           **options))
+        if score_group:  # stopped or failed here, the group resumes to this step: its runs are kept
+            score_isolated(group_dir, options.get("device", "auto"), echo)
     except BaseException as err:
         record.try_update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
         raise
-    if score_group:
-        score_isolated(group_dir, options.get("device", "auto"), echo)
     summary = group_row([run_row(result.run_dir) for result in results], group_dir)
     record.update(**{**summary, "status": "finished"})  # the group's status, not its rows' (group_row's)
     plot_curves([(f"seed {r.run_dir.name.removeprefix('seed-')}", r.history) for r in results],
