@@ -17,7 +17,7 @@ LAYERS = [
     ["batches", "model", "process", "results", "plots", "card", "publish"],
     ["inference", "callbacks"],
     ["train"],
-    ["seeds", "evaluate", "predict", "explain", "compare", "export", "baseline"],
+    ["evaluate", "seeds", "predict", "explain", "compare", "export", "baseline"],
     ["launch", "serve", "tune"],
     ["cli"],
 ]
