@@ -33,6 +33,21 @@ def test_only_the_last_layer_returns_a_vector():
     assert [layer.return_sequences for layer in recurrent] == [True, True, False]
 
 
+@pytest.mark.parametrize("pooling, head_inputs, extra", [("max", 32, 0), ("mean", 32, 0), ("max_mean", 64, 0),
+                                                          ("attention", 32, 32)])
+def test_pooling_and_dropouts_add_layers_but_the_default_is_the_books_model(pooling, head_inputs, extra):
+    config = ModelConfig(embedding_dim=32, layers=layers("simple_rnn"), pooling=pooling, embedding_dropout=0.1,
+                         spatial_dropout=0.2, embedding_trainable=False)
+    model = build_model(config, num_words=10000)
+    names = [layer.name for layer in model.layers]
+    assert names == ["tokens", "embedding", "embedding_dropout", "spatial_dropout", "simple_rnn_0", "pooling", "head"]
+    assert model.get_layer("simple_rnn_0").return_sequences  # the pooling reads every step's output
+    assert model.count_params() == 322_080 + extra + head_inputs + 1
+    assert not model.get_layer("embedding").trainable and model.get_layer("head").trainable
+    book = build_model(ModelConfig(embedding_dim=32, layers=layers("simple_rnn")), num_words=10000)
+    assert [layer.name for layer in book.layers] == ["tokens", "embedding", "simple_rnn_0", "head"]
+
+
 def test_any_sequence_length_gives_one_probability_per_review():
     model = build_model(ModelConfig(embedding_dim=4, layers=layers("lstm")), num_words=50)
     for length in (7, 500):
