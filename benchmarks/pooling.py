@@ -18,12 +18,14 @@ import os
 import statistics
 import time
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rnn_cli.config import TrainConfig
-from rnn_cli.pooling import Pooling
-from rnn_cli.process import configure
+import keras  # noqa: E402 - after the log level
+import numpy as np  # noqa: E402
+
+from rnn_cli.config import TrainConfig  # noqa: E402
+from rnn_cli.pooling import Pooling  # noqa: E402
+from rnn_cli.process import configure  # noqa: E402
 
 
 def model(kind: str, bidirectional: bool, jit: bool) -> keras.Model:
@@ -69,5 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()
