@@ -140,9 +140,19 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
 
 def device_warnings(config: Config, device: str, kernels: dict[str, dict], backend: str = "tensorflow") -> list[str]:
     """What the config costs on this device: LSTM/GRU layers kept off cuDNN, SimpleRNN on PyTorch's GPU,
-    mixed precision on a CPU."""
+    mixed precision on a CPU, pooling under TensorFlow's XLA."""
     gpu = kernel_warnings(kernels, backend) if device.startswith("gpu") else []
-    return [*gpu, *precision_warnings(config.train, device)]
+    return [*gpu, *precision_warnings(config.train, device), *pooling_warnings(config, backend)]
+
+
+def pooling_warnings(config: Config, backend: str) -> list[str]:
+    """A pooled model on TensorFlow with XLA: its last layer keeps every step's output, which XLA's loop
+    makes several times slower (docs/performance.md#pooling-and-xla); JAX is not slowed."""
+    if config.model.pooling == "last" or backend != "tensorflow" or not backends.xla(config.train, backend):
+        return []
+    return [f"warning: model.pooling {config.model.pooling} keeps every step's output, which TensorFlow's XLA "
+            "makes several times slower per step (docs/performance.md#pooling-and-xla); train.backend jax "
+            "trains it at the speed of the last state, train.jit_compile false at about half the slowdown"]
 
 
 def start_timings(timings: dict, data_seconds: float, history: list[dict], config: TrainConfig) -> dict:

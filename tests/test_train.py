@@ -317,6 +317,14 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny, mon
     assert filled == [False, True]  # the recipe keeps its short batch; the fast path fills it
 
 
+def test_pooling_under_tensorflows_xla_is_warned_about(tiny):
+    (warning,) = train_module.device_warnings(tiny("model.pooling=max"), "cpu", {}, "tensorflow")
+    assert "model.pooling max keeps every step's output" in warning and "train.backend jax" in warning
+    assert train_module.device_warnings(tiny("model.pooling=max", "train.jit_compile=false"), "cpu", {}) == []
+    assert train_module.device_warnings(tiny("model.pooling=max"), "cpu", {}, "jax") == []
+    assert train_module.device_warnings(tiny(), "cpu", {}, "tensorflow") == []
+
+
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny,
                                                                       monkeypatch):
     """The GPU decisions, taken on CPU: the device is only a name to them."""
