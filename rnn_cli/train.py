@@ -147,12 +147,13 @@ def device_warnings(config: Config, device: str, kernels: dict[str, dict], backe
 
 def pooling_warnings(config: Config, backend: str) -> list[str]:
     """A pooled model on TensorFlow with XLA: its last layer keeps every step's output, which XLA's loop
-    makes several times slower (docs/performance.md#pooling-and-xla); JAX is not slowed."""
+    makes about 3 times slower (docs/performance.md#pooling-and-xla; without XLA TensorFlow is slower still);
+    JAX is hardly slowed."""
     if config.model.pooling == "last" or backend != "tensorflow" or not backends.xla(config.train, backend):
         return []
-    return [f"warning: model.pooling {config.model.pooling} keeps every step's output, which TensorFlow's XLA "
-            "makes several times slower per step (docs/performance.md#pooling-and-xla); train.backend jax "
-            "trains it at the speed of the last state, train.jit_compile false at about half the slowdown"]
+    return [f"warning: model.pooling {config.model.pooling} keeps every step's output, which makes TensorFlow's "
+            "steps about 3 times slower, with XLA or without (docs/performance.md#pooling-and-xla); train.backend "
+            "jax (the jax extra) trains it about as fast as the last state"]
 
 
 def start_timings(timings: dict, data_seconds: float, history: list[dict], config: TrainConfig) -> dict:
