@@ -144,6 +144,8 @@ def inference_copy(model: keras.Model, unrolled_to: int | None = None) -> keras.
                 node["dtype"] = "float32"
             if unrolled_to and "unroll" in node:
                 node["unroll"] = True
+            if unrolled_to and node.get("class_name") == "InputLayer":  # a seed group's members' inputs too
+                node["config"]["batch_shape"] = [None, unrolled_to]
             for value in node.values():
                 rewrite(value)
         elif isinstance(node, list):
@@ -151,8 +153,6 @@ def inference_copy(model: keras.Model, unrolled_to: int | None = None) -> keras.
                 rewrite(value)
 
     rewrite(config)
-    if unrolled_to:
-        config["layers"][0]["config"]["batch_shape"] = [None, unrolled_to]
     copy = keras.Model.from_config(config)
     copy.set_weights(model.get_weights())
     return copy

@@ -153,9 +153,10 @@ def test_a_seed_group_exports_as_one_model_that_averages_its_runs(tiny_group, tm
     exported = saved_model_outputs(tmp_path / "sm" / "1", texts)
     assert [row["probabilities"][1] for row in exported] == pytest.approx(means, abs=1e-5)
     assert "An ensemble of 2 recurrent text classifiers" in (tmp_path / "sm" / "1" / "MODEL_CARD.md").read_text()
-    result = invoke("export", "--run", tiny_group, "--format", "onnx", "--out", tmp_path / "onnx")
-    assert result.exit_code == 0, result.output  # checked against the group's probabilities before it is kept
-    assert (tmp_path / "onnx" / "vocab.json").exists()
+    for fmt in ("onnx", "litert"):  # each checked against the group's probabilities before it is kept
+        result = invoke("export", "--run", tiny_group, "--format", fmt, "--out", tmp_path / fmt)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / fmt / "vocab.json").exists()
 
 
 def test_export_errors_are_one_line(trained_run, tmp_path):
