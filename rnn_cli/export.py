@@ -54,6 +54,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, for
                         "cuDNN), whose padding an export cannot reproduce yet; export a run trained on a CPU, "
                         "with TensorFlow, or with data.bucketing false")
     make_dir(out.parent)
+    source = trained.members[0] if trained.members else run_dir  # a seed group's files are its runs'
     texts = probe_texts(trained.vocabulary, trained.config.data.maxlen)
     expected = probabilities(trained, texts)
     with quiet_converters(), tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
@@ -72,10 +73,10 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, for
             model.export(str(staging / FILES[fmt]), format=fmt, verbose=False,
                          input_signature=[keras.InputSpec(shape=(None, length), dtype="int32", name="tokens")])
             check(fmt, RUNTIMES[fmt](staging / FILES[fmt], ids), expected)
-            shutil.copyfile(runs.model_source(run_dir) / runs.VOCABULARY, staging / runs.VOCABULARY)
+            shutil.copyfile(source / runs.VOCABULARY, staging / runs.VOCABULARY)
             (staging / "README.md").write_text(client_readme(trained, fmt), encoding="utf-8")
-        if (runs.model_source(run_dir) / runs.CLASSES).exists():
-            shutil.copyfile(runs.model_source(run_dir) / runs.CLASSES, staging / runs.CLASSES)
+        if (source / runs.CLASSES).exists():
+            shutil.copyfile(source / runs.CLASSES, staging / runs.CLASSES)
         write_card(run_dir, staging / "MODEL_CARD.md")
         if replacing:
             echo(f"replacing {out} (--force): {replacing}")

@@ -357,12 +357,17 @@ def is_group(path: Path) -> bool:
     return (path / SEEDS_SUMMARY).exists() and not (path / CONFIG).exists()
 
 
-def group_members(group_dir: Path) -> list[Path]:
-    """A seed group's runs in seed order, each finished (with its model), or one line saying which is not."""
+def seed_folders(group_dir: Path) -> list[Path]:
+    """The folders of a seed group's runs, in the order of seeds.json, finished or not."""
     seeds = read_mapping(group_dir / SEEDS_SUMMARY, {"seeds": list})["seeds"]
     if not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
         raise damaged(group_dir / SEEDS_SUMMARY, "expected a list of seeds")
-    folders = [group_dir / f"seed-{seed}" for seed in seeds]
+    return [group_dir / f"seed-{seed}" for seed in seeds]
+
+
+def group_members(group_dir: Path) -> list[Path]:
+    """A seed group's runs in seed order, each finished (with its model), or one line saying which is not."""
+    folders = seed_folders(group_dir)
     unfinished = [folder.name for folder in folders if not (folder / MODEL).exists()]
     if unfinished:
         raise UserError(f"{group_dir}: a seed group not finished ({', '.join(unfinished)} without {MODEL}), so not "
@@ -435,8 +440,8 @@ class Trained:
     @classmethod
     def load(cls, run_dir: Path) -> Trained:
         model = load_trained(run_dir)  # first: a folder with no model is told how to get one
-        source = model_source(run_dir)
         members = tuple(group_members(run_dir)) if is_group(run_dir) else ()
+        source = members[0] if members else run_dir
         return cls(run_dir, load_config(source / CONFIG), Vocabulary.load(source / VOCABULARY),
                    read_classes(source), model, members)
 
@@ -458,10 +463,7 @@ def resume_target(run_dir: Path | None, overrides: list[str]) -> tuple[Path, Con
         group = (run_dir / SEEDS_SUMMARY).exists()
         if group:
             # A seed group: its members share the config but the seed; the first was started first.
-            seeds = read_mapping(run_dir / SEEDS_SUMMARY, {"seeds": list})["seeds"]
-            if not seeds or not all(isinstance(seed, int) for seed in seeds):
-                raise damaged(run_dir / SEEDS_SUMMARY, "expected a list of seeds")
-            members = [run_dir / f"seed-{seed}" for seed in seeds]
+            members = seed_folders(run_dir)
         elif (run_dir / CONFIG).exists():
             members = [run_dir]
         else:
