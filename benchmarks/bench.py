@@ -27,6 +27,12 @@ the CPU, any shipped config:
 vocabulary's size:
 
     python benchmarks/bench.py --vary data.num_words=10000,30000 --models lstm,tuned
+
+Every `rnn train` child starts with an empty compile cache of its own (a temporary
+RNN_CLI_COMPILE_CACHE), so its first epoch compiles as on a new machine; `--warm` then trains it
+again, 3 epochs, on the steps the first process left there, and reports both first-epoch overheads
+(first epoch minus the median of the later ones): what a `--seeds` run, a tune trial or a resumed
+run pays.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ def measure_rnn(config, run_dir) -> list[dict]:
     from rnn_cli.process import configure
     from rnn_cli.train import train
 
-    configure(config.train, "cpu")  # the process settings `rnn train` makes
+    configure(config.train, "cpu", config.model)  # the process settings `rnn train` makes
     timer = EpochTimer()
     result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False, callbacks=(timer,))
     return [{"seconds": seconds, "val_accuracy": row["val_accuracy"], "first_batch": timer.first_batch}
@@ -146,17 +152,33 @@ def warm_cache(data: str) -> None:
 
 
 def run_child(path: str, model: str, args, seed: int, backend: str = "tensorflow") -> dict:
+    """One measurement in a child process, on an empty compile cache; with --warm, the same training
+    again (3 epochs) on what the first left there, its epochs under "warm"."""
+    with tempfile.TemporaryDirectory() as compiled:
+        result = measure_child(path, model, args, seed, backend, args.epochs, compiled)
+        if args.warm and path == "rnn":
+            result["warm"] = measure_child(path, model, args, seed, backend, 3, compiled)["epochs"]
+    return result
+
+
+def measure_child(path: str, model: str, args, seed: int, backend: str, epochs: int, compiled: str) -> dict:
     command = [sys.executable, __file__, "--child", path, "--model", model, "--data", args.data,
-               "--epochs", str(args.epochs), "--seed", str(seed)]
+               "--epochs", str(epochs), "--seed", str(seed)]
     if args.limit:
         command += ["--limit", str(args.limit)]
     for item in [*args.sets, *([f"train.backend={backend}"] if args.backend else [])]:
         command += ["--set", item]
-    env = {**os.environ, "KERAS_BACKEND": backend}
+    env = {**os.environ, "KERAS_BACKEND": backend, "RNN_CLI_COMPILE_CACHE": compiled}
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         sys.exit(f"{path}/{model}/{backend} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def overhead(epochs: list[dict]) -> float | None:
+    """The first epoch's seconds beyond a later one's (the median of the later ones): compiling, tracing."""
+    later = [e["seconds"] for e in epochs[1:]]
+    return epochs[0]["seconds"] - statistics.median(later) if later else None
 
 
 def run_seeds(path: str, model: str, args, backend: str = "tensorflow") -> list[dict]:
@@ -167,6 +189,9 @@ def run_seeds(path: str, model: str, args, backend: str = "tensorflow") -> list[
         where = backend if args.backend else path
         print(f"{model}/{where}/seed {seed}: " + ", ".join(
             f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
+        if "warm" in runs[-1]:
+            print(f"{model}/{where}/seed {seed}/warm: " + ", ".join(
+                f"{e['seconds']:.1f}s" for e in runs[-1]["warm"]), file=sys.stderr)
     return runs
 
 
@@ -174,8 +199,12 @@ def summarize(runs: list[dict]) -> dict:
     """One path of one model over its seeds: timed s/epoch, best validation accuracy, memory."""
     timed = [e["seconds"] for run in runs for e in run["epochs"][1:]]  # epoch 1 warms up
     best = [max(e["val_accuracy"] for e in run["epochs"]) for run in runs]
+    cold = [overhead(run["epochs"]) for run in runs]
+    warm = [overhead(run["warm"]) for run in runs if "warm" in run]
     return {"seconds": statistics.median(timed) if timed else None,
             "warmup_seconds": statistics.median(run["epochs"][0]["seconds"] for run in runs),
+            "overhead_seconds": statistics.median(cold) if None not in cold else None,
+            "warm_overhead_seconds": statistics.median(warm) if warm else None,
             "first_batch_seconds": statistics.median(run["epochs"][0]["first_batch"] for run in runs),
             "best_val_accuracy": statistics.mean(best), "best_val_accuracy_std": std(best),
             "best_val_accuracies": best, "peak_mib": max(run["peak_mib"] for run in runs)}
@@ -187,24 +216,33 @@ def std(values: list[float]) -> float:
 
 def table(rows: list[dict]) -> str:
     lines = ["| model | recipe s/epoch | rnn s/epoch | ratio rnn/recipe | recipe best val acc | rnn best val acc "
-             "| recipe peak MiB | rnn peak MiB | rnn first batch s |", "|" + " --- |" * 9]
+             "| recipe peak MiB | rnn peak MiB | rnn first batch s | rnn first-epoch overhead s (cold, warm) |",
+             "|" + " --- |" * 10]
     for r in rows:
         recipe, rnn = r["recipe"], r["rnn"]
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         lines.append(
             f"| {r['model']} | {seconds(recipe)} | {seconds(rnn)} | {ratio} | {accuracy(recipe)} | "
-            f"{accuracy(rnn)} | {recipe['peak_mib']:.0f} | {rnn['peak_mib']:.0f} | {rnn['first_batch_seconds']:.1f} |")
+            f"{accuracy(rnn)} | {recipe['peak_mib']:.0f} | {rnn['peak_mib']:.0f} | {rnn['first_batch_seconds']:.1f} | "
+            f"{overheads(rnn)} |")
     return "\n".join(lines)
 
 
 def backend_table(rows: list[dict], heading: str = "backend") -> str:
     lines = [f"| model | {heading} | s/epoch | ratio to " + rows[0]["backend"] + " | first epoch s | best val acc "
-             "| peak MiB |", "|" + " --- |" * 7]
+             "| peak MiB | first-epoch overhead s (cold, warm) |", "|" + " --- |" * 8]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         lines.append(f"| {r['model']} | {r['backend']} | {seconds(r['rnn'])} | {ratio} | "
-                     f"{r['rnn']['warmup_seconds']:.1f} | {accuracy(r['rnn'])} | {r['rnn']['peak_mib']:.0f} |")
+                     f"{r['rnn']['warmup_seconds']:.1f} | {accuracy(r['rnn'])} | {r['rnn']['peak_mib']:.0f} | "
+                     f"{overheads(r['rnn'])} |")
     return "\n".join(lines)
+
+
+def overheads(summary: dict) -> str:
+    """The first epoch's overhead on an empty compile cache, and (with --warm) on a filled one."""
+    figures = [summary["overhead_seconds"], summary["warm_overhead_seconds"]]
+    return ", ".join("-" if figure is None else f"{figure:.1f}" for figure in figures)
 
 
 def seconds(summary: dict) -> str:
@@ -233,6 +271,8 @@ def main() -> None:
                         "on each, no recipe")
     parser.add_argument("--vary", metavar="KEY=V1,V2", help="the rnn path once per value of one config key, "
                         "no recipe, e.g. --vary data.num_words=10000,30000")
+    parser.add_argument("--warm", action="store_true", help="train each rnn child again (3 epochs) on the steps "
+                        "the first compiled, and report that first epoch's overhead too")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)

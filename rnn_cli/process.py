@@ -13,13 +13,14 @@ import ctypes
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 from rnn_cli import backends, runs
 from rnn_cli.backends import xla
-from rnn_cli.config import TrainConfig
+from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UserError
-from rnn_cli.files import log_dir
+from rnn_cli.files import cache_dir, log_dir
 
 CHOICES = ("auto", "cpu", "gpu")  # --device
 # XLA's newer CPU fusion emitters keep more memory while compiling a recurrent training step, for no
@@ -29,6 +30,16 @@ LEAN_XLA_CPU_FLAG = "--xla_cpu_use_fusion_emitters=false"
 # per core), and each keeps the memory freed into it: one arena is enough for a CPU training.
 MALLOC_ARENAS = 1
 M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+# XLA's compiled steps are kept on disk for the next process on the same shapes (`compile_cache`).
+COMPILE_CACHE = "RNN_CLI_COMPILE_CACHE"  # a folder, or "off"; default: compiled/ in the cache folder
+COMPILE_CACHE_BYTES = 512 << 20  # the oldest entries go first beyond this
+STALE_SECONDS = 3600  # a half-written entry this old was left by a killed process
+TF_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
+_COMPILE_CACHE: Path | None = None
+# A recurrent step this small (multiply-adds of its matrix products) runs faster on one thread than
+# split across cores: the split costs more than the work (measured on 2 cores, docs/performance.md).
+ONE_THREAD_WORK = 1 << 20
+_THREADS: int | None = None
 
 
 VERBOSE = "RNN_CLI_VERBOSE"  # set (by --verbose): TensorFlow's own log lines stay on the terminal
@@ -76,11 +87,15 @@ def load_backend(config: TrainConfig, device: str, run_dir: Path) -> str:
     return backends.use(backend, device)
 
 
-def configure(config: TrainConfig, choice: str) -> str:
-    """Every process-wide setting for training `config` on the device `choice`, on the backend Keras
-    loaded with (`rnn_cli.backends.use`); returns the device ("cpu" or "gpu:<name>")."""
+def configure(config: TrainConfig, choice: str, model: ModelConfig | None = None) -> str:
+    """Every process-wide setting for training `config` (of the model `model`, when given) on the device
+    `choice`, on the backend Keras loaded with (`rnn_cli.backends.use`); returns the device ("cpu" or
+    "gpu:<name>")."""
     backend = current_backend()
+    compile_cache(backend)  # before TensorFlow's devices start: they read TF_XLA_FLAGS once
     device = select_device(choice, backend)
+    if backend == "tensorflow" and model is not None and device == "cpu":
+        one_thread_for_small_steps(model, config.batch_size)
     set_determinism(config, device, backend)
     if backend == "tensorflow":  # measured there; JAX's XLA may know other flags, and aborts on unknown ones
         lean_xla()
@@ -190,6 +205,107 @@ def lean_xla() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if LEAN_XLA_CPU_FLAG.split("=")[0] not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {LEAN_XLA_CPU_FLAG}".strip()
+
+
+def compile_cache(backend: str) -> Path | None:
+    """Keep XLA's compiled steps on disk (TensorFlow's persistent XLA cache, JAX's compilation cache), so
+    that a process meeting the same model and shapes again (a --seeds run, a tune trial, a resumed or
+    repeated run) loads them instead of compiling; returns the folder, or None where there is none.
+
+    The folder is `<backend>-<version>` (no version reads another's programs) in $RNN_CLI_COMPILE_CACHE
+    ("off": none), else in `compiled/` in the cache folder. Both caches write an entry under a
+    temporary name and rename it, and check that a loaded entry's program is the one asked for. The
+    user's own TF_XLA_FLAGS cache folder wins; a folder that cannot be written, or whose path has a
+    space (TF_XLA_FLAGS splits on them), means compiling as before. Runs before the first compilation.
+    """
+    global _COMPILE_CACHE
+    if backend not in ("tensorflow", "jax"):
+        return None  # PyTorch's steps are not compiled (docs/performance.md#backends)
+    chosen = os.environ.get(COMPILE_CACHE, "")
+    if chosen.lower() == "off" or (backend == "tensorflow" and TF_CACHE_FLAG in os.environ.get("TF_XLA_FLAGS", "")):
+        return None
+    module = __import__(backend)
+    folder = (Path(chosen) if chosen else cache_dir() / "compiled") / f"{backend}-{module.__version__}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if backend == "tensorflow":  # JAX's cache evicts its least recently used entries itself
+            prune(folder, COMPILE_CACHE_BYTES)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK) or (backend == "tensorflow" and any(c.isspace() for c in str(folder))):
+        return None
+    if backend == "tensorflow":
+        os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {TF_CACHE_FLAG}={folder}".strip()
+    else:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # a step, not Keras' small ops
+        jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
+    _COMPILE_CACHE = folder
+    return folder
+
+
+def step_work(model: ModelConfig, batch_size: int) -> int:
+    """Multiply-adds of the largest recurrent layer's matrix products in one time step of a batch."""
+    gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+    width, work = model.embedding_dim, 0
+    for layer in model.layers:
+        directions = 2 if layer.bidirectional else 1
+        work = max(work, batch_size * (width + layer.units) * gates[layer.type] * layer.units * directions)
+        width = layer.units * directions
+    return work
+
+
+def one_thread_for_small_steps(model: ModelConfig, batch_size: int) -> int | None:
+    """Run TensorFlow's operations on one thread when the model's recurrent step is small
+    (ONE_THREAD_WORK); returns the thread count set, or None where TensorFlow keeps its own: a larger
+    step, the user's TF_NUM_INTRAOP_THREADS, or TensorFlow already started in this process."""
+    global _THREADS
+    if step_work(model, batch_size) > ONE_THREAD_WORK or "TF_NUM_INTRAOP_THREADS" in os.environ:
+        return None
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:
+        return None  # TensorFlow's runtime has started (a library caller's earlier work): it keeps its threads
+    _THREADS = 1
+    return _THREADS
+
+
+def threads() -> int | None:
+    """The intra-op thread count `one_thread_for_small_steps` set in this process (run.json), or None."""
+    return _THREADS
+
+
+def compile_cache_folder() -> Path | None:
+    """The folder `compile_cache` set for this process (run.json's fast_path), or None."""
+    return _COMPILE_CACHE
+
+
+def prune(folder: Path, limit: int) -> None:
+    """Delete the oldest-written entries of `folder` beyond `limit` bytes in all, and temporary files
+    that a killed process left half-written."""
+    now, entries = time.time(), []
+    for path in folder.iterdir():
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # another process renamed or deleted it meanwhile
+        if not path.is_file():
+            continue
+        if ".tmp" in path.name:
+            if now - stat.st_mtime > STALE_SECONDS:
+                path.unlink(missing_ok=True)
+            continue
+        entries.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+        if total <= limit:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
 
 
 def few_malloc_arenas() -> bool:

@@ -26,7 +26,8 @@ from rnn_cli.model import (averages_over_weights, build_model, compile_model, ke
                            masks_padding, parameters_before_head, precision_warnings, save_model, start_embedding,
                            summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.process import current_backend, determinism, progress_kind, select_device, set_seed
+from rnn_cli.process import (compile_cache_folder, current_backend, determinism, progress_kind, select_device,
+                              set_seed, threads)
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
@@ -131,7 +132,9 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
                              "determinism": determinism(config.train, device, backend),
-                             "precision": config.train.precision, "batches": plan.batches},
+                             "precision": config.train.precision, "batches": plan.batches,
+                             "compile_cache": str(compiled) if (compiled := compile_cache_folder()) else None,
+                             "threads": threads()},
                   kernels=plan.kernels,
                   versions=versions(backend), started=record.fields.get("started", timestamp()),
                   timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,

@@ -125,7 +125,7 @@ def train_quietly(config, run_dir: Path, **options):
     from rnn_cli.process import configure
     from rnn_cli.train import train
 
-    configure(config.train, "cpu")
+    configure(config.train, "cpu", config.model)
     run_dir.mkdir(exist_ok=True)
     return train(config, run_dir, **{"device": "cpu", "echo": lambda line: None, **options})
 
@@ -143,6 +143,8 @@ def _session_cache(tmp_path_factory):
     they get a cache of their own too, never the user's."""
     patch = pytest.MonkeyPatch()
     patch.setenv("RNN_CLI_CACHE", str(tmp_path_factory.mktemp("cache")))
+    # One folder of compiled steps for the session: the many trainings of the same tiny model compile once.
+    patch.setenv("RNN_CLI_COMPILE_CACHE", str(tmp_path_factory.mktemp("compiled")))
     yield
     patch.undo()
 

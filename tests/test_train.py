@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -76,6 +77,28 @@ def test_same_seed_gives_the_same_history(tmp_path, tiny_config, imdb_archive):
     assert result.exit_code == 0
     other = [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(tmp_path / "c")]
     assert other != histories[0]
+
+
+def test_a_second_process_loads_the_steps_the_first_compiled_with_the_same_history(tmp_path, tiny_config,
+                                                                                  imdb_archive):
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # this process' own cache folder
+    env.update(RNN_CLI_COMPILE_CACHE=str(tmp_path / "compiled"))
+    entries = []
+    for name in ("a", "b"):
+        done = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "train", "--config", str(tiny_config), "--data",
+                               str(imdb_archive), "--run", str(tmp_path / name), "--device", "cpu"],
+                              capture_output=True, text=True, env=env, timeout=240)
+        assert done.returncode == 0, done.stderr
+        fast_path = runs.read_json(tmp_path / name / "run.json")["fast_path"]
+        folder = Path(fast_path["compile_cache"])
+        assert folder.parent == tmp_path / "compiled" and fast_path["threads"] == 1  # a tiny model's step
+        entries.append({p.name: p.stat().st_mtime_ns for p in folder.iterdir()})
+    assert entries[0] and entries[1] == entries[0]  # the second process compiled nothing of its own
+
+    def without_time(folder):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(folder)]
+
+    assert without_time(tmp_path / "b") == without_time(tmp_path / "a")
 
 
 class InterruptInEpoch(keras.callbacks.Callback):

@@ -1,0 +1,103 @@
+"""Where a training step's time goes: milliseconds per step of a shipped config's model, at each bucket
+length, with one part taken away at a time. Run once per backend (KERAS_BACKEND=jax ...):
+
+    python benchmarks/profile_step.py --model simple_rnn [--lengths 128,256,384,500] [--steps 20]
+
+The model and optimizer are `rnn train`'s (rnn_cli.model.build_model, compile_model, with the process
+settings of `rnn train`: rnn_cli.process.configure), on random token ids of full length, so the mask is
+all ones: the cost of a step of that bucket. Variants, each a fresh model:
+  full          the training step as `rnn train` runs it
+  frozen        the embedding not trained: no gradient into its 10,000 rows and no optimizer update of them
+  sgd           plain SGD instead of RMSprop: the optimizer's own arithmetic
+  no mask       mask_zero off: the masking of each time step (tf.where / jnp.where on the state)
+  forward       the compiled forward pass alone (predict_on_batch's step), no gradient
+  all threads   (TensorFlow only) every core for each operation, where `rnn train` chooses one thread
+                for a small step (rnn_cli.process.one_thread_for_small_steps); alone in its process
+A least-squares line through the lengths splits each variant into a cost per time step (the slope,
+the recurrent loop) and a cost per step (the intercept: the embedding update, the optimizer, Keras'
+and the runtime's dispatch). The median of --repeats timings of --steps steps, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402 - after the log level; KERAS_BACKEND picks the backend
+import numpy as np  # noqa: E402
+
+from rnn_cli.config import load_config  # noqa: E402
+from rnn_cli.model import build_model, compile_model  # noqa: E402
+from rnn_cli.process import configure  # noqa: E402
+
+VARIANTS = ("full", "frozen", "sgd", "no mask", "forward", "all threads")
+
+
+def step_seconds(config, variant: str, length: int, steps: int, repeats: int) -> float:
+    """Median seconds per step of one variant at one length."""
+    model_config = config.model
+    if variant == "frozen":
+        model_config = dataclasses.replace(model_config, embedding_trainable=False)
+    train_config = config.train
+    if variant == "sgd":
+        train_config = dataclasses.replace(train_config, optimizer="sgd")
+    model = build_model(model_config, config.data.num_words, mask_zero=variant != "no mask")
+    compile_model(model, train_config)
+    batch = train_config.batch_size
+    rng = np.random.default_rng(0)
+    x = rng.integers(3, config.data.num_words, size=(batch, length)).astype("int32")
+    y = rng.integers(0, 2, size=(batch,)).astype("float32")
+    if variant == "forward":
+        def step():
+            return model.predict_on_batch(x)
+    else:
+        def step():
+            return model.train_on_batch(x, y)
+    step(), step()  # trace and compile
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        timings.append((time.perf_counter() - start) / steps)
+    return statistics.median(timings)
+
+
+def line(lengths: list[int], seconds: list[float]) -> tuple[float, float]:
+    """Least-squares seconds = per_token * length + per_step."""
+    slope, intercept = np.polyfit(np.array(lengths, float), np.array(seconds, float), 1)
+    return float(slope), float(intercept)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="simple_rnn", help="a shipped config's name")
+    parser.add_argument("--lengths", default="128,256,384,500")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    config = load_config(f"configs/{args.model}.yaml")
+    backend = keras.backend.backend()
+    variants = [v for v in args.variants.split(",") if not (v == "all threads" and backend != "tensorflow")]
+    if "all threads" in variants:  # the thread count is the process': the other variants would share it
+        variants = ["all threads"]
+    configure(config.train, "cpu", None if variants == ["all threads"] else config.model)
+    lengths = [int(n) for n in args.lengths.split(",")]
+    print(f"{args.model} on {backend}, batch {config.train.batch_size}: ms per step at each length")
+    print("| variant | " + " | ".join(str(n) for n in lengths) + " | µs per time step | ms per step |")
+    print("| --- |" + " --- |" * (len(lengths) + 2))
+    for variant in variants:
+        seconds = [step_seconds(config, variant, n, args.steps, args.repeats) for n in lengths]
+        slope, intercept = line(lengths, seconds)
+        print(f"| {variant} | " + " | ".join(f"{s * 1e3:.2f}" for s in seconds)
+              + f" | {slope * 1e6:.1f} | {intercept * 1e3:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
