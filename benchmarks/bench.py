@@ -30,9 +30,10 @@ vocabulary's size:
 
 Every `rnn train` child starts with an empty compile cache of its own (a temporary
 RNN_CLI_COMPILE_CACHE), so its first epoch compiles as on a new machine; `--warm` then trains it
-again, 3 epochs, on the steps the first process left there, and reports both first-epoch overheads
-(first epoch minus the median of the later ones): what a `--seeds` run, a tune trial or a resumed
-run pays.
+again, the same config and epochs, on the steps the first process left there, and reports both
+first-epoch overheads (first epoch minus the median of the later ones): what a `--seeds` run or a
+resumed run pays. (A learning-rate schedule is compiled into the step: another number of epochs, or
+a tune trial's other rate, is another program.)
 """
 
 from __future__ import annotations
@@ -153,17 +154,17 @@ def warm_cache(data: str) -> None:
 
 def run_child(path: str, model: str, args, seed: int, backend: str = "tensorflow") -> dict:
     """One measurement in a child process, on an empty compile cache; with --warm, the same training
-    again (3 epochs) on what the first left there, its epochs under "warm"."""
+    again on what the first left there, its epochs under "warm"."""
     with tempfile.TemporaryDirectory() as compiled:
-        result = measure_child(path, model, args, seed, backend, args.epochs, compiled)
+        result = measure_child(path, model, args, seed, backend, compiled)
         if args.warm and path == "rnn":
-            result["warm"] = measure_child(path, model, args, seed, backend, 3, compiled)["epochs"]
+            result["warm"] = measure_child(path, model, args, seed, backend, compiled)["epochs"]
     return result
 
 
-def measure_child(path: str, model: str, args, seed: int, backend: str, epochs: int, compiled: str) -> dict:
+def measure_child(path: str, model: str, args, seed: int, backend: str, compiled: str) -> dict:
     command = [sys.executable, __file__, "--child", path, "--model", model, "--data", args.data,
-               "--epochs", str(epochs), "--seed", str(seed)]
+               "--epochs", str(args.epochs), "--seed", str(seed)]
     if args.limit:
         command += ["--limit", str(args.limit)]
     for item in [*args.sets, *([f"train.backend={backend}"] if args.backend else [])]:
@@ -271,8 +272,8 @@ def main() -> None:
                         "on each, no recipe")
     parser.add_argument("--vary", metavar="KEY=V1,V2", help="the rnn path once per value of one config key, "
                         "no recipe, e.g. --vary data.num_words=10000,30000")
-    parser.add_argument("--warm", action="store_true", help="train each rnn child again (3 epochs) on the steps "
-                        "the first compiled, and report that first epoch's overhead too")
+    parser.add_argument("--warm", action="store_true", help="train each rnn child again on the steps the first "
+                        "compiled, and report that first epoch's overhead too")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)

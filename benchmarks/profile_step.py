@@ -2,6 +2,7 @@
 length, with one part taken away at a time. Run once per backend (KERAS_BACKEND=jax ...):
 
     python benchmarks/profile_step.py --model simple_rnn [--lengths 128,256,384,500] [--steps 20]
+    python benchmarks/profile_step.py --model simple_rnn --variants "all threads"
 
 The model and optimizer are `rnn train`'s (rnn_cli.model.build_model, compile_model, with the process
 settings of `rnn train`: rnn_cli.process.configure), on random token ids of full length, so the mask is
@@ -80,13 +81,14 @@ def main() -> None:
     parser.add_argument("--lengths", default="128,256,384,500")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS[:-1]), help="comma-separated, of: "
+                        + ", ".join(VARIANTS) + " (all threads alone: its own process)")
     args = parser.parse_args()
     config = load_config(f"configs/{args.model}.yaml")
     backend = keras.backend.backend()
     variants = [v for v in args.variants.split(",") if not (v == "all threads" and backend != "tensorflow")]
-    if "all threads" in variants:  # the thread count is the process': the other variants would share it
-        variants = ["all threads"]
+    if "all threads" in variants and len(variants) > 1:  # the thread count is the process'
+        parser.error("--variants 'all threads' runs alone, in a process of its own")
     configure(config.train, "cpu", None if variants == ["all threads"] else config.model)
     lengths = [int(n) for n in args.lengths.split(",")]
     print(f"{args.model} on {backend}, batch {config.train.batch_size}: ms per step at each length")
