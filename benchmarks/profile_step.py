@@ -17,6 +17,12 @@ all ones: the cost of a step of that bucket. Variants, each a fresh model:
 A least-squares line through the lengths splits each variant into a cost per time step (the slope,
 the recurrent loop) and a cost per step (the intercept: the embedding update, the optimizer, Keras'
 and the runtime's dispatch). The median of --repeats timings of --steps steps, after a warm-up.
+
+What the first step of each length costs (tracing, compiling or loading from the compile folder), one
+model trained on each length in turn, as `rnn train`'s first epoch meets its buckets; run it twice with
+the same RNN_CLI_COMPILE_CACHE to see a second process:
+
+    python benchmarks/profile_step.py --model simple_rnn --first-calls
 """
 
 from __future__ import annotations
@@ -69,6 +75,24 @@ def step_seconds(config, variant: str, length: int, steps: int, repeats: int) ->
     return statistics.median(timings)
 
 
+def first_calls(config, lengths: list[int]) -> str:
+    """Seconds of the first and the second training step at each length, on one model."""
+    model = build_model(config.model, config.data.num_words, mask_zero=True)
+    compile_model(model, config.train)
+    rng = np.random.default_rng(0)
+    calls = []
+    for length in lengths:
+        x = rng.integers(3, config.data.num_words, size=(config.train.batch_size, length)).astype("int32")
+        y = rng.integers(0, 2, size=(config.train.batch_size,)).astype("float32")
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            seconds.append(time.perf_counter() - start)
+        calls.append(f"{length}: first {seconds[0]:.2f} s, then {seconds[1] * 1e3:.0f} ms")
+    return "; ".join(calls)
+
+
 def line(lengths: list[int], seconds: list[float]) -> tuple[float, float]:
     """Least-squares seconds = per_token * length + per_step."""
     slope, intercept = np.polyfit(np.array(lengths, float), np.array(seconds, float), 1)
@@ -81,6 +105,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="128,256,384,500")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--first-calls", action="store_true", help="only the first steps' seconds per length")
     parser.add_argument("--variants", default=",".join(VARIANTS[:-1]), help="comma-separated, of: "
                         + ", ".join(VARIANTS) + " (all threads alone: its own process)")
     args = parser.parse_args()
@@ -91,6 +116,8 @@ def main() -> None:
         parser.error("--variants 'all threads' runs alone, in a process of its own")
     configure(config.train, "cpu", None if variants == ["all threads"] else config.model)
     lengths = [int(n) for n in args.lengths.split(",")]
+    if args.first_calls:
+        return print(f"{args.model} on {backend}: " + first_calls(config, lengths))
     print(f"{args.model} on {backend}, batch {config.train.batch_size}: ms per step at each length")
     print("| variant | " + " | ".join(str(n) for n in lengths) + " | µs per time step | ms per step |")
     print("| --- |" + " --- |" * (len(lengths) + 2))

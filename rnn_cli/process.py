@@ -10,6 +10,7 @@ This module imports Keras and its backend only inside its functions: the CLI rea
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import platform
 import sys
@@ -212,8 +213,9 @@ def compile_cache(backend: str) -> Path | None:
     that a process meeting the same model and shapes again (a --seeds run, a tune trial, a resumed or
     repeated run) loads them instead of compiling; returns the folder, or None where there is none.
 
-    The folder is `<backend>-<version>` (no version reads another's programs) in $RNN_CLI_COMPILE_CACHE
-    ("off": none), else in `compiled/` in the cache folder. Both caches write an entry under a
+    The folder is `<backend>-<version>-<machine>` in $RNN_CLI_COMPILE_CACHE ("off": none), else in
+    `compiled/` in the cache folder: no version reads another's programs, and no CPU one compiled for
+    another (a home folder shared by several machines), whose instructions it may lack. Both caches write an entry under a
     temporary name and rename it, and check that a loaded entry's program is the one asked for. The
     user's own TF_XLA_FLAGS cache folder wins; a folder that cannot be written, or whose path has a
     space (TF_XLA_FLAGS splits on them), means compiling as before. Runs before the first compilation.
@@ -225,7 +227,7 @@ def compile_cache(backend: str) -> Path | None:
     if chosen.lower() == "off" or (backend == "tensorflow" and TF_CACHE_FLAG in os.environ.get("TF_XLA_FLAGS", "")):
         return None
     module = __import__(backend)
-    folder = (Path(chosen) if chosen else cache_dir() / "compiled") / f"{backend}-{module.__version__}"
+    folder = (Path(chosen) if chosen else cache_dir() / "compiled") / f"{backend}-{module.__version__}-{machine_tag()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if backend == "tensorflow":  # JAX's cache evicts its least recently used entries itself
@@ -277,6 +279,21 @@ def one_thread_for_small_steps(model: ModelConfig, batch_size: int) -> int | Non
 def threads() -> int | None:
     """The intra-op thread count `one_thread_for_small_steps` set in this process (run.json), or None."""
     return _THREADS
+
+
+def machine_tag() -> str:
+    """A short hash of this CPU's architecture, model and instruction-set features."""
+    identity = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if not line.strip():
+                    break  # the first processor's block says it for all
+                if line.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part"):
+                    identity += line
+    except OSError:
+        identity += platform.processor()  # not Linux
+    return hashlib.sha256(identity.encode()).hexdigest()[:8]
 
 
 def compile_cache_folder() -> Path | None:

@@ -133,7 +133,7 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
                              "determinism": determinism(config.train, device, backend),
                              "precision": config.train.precision, "batches": plan.batches,
-                             "compile_cache": str(compiled) if (compiled := compile_cache_folder()) else None,
+                             "compile_cache": str(compiled) if model.jit_compile and (compiled := compile_cache_folder()) else None,
                              "threads": threads()},
                   kernels=plan.kernels,
                   versions=versions(backend), started=record.fields.get("started", timestamp()),

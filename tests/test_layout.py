@@ -24,10 +24,14 @@ LAYERS = [
 
 
 def package_imports(path: Path) -> set[str]:
-    """The rnn_cli modules that `path` imports anywhere in it (top level, functions, TYPE_CHECKING)."""
+    """The rnn_cli modules that `path` imports anywhere in it (top level, functions, TYPE_CHECKING), by
+    absolute or relative name."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module == "rnn_cli":
+        if isinstance(node, ast.ImportFrom) and node.level:  # relative: `from . import a`, `from .a import x`
+            found |= ({node.module.split(".")[0]} if node.module else
+                      {alias.name for alias in node.names if (path.parent / f"{alias.name}.py").exists()})
+        elif isinstance(node, ast.ImportFrom) and node.module == "rnn_cli":
             found |= {alias.name for alias in node.names if (path.parent / f"{alias.name}.py").exists()}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rnn_cli."):
             found.add(node.module.split(".")[1])
@@ -70,6 +74,14 @@ def test_the_cycle_finder_finds_one_hidden_in_a_function(tmp_path):
     (tmp_path / "c.py").write_text("import rnn_cli.a\n")
     assert import_graph(tmp_path) == {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert find_cycle(import_graph(tmp_path)) == ["a", "b", "a"]
+
+
+def test_relative_imports_count_too(tmp_path):
+    (tmp_path / "a.py").write_text("from . import b\n")
+    (tmp_path / "b.py").write_text("def late():\n    from .c import thing\n")
+    (tmp_path / "c.py").write_text("from .a import x\nfrom . import missing\n")
+    assert import_graph(tmp_path) == {"a": {"b"}, "b": {"c"}, "c": {"a"}}
+    assert find_cycle(import_graph(tmp_path)) == ["a", "b", "c", "a"]
 
 
 def test_every_module_has_a_layer_and_imports_only_below_it():

@@ -60,7 +60,8 @@ def test_compiled_steps_are_kept_per_backend_version_and_the_users_own_folder_wi
     monkeypatch.delenv(COMPILE_CACHE, raising=False)
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
     folder = compile_cache("tensorflow")
-    assert folder == tmp_path / "cache" / "compiled" / f"tensorflow-{tf.__version__}" and folder.is_dir()
+    assert folder == tmp_path / "cache" / "compiled" / f"tensorflow-{tf.__version__}-{process.machine_tag()}"
+    assert folder.is_dir() and len(process.machine_tag()) == 8 and process.machine_tag() == process.machine_tag()
     assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {TF_CACHE_FLAG}={folder}"
     assert process.compile_cache_folder() == folder
     assert compile_cache("tensorflow") is None  # a folder already named (the user's, or this one) is kept

@@ -292,8 +292,13 @@ def history_without_time(run_dir):
 
 def test_fast_path_is_the_default(trained_run):
     record = runs.read_json(trained_run / "run.json")
-    assert record["fast_path"] == {"bucketing": True, "jit_compile": True, "determinism": "xla",
-                                   "precision": "float32", "batches": "length buckets, right-padded and masked"}
+    fast_path = dict(record["fast_path"])
+    # Where compiled steps are kept (the session's folder), and the threads: 1 unless TensorFlow had
+    # started in this test process before the run (test_process.py checks both in processes of their own).
+    assert Path(fast_path.pop("compile_cache")).parent == Path(os.environ["RNN_CLI_COMPILE_CACHE"])
+    assert fast_path.pop("threads") in (1, None)
+    assert fast_path == {"bucketing": True, "jit_compile": True, "determinism": "xla",
+                         "precision": "float32", "batches": "length buckets, right-padded and masked"}
     assert record["backend"] == "tensorflow"
     assert record["kernels"] == {"simple_rnn_0": {"kernel": "loop", "why": "SimpleRNN has no fused kernel on any backend"}}
     model = keras.saving.load_model(trained_run / "model.keras")
@@ -305,10 +310,11 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     for name in ("a", "b"):
         train_quietly(config, tmp_path / name)
     assert history_without_time(tmp_path / "a") == history_without_time(tmp_path / "b")
-    record = runs.read_json(tmp_path / "a" / "run.json")
-    # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA).
-    assert record["fast_path"] == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism",
-                                   "precision": "float32", "batches": "padded to maxlen, no mask"}
+    fast_path = dict(runs.read_json(tmp_path / "a" / "run.json")["fast_path"])
+    fast_path.pop("threads")  # the process' (test_fast_path_is_the_default)
+    # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA); nothing compiled.
+    assert fast_path == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism",
+                         "precision": "float32", "batches": "padded to maxlen, no mask", "compile_cache": None}
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
 
