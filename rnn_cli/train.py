@@ -26,8 +26,8 @@ from rnn_cli.model import (averages_over_weights, build_model, compile_model, ke
                            masks_padding, parameters_before_head, precision_warnings, save_model, start_embedding,
                            summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.process import (compile_cache_folder, current_backend, determinism, progress_kind, select_device,
-                              set_seed, threads)
+from rnn_cli.compiled import compile_cache_folder
+from rnn_cli.process import current_backend, determinism, progress_kind, select_device, set_seed, threads
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
@@ -133,12 +133,18 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
                              "determinism": determinism(config.train, device, backend),
                              "precision": config.train.precision, "batches": plan.batches,
-                             "compile_cache": str(compiled) if model.jit_compile and (compiled := compile_cache_folder()) else None,
+                             "compile_cache": compile_cache_record(model),
                              "threads": threads()},
                   kernels=plan.kernels,
                   versions=versions(backend), started=record.fields.get("started", timestamp()),
                   timings=start_timings(record.fields.get("timings", {}), splits.load_seconds, history,
                                         config.train))
+
+
+def compile_cache_record(model: keras.Model) -> str | None:
+    """The folder this run's compiled steps are kept in (run.json), if XLA compiles them."""
+    folder = compile_cache_folder()
+    return str(folder) if model.jit_compile and folder else None
 
 
 def device_warnings(config: Config, device: str, kernels: dict[str, dict], backend: str = "tensorflow") -> list[str]:

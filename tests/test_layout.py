@@ -10,7 +10,7 @@ PACKAGE = Path(rnn_cli.__file__).parent
 # Bottom first: a module may import only modules of earlier layers (or its own layer's earlier ones).
 LAYERS = [
     ["errors", "stopping", "reference", "metrics", "parsing", "pooling", "ensemble"],
-    ["files", "tables", "vectors"],
+    ["files", "tables", "vectors", "compiled"],
     ["config", "corpus", "backends"],
     ["cache"],
     ["data", "runs", "budget"],

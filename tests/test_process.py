@@ -4,12 +4,10 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 from rnn_cli import process
 from rnn_cli.config import TrainConfig
-from rnn_cli.process import COMPILE_CACHE, LEAN_XLA_CPU_FLAG, TF_CACHE_FLAG, compile_cache, few_malloc_arenas, \
-    lean_xla, prune
+from rnn_cli.process import LEAN_XLA_CPU_FLAG, few_malloc_arenas, lean_xla
 from tests.conftest import invoke
 
 
@@ -50,48 +48,6 @@ def test_gpu_without_a_gpu_is_a_clear_error(tmp_path, tiny_config, imdb_archive,
     assert result.exit_code == 2
     assert "--device gpu: TensorFlow sees no GPU" in result.output
     assert not (tmp_path / "r").exists()
-
-
-def test_compiled_steps_are_kept_per_backend_version_and_the_users_own_folder_wins(tmp_path, monkeypatch):
-    import tensorflow as tf
-
-    monkeypatch.setattr(process, "_COMPILE_CACHE", None)
-    monkeypatch.setenv("RNN_CLI_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv(COMPILE_CACHE, raising=False)
-    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
-    folder = compile_cache("tensorflow")
-    assert folder == tmp_path / "cache" / "compiled" / f"tensorflow-{tf.__version__}-{process.machine_tag()}"
-    assert folder.is_dir() and len(process.machine_tag()) == 8 and process.machine_tag() == process.machine_tag()
-    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {TF_CACHE_FLAG}={folder}"
-    assert process.compile_cache_folder() == folder
-    assert compile_cache("tensorflow") is None  # a folder already named (the user's, or this one) is kept
-    assert os.environ["TF_XLA_FLAGS"].count(TF_CACHE_FLAG) == 1
-    assert compile_cache("torch") is None  # nothing compiled there
-
-
-def test_no_compile_cache_when_off_unwritable_or_unsayable(tmp_path, monkeypatch):
-    monkeypatch.setattr(process, "_COMPILE_CACHE", None)
-    monkeypatch.setenv("TF_XLA_FLAGS", "")
-    monkeypatch.setenv(COMPILE_CACHE, "off")
-    assert compile_cache("tensorflow") is None
-    (tmp_path / "file").write_text("")
-    monkeypatch.setenv(COMPILE_CACHE, str(tmp_path / "file"))  # a file: never a folder
-    assert compile_cache("tensorflow") is None
-    monkeypatch.setenv(COMPILE_CACHE, str(tmp_path / "with space"))  # TF_XLA_FLAGS would split the path
-    assert compile_cache("tensorflow") is None
-    assert os.environ["TF_XLA_FLAGS"] == "" and process.compile_cache_folder() is None
-
-
-def test_prune_drops_the_oldest_entries_beyond_the_limit_and_stale_temporary_files(tmp_path):
-    now = time.time()
-    for age, name in enumerate(["new.pb", "mid.pb", "old.pb", "fresh.pb.tmp123", "stale.pb.tmp456"]):
-        (tmp_path / name).write_bytes(b"x" * 100)
-        seconds = process.STALE_SECONDS + 10 if name.startswith("stale") else age * 60
-        os.utime(tmp_path / name, (now - seconds, now - seconds))
-    prune(tmp_path, limit=250)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.pb.tmp123", "mid.pb", "new.pb"]
-    prune(tmp_path, limit=0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.pb.tmp123"]  # another process may be writing it
 
 
 def test_a_small_recurrent_step_runs_on_one_thread_a_large_one_on_tensorflows_own():
