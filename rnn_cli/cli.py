@@ -126,15 +126,10 @@ def png(ctx, param, path: Path | None) -> Path | None:
 
 
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
-    """The `--data` and `--limit` options as config overrides."""
-    from rnn_cli.data import source_of
+    """The `--data` and `--limit` options as config overrides (rnn_cli.data.data_overrides)."""
+    from rnn_cli.data import data_overrides as overrides
 
-    items = []
-    if data is not None:
-        items += [f"data.source={source_of(data)}", f"data.path={json.dumps(str(data.resolve()))}"]
-    if limit is not None:
-        items.append(f"data.limit={limit}")
-    return items
+    return overrides(data, limit)
 
 
 @main.command()

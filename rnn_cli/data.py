@@ -4,6 +4,7 @@ archive, or a user's own CSV, TSV, JSON Lines file or class folders (`rnn_cli.ta
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -378,3 +379,13 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
         raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
 
 
+
+
+def data_overrides(data: Path | None, limit: int | None) -> list[str]:
+    """`rnn train --data PATH --limit N` (and `rnn_cli.train(data=..., limit=...)`) as config overrides."""
+    items = []
+    if data is not None:
+        items += [f"data.source={source_of(data)}", f"data.path={json.dumps(str(data.resolve()))}"]
+    if limit is not None:
+        items.append(f"data.limit={limit}")
+    return items

@@ -32,7 +32,7 @@ def predict_probabilities(model, reviews: Reviews, data: DataConfig,
 
     On TensorFlow without XLA, whatever the model was compiled with: compiling the forward pass for
     each bucket shape costs `rnn eval` more time than it saves on a few large batches, and after an
-    XLA training it raised the peak memory more than it saved in time (see `rnn_cli.train.finish`).
+    XLA training it raised the peak memory more than it saved in time (see `rnn_cli.training.finish`).
     On JAX, whose uncompiled steps run op by op, the model's own setting stays (docs/performance.md).
     The model's own setting is put back after.
     """

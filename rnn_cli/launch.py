@@ -68,7 +68,7 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
             from rnn_cli.process import configure, load_backend
 
             load_backend(launch.config.train, device, launch.run_dir)
-            from rnn_cli.train import train
+            from rnn_cli.training import train
 
             configure(launch.config.train, device, launch.config.model)
             resume = launch.resume and (launch.run_dir / runs.CHECKPOINT).exists()

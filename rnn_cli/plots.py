@@ -52,7 +52,15 @@ def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
 
 
 def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = "") -> Path:
-    """Draw every (label, history) pair on one figure and write it to `out`.
+    """Draw every (label, history) pair on one figure (`history_figure`) and write it to `out`."""
+    figure = history_figure(curves, title)
+    save_figure(figure, Path(out))
+    return Path(out)
+
+
+def history_figure(curves: list[tuple[str, list[dict]]], title: str = ""):
+    """Every (label, history) pair on one matplotlib Figure, closed to pyplot (a notebook shows it once,
+    when it is returned).
 
     Solid lines are validation, dashed lines training; a star marks each run's best validation
     accuracy, and a dot the validation loss of that epoch. The legend names each run once (its colour and
@@ -92,9 +100,8 @@ def plot_curves(curves: list[tuple[str, list[dict]]], out: Path, title: str = ""
                       ncol=min(3, len(runs_shown) + len(styles)))
     if title:
         figure.suptitle(title)
-    save_figure(figure, Path(out))
     plt.close(figure)
-    return Path(out)
+    return figure
 
 
 def save_figure(figure, out: Path) -> None:

@@ -1,7 +1,7 @@
 """Process-wide settings for a training, on the backend Keras loaded with: the device, repeatable
 arithmetic, and two that lower the peak memory (docs/performance.md). `configure` makes them all,
 once, before the model is built; the CLI calls it (and each seed's process), so a library caller of
-`rnn_cli.train.train` keeps its own.
+`rnn_cli.training.train` keeps its own.
 
 A user's own setting always wins: XLA_FLAGS naming the flag, MALLOC_ARENA_MAX in the environment.
 This module imports Keras and its backend only inside its functions: the CLI reads CHOICES first.

@@ -40,7 +40,7 @@ def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, re
     of every run's curves, and with `score_group` metrics.json: the group's test metrics as one
     model, the mean of its runs' probabilities (`score_isolated`). With `resume`, the group's own
     seeds are taken from seeds.json: finished runs are kept, a run with a finished epoch continues from it, the rest start. Other
-    options are passed to `rnn_cli.train.train`, which runs in a child process (`train_isolated`).
+    options are passed to `rnn_cli.training.train`, which runs in a child process (`train_isolated`).
     """
     record = runs.RunRecord(group_dir, runs.SEEDS_SUMMARY)  # seeds.json
     chosen = record.fields["seeds"] if resume else list(range(config.train.seed, config.train.seed + seeds))
@@ -102,7 +102,7 @@ class Stopped(Exception):
 
 def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None] = print,
                    watch: Callable[[Path, str], bool] | None = None, **options) -> runs.TrainResult:
-    """`rnn_cli.train.train(config, run_dir, **options)` in a fresh process; its result read back.
+    """`rnn_cli.training.train(config, run_dir, **options)` in a fresh process; its result read back.
 
     The child's lines come to `echo` here; its errors, Ctrl-C included, are raised here as they were
     raised there. `watch(run_dir, line)` sees each line after `echo`: when it returns True the child
@@ -211,7 +211,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
             from rnn_cli.process import configure, load_backend
 
             load_backend(config.train, options.get("device", "auto"), run_dir)
-            from rnn_cli.train import train
+            from rnn_cli.training import train
 
             configure(config.train, options.get("device", "auto"), config.model)
             train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)

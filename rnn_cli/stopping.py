@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM stop a training where it can record how far it got.
 
 Inside `stop_signals()`, SIGINT (Ctrl-C) and SIGTERM (`kill`, `timeout`, a batch system's time
-limit) raise KeyboardInterrupt, which `rnn_cli.train.train` catches to record the run as interrupted
+limit) raise KeyboardInterrupt, which `rnn_cli.training.train` catches to record the run as interrupted
 (and resumable) before passing it on. While Keras runs batches (`deferred()`: `fit`, the test
 evaluation), the signal only sets a flag and the training raises the KeyboardInterrupt itself at the
 next batch's end (`raise_if_stopped`, called by a callback): raised wherever Python happens to be,

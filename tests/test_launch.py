@@ -80,10 +80,10 @@ class TerminateInEpoch2(keras.callbacks.Callback):
 
 
 def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_archive, monkeypatch):
-    import rnn_cli.train
+    import rnn_cli.training
 
-    training = rnn_cli.train.train
-    monkeypatch.setattr(rnn_cli.train, "train",
+    training = rnn_cli.training.train
+    monkeypatch.setattr(rnn_cli.training, "train",
                         lambda *args, **kwargs: training(*args, callbacks=(TerminateInEpoch2(),), **kwargs))
     run_dir = tmp_path / "run"
     result = cli_train(run_dir, tiny_config, imdb_archive, "--epochs", "50")
@@ -149,7 +149,7 @@ def test_a_failure_before_the_first_epoch_leaves_no_folder(tmp_path, tiny_config
     def out_of_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 4.00 GiB")
 
-    monkeypatch.setattr("rnn_cli.train.load_data", out_of_memory)
+    monkeypatch.setattr("rnn_cli.training.load_data", out_of_memory)
     result = cli_train(tmp_path / "run", tiny_config, imdb_archive)
     assert result.exit_code == 1 and "internal error: MemoryError: Unable to allocate" in result.output
     assert not (tmp_path / "run").exists() and "run folder" not in result.output  # never named, then removed
@@ -196,13 +196,13 @@ class FillTheDiskAfterEpoch1(keras.callbacks.Callback):
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_exactly_once_freed(tmp_path, tiny, small_disk, monkeypatch):
-    import rnn_cli.train
+    import rnn_cli.training
 
     config = tiny("train.epochs=3", "model.layers.0.dropout=0.3")
     whole = train_quietly(config, tmp_path / "whole").history
-    training = rnn_cli.train.train
+    training = rnn_cli.training.train
     with monkeypatch.context() as patch:
-        patch.setattr(rnn_cli.train, "train", lambda *args, **kwargs: training(
+        patch.setattr(rnn_cli.training, "train", lambda *args, **kwargs: training(
             *args, callbacks=(FillTheDiskAfterEpoch1(small_disk),), **kwargs))
         run_dir = small_disk.path / "run"
         (run_dir / runs.CONFIG).parent.mkdir()

@@ -16,10 +16,10 @@ LAYERS = [
     ["data", "runs", "budget"],
     ["batches", "model", "process", "results", "plots", "card", "publish"],
     ["inference", "callbacks"],
-    ["train"],
+    ["training"],
     ["evaluate", "seeds", "predict", "explain", "compare", "export", "baseline"],
     ["launch", "serve", "tune"],
-    ["cli"],
+    ["api", "cli"],
 ]
 
 

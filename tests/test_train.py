@@ -1,4 +1,4 @@
-"""rnn_cli.train: the run folder's files, repeatable training, resume, the test evaluation, the
+"""rnn_cli.training: the run folder's files, repeatable training, resume, the test evaluation, the
 fast path's decisions (on by default, the book recipe on request, GPU choices)."""
 
 import csv
@@ -17,7 +17,7 @@ import yaml
 from tensorflow.python.framework import config as tf_config
 
 from rnn_cli import runs, stopping
-from rnn_cli import train as train_module
+from rnn_cli import training as train_module
 from rnn_cli.config import load_config
 from rnn_cli.data import load_data
 from rnn_cli.errors import UserError
@@ -181,7 +181,7 @@ def test_a_diverging_training_stops_in_one_line_and_keeps_the_epochs_before(tmp_
 
 
 def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, monkeypatch):
-    import rnn_cli.train
+    import rnn_cli.training
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -189,7 +189,7 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, m
     run_dir = tmp_path / "run"
     config = tiny()
     with monkeypatch.context() as patch:
-        patch.setattr(rnn_cli.train, "evaluate_model", interrupted)
+        patch.setattr(rnn_cli.training, "evaluate_model", interrupted)
         with pytest.raises(KeyboardInterrupt):
             train_quietly(config, run_dir)
     assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
@@ -205,7 +205,7 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, m
 
 def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, tiny,
                                                                        monkeypatch):
-    import rnn_cli.train
+    import rnn_cli.training
 
     seen = []
 
@@ -216,12 +216,12 @@ def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, 
                 signal.raise_signal(signal.SIGINT)
                 seen.append("went on")  # not raised here, inside Keras' loop, but at the batch's end
 
-    scored = rnn_cli.train.evaluate_model
+    scored = rnn_cli.training.evaluate_model
 
     def evaluate(*args, callbacks=(), **kwargs):
         return scored(*args, callbacks=[SignalInFirstBatch(), *callbacks], **kwargs)
 
-    monkeypatch.setattr(rnn_cli.train, "evaluate_model", evaluate)
+    monkeypatch.setattr(rnn_cli.training, "evaluate_model", evaluate)
     run_dir = tmp_path / "run"
     config = tiny("train.epochs=1")
     with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
@@ -235,20 +235,20 @@ def test_a_checkpoint_from_before_the_filled_short_batch_resumes_unfilled(tmp_pa
                                                                          monkeypatch):
     """Its loss averages over rows: zero-weight copies would change its steps, so none are added."""
     import rnn_cli.model
-    import rnn_cli.train
+    import rnn_cli.training
 
     run_dir = tmp_path / "run"
     config = tiny("train.epochs=1")
     with monkeypatch.context() as patch:
         patch.setattr(rnn_cli.model, "LOSS_REDUCTION", "sum_over_batch_size")  # the loss of earlier versions
         train_quietly(config, run_dir)
-    filled, made = [], rnn_cli.train.Batches
+    filled, made = [], rnn_cli.training.Batches
 
     def batches(*args, **kwargs):
         filled.append(kwargs.get("filled", False))
         return made(*args, **kwargs)
 
-    monkeypatch.setattr(rnn_cli.train, "Batches", batches)
+    monkeypatch.setattr(rnn_cli.training, "Batches", batches)
     result = invoke("train", "--resume", "--run", run_dir, "--epochs", "2", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert filled[0] is False and len(runs.read_history(run_dir)) == 2  # filled[0]: the training batches
@@ -357,7 +357,7 @@ def test_pooling_under_tensorflows_xla_is_warned_about(tiny):
 def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, tiny,
                                                                       monkeypatch):
     """The GPU decisions, taken on CPU: the device is only a name to them."""
-    monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted, backend: "gpu:0 (simulated)")
+    monkeypatch.setattr("rnn_cli.training.select_device", lambda wanted, backend: "gpu:0 (simulated)")
     config = tiny("train.epochs=1", "model.layers.0.type=lstm",
                   "model.layers.0.recurrent_dropout=0.2")
     warnings = []
@@ -372,8 +372,8 @@ def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, t
 def test_a_gpu_run_on_jax_or_torch_trains_on_left_padded_buckets_for_cudnn(tmp_path, tiny, monkeypatch):
     """The decision for JAX and PyTorch on a GPU, taken and carried out here: the backend and the
     device are only names to it (the arithmetic is this process' TensorFlow on the CPU)."""
-    monkeypatch.setattr("rnn_cli.train.select_device", lambda wanted, backend: "gpu:0 (simulated)")
-    monkeypatch.setattr("rnn_cli.train.current_backend", lambda: "jax")
+    monkeypatch.setattr("rnn_cli.training.select_device", lambda wanted, backend: "gpu:0 (simulated)")
+    monkeypatch.setattr("rnn_cli.training.current_backend", lambda: "jax")
     config = tiny("train.epochs=1", "model.layers.0.type=lstm")
     (tmp_path / "run").mkdir()
     lines = []
@@ -463,7 +463,7 @@ from pathlib import Path
 import keras
 from rnn_cli.config import load_config
 from rnn_cli.process import configure
-from rnn_cli.train import train
+from rnn_cli.training import train
 
 class KillInEpoch2(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):

@@ -1,0 +1,72 @@
+"""rnn_cli's Python API (rnn_cli/api.py): the docs/python.md walkthrough on tiny data, and a training
+stopped from Python (Ctrl-C) and resumed from Python to the history of one never stopped."""
+
+import os
+import signal
+import threading
+import time
+
+import matplotlib.figure
+import numpy as np
+import pytest
+
+import rnn_cli
+from rnn_cli import runs
+from rnn_cli.errors import UserError
+from rnn_cli.predict import predict_texts
+
+
+def rows_of(history) -> list[dict]:
+    """The history's rows without their seconds, from a DataFrame (pandas installed) or a list."""
+    rows = history.reset_index().to_dict("records") if hasattr(history, "reset_index") else history
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_the_walkthrough(tmp_path, tiny_config, imdb_archive):
+    run = rnn_cli.train(tiny_config, data=imdb_archive, epochs=3, run=tmp_path / "run", device="cpu", quiet=True)
+    assert run.path == tmp_path / "run" and run.metrics["accuracy"] >= 0.75
+    history = run.history
+    assert list(history.index) == [1, 2, 3] and "val_accuracy" in history.columns  # pandas: a DataFrame
+    assert rows_of(history) == rows_of(runs.read_history(run.path))
+
+    predicted = run.predict(["a wonderful film", "an awful film"])
+    assert predicted == predict_texts(run.path, ["a wonderful film", "an awful film"])
+    assert run.predict("a wonderful film") == predicted[:1]
+    explanation = run.explain("a wonderful film")
+    assert explanation.probability == pytest.approx(predicted[0]["probability"], abs=1e-6)
+
+    metrics = run.evaluate()
+    assert metrics["accuracy"] == pytest.approx(run.metrics["accuracy"], abs=1e-9)
+    figure = run.plot()
+    assert isinstance(figure, matplotlib.figure.Figure) and len(figure.axes) == 2
+    figure.savefig(tmp_path / "curves.png")
+
+    again = rnn_cli.load(run.path)
+    assert again == run and rows_of(again.history) == rows_of(history) and again.config.train.epochs == 3
+    with pytest.raises(UserError, match="not a run folder"):
+        rnn_cli.load(tmp_path)
+    with pytest.raises(UserError, match="model.pooling"):  # the command's own message, from Python
+        rnn_cli.train(tiny_config, data=imdb_archive, overrides={"model.pooling": "median"}, run=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_stopped_from_python_and_resumed_from_python_as_if_never_stopped(tmp_path, tiny_config, imdb_archive):
+    whole = rnn_cli.train(tiny_config, data=imdb_archive, epochs=4, run=tmp_path / "whole", device="cpu", quiet=True)
+    stopped = tmp_path / "stopped"
+
+    def press_ctrl_c_after_the_first_epoch():
+        while not (stopped / runs.HISTORY_JSON).exists() or not runs.read_history(stopped):
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c_after_the_first_epoch, daemon=True)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        rnn_cli.train(tiny_config, data=imdb_archive, epochs=4, run=stopped, device="cpu", quiet=True)
+    presser.join(timeout=10)
+    kept = runs.read_history(stopped)
+    assert 1 <= len(kept) < 4 and runs.read_json(stopped / runs.RUN_RECORD)["status"] == "interrupted"
+
+    resumed = rnn_cli.resume(stopped, device="cpu", quiet=True)
+    assert rows_of(resumed.history) == rows_of(whole.history)
+    assert np.isclose(resumed.metrics["accuracy"], whole.metrics["accuracy"])
