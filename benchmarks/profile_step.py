@@ -32,6 +32,7 @@ import dataclasses
 import os
 import statistics
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS[:-1]), help="comma-separated, of: "
                         + ", ".join(VARIANTS) + " (all threads alone: its own process)")
     args = parser.parse_args()
-    config = load_config(f"configs/{args.model}.yaml")
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / f"{args.model}.yaml")
     backend = keras.backend.backend()
     variants = [v for v in args.variants.split(",") if not (v == "all threads" and backend != "tensorflow")]
     if "all threads" in variants and len(variants) > 1:  # the thread count is the process'

@@ -307,6 +307,16 @@ def curl_line(url: str, name: str) -> str:
     return f"curl -H 'Content-Type: application/json' -d '{body}' {url}/v1/models/{name}:predict"
 
 
+def warm_up(trained: runs.Trained) -> None:
+    """Trace the predict step before the first request, for any batch size and length: TensorFlow traces
+    a shape anew until it has seen a dimension change, then keeps one trace that takes any size there,
+    so three calls that change the rows, then the length, leave no request waiting for a trace."""
+    word = trained.vocabulary.words[0] if trained.vocabulary.words else "the"  # a word it knows: scored
+    short, long = word, " ".join([word] * trained.config.data.maxlen)
+    for texts in ([short], [short, short], [long, long, long]):
+        predict_texts(trained, texts)
+
+
 def serve(run_dir: Path, host: str, port: int, batching: bool = True, name: str | None = None,
           echo=print, warn=print) -> None:
     """Serve the run until Ctrl-C or SIGTERM, as model `name` (default: its config's name); requests in flight
@@ -316,7 +326,7 @@ def serve(run_dir: Path, host: str, port: int, batching: bool = True, name: str 
     # Requests of every size and length trace the predict step anew until TensorFlow generalises its
     # shapes; its warnings about that are not the user's to act on.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    predict_texts(trained, ["warm up"])  # the first request should not wait for TensorFlow's tracing
+    warm_up(trained)
     name = name or trained.config.name
     server = uvicorn.Server(uvicorn.Config(create_app(trained, batching, name, host), log_level="warning",
                                            lifespan="on", timeout_graceful_shutdown=SHUTDOWN_GRACE))

@@ -50,21 +50,22 @@ def test_gpu_without_a_gpu_is_a_clear_error(tmp_path, tiny_config, imdb_archive,
     assert not (tmp_path / "r").exists()
 
 
-def test_a_small_recurrent_step_runs_on_one_thread_a_large_one_on_tensorflows_own():
-    from rnn_cli.config import load_config
+def test_a_small_recurrent_step_runs_on_one_thread_a_large_one_on_tensorflows_own(monkeypatch):
+    from rnn_cli.config import LayerConfig, ModelConfig, load_config
 
     works = {name: process.step_work(load_config(f"configs/{name}.yaml").model, load_config(f"configs/{name}.yaml")
                                      .train.batch_size) for name in ("simple_rnn", "lstm", "best")}
     assert works == {"simple_rnn": 32 * 64 * 32, "lstm": 128 * 64 * 4 * 32, "best": 64 * 64 * 3 * 32 * 2}
-    script = ("import sys, tensorflow as tf\nfrom rnn_cli import process\nfrom rnn_cli.config import ModelConfig, "
-              "LayerConfig, TrainConfig\nunits = int(sys.argv[1])\nmodel = ModelConfig(layers=[LayerConfig('lstm', "
-              "units)])\nprocess.configure(TrainConfig(), 'cpu', model)\n"
+    small, large = (ModelConfig(layers=(LayerConfig("lstm", units),)) for units in (32, 512))
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert process.one_thread_for_small_steps(large, 32) is None  # TensorFlow's own count, untouched
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
+    assert process.one_thread_for_small_steps(small, 32) is None  # the user's own count wins
+    # One thread is set before TensorFlow's runtime starts: in a process of its own.
+    script = ("import tensorflow as tf\nfrom rnn_cli import process\nfrom rnn_cli.config import ModelConfig, "
+              "LayerConfig, TrainConfig\nmodel = ModelConfig(layers=(LayerConfig('lstm', 32),))\n"
+              "process.configure(TrainConfig(), 'cpu', model)\n"
               "print(process.threads(), tf.config.threading.get_intra_op_parallelism_threads())\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}
-    for units, expected in ((32, "1 1"), (512, "None 0")):  # 0: TensorFlow chooses
-        done = subprocess.run([sys.executable, "-c", script, str(units)], capture_output=True, text=True, env=env,
-                              timeout=120)
-        assert done.stdout.split("\n")[-2] == expected, done.stderr[-2000:]
-    done = subprocess.run([sys.executable, "-c", script, "32"], capture_output=True, text=True, timeout=120,
-                          env={**env, "TF_NUM_INTRAOP_THREADS": "2"})  # the user's own count wins
-    assert done.stdout.split("\n")[-2] == "None 0", done.stderr[-2000:]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split("\n")[-2] == "1 1", done.stderr[-2000:]

@@ -20,7 +20,7 @@ import pytest
 from rnn_cli import runs
 from rnn_cli.explain import explain_review
 from rnn_cli.predict import predict_texts
-from rnn_cli.serve import MAX_BODY, MAX_INSTANCES
+from rnn_cli.serve import MAX_BODY, MAX_INSTANCES, warm_up
 from tests.conftest import cli_train, topic_rows, write_table
 from tests.test_export import TEXTS
 
@@ -390,3 +390,12 @@ def test_a_server_open_to_other_machines_says_so(trained_run):
     finally:
         _, err = running.stop()
     assert "warning: --host 0.0.0.0 lets other machines call this server" in err
+
+
+def test_after_the_warm_up_no_request_waits_for_a_trace(trained_run):
+    trained = runs.Trained.load(trained_run)
+    warm_up(trained)
+    traced = trained.model.predict_function.experimental_get_tracing_count()
+    for texts in (["a wonderful film"] * 5, ["an awful film " * 20] * 7, ["dull"], ["good " * 200, "bad"] * 3):
+        predict_texts(trained, texts)
+    assert trained.model.predict_function.experimental_get_tracing_count() == traced
