@@ -57,9 +57,18 @@ def compile_cache(backend: str) -> Path | None:
 
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # a step, not Keras' small ops
-        jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
+        if has_filelock():  # JAX evicts under its lock, and refuses a limit without one: unlimited then
+            jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
     _COMPILE_CACHE = folder
     return folder
+
+
+def has_filelock() -> bool:
+    try:
+        import filelock  # noqa: F401 - the jax extra brings it; a plain JAX install may not
+    except ImportError:
+        return False
+    return True
 
 
 def machine_tag() -> str:

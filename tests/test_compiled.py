@@ -3,6 +3,8 @@ when asked; never a crash for a folder that cannot be used; pruned. (Two process
 tests/test_train.py.)"""
 
 import os
+import subprocess
+import sys
 import time
 
 from rnn_cli import compiled
@@ -49,3 +51,14 @@ def test_prune_drops_the_oldest_entries_beyond_the_limit_and_stale_temporary_fil
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.pb.tmp123", "mid.pb", "new.pb"]
     prune(tmp_path, limit=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.pb.tmp123"]  # another process may be writing it
+
+
+def test_jax_without_filelock_keeps_its_steps_with_no_size_limit(tmp_path):
+    script = ("import sys\nsys.modules['filelock'] = None  # as where it is not installed\n"
+              "import jax, jax.numpy as jnp\nfrom rnn_cli.compiled import compile_cache\n"
+              "print(compile_cache('jax') is not None, jax.config.jax_compilation_cache_max_size)\n"
+              "print(float(jax.jit(lambda x: (x @ x.T).sum())(jnp.ones((300, 300)))))\n")
+    env = {**os.environ, "RNN_CLI_COMPILE_CACHE": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["True -1", "27000000.0"]
