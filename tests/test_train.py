@@ -86,7 +86,7 @@ def test_a_second_process_loads_the_steps_the_first_compiled_with_the_same_histo
     entries = []
     for name in ("a", "b"):
         done = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "train", "--config", str(tiny_config), "--data",
-                               str(imdb_archive), "--run", str(tmp_path / name), "--device", "cpu"],
+                               str(imdb_archive), "--run", str(tmp_path / name), "--device", "cpu", "--epochs", "1"],
                               capture_output=True, text=True, env=env, timeout=240)
         assert done.returncode == 0, done.stderr
         fast_path = runs.read_json(tmp_path / name / "run.json")["fast_path"]
