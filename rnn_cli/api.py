@@ -59,16 +59,18 @@ def _train(plan, device: str, quiet: bool) -> Run:
 
 
 def load(path: str | Path | None = None) -> Run:
-    """A run folder or seed group that `rnn train` made (default: the newest under runs/)."""
+    """A run folder, seed group or `rnn tune` study (default: the newest run under runs/)."""
     folder = Path(path) if path is not None else runs.newest_run(needs=runs.MODEL)
-    if not folder.is_dir() or not (runs.is_group(folder) or (folder / runs.CONFIG).exists()):
-        raise UserError(f"{folder}: not a run folder (no {runs.CONFIG}) or seed group")
+    if not folder.is_dir() or not (runs.is_group(folder) or (folder / runs.CONFIG).exists()
+                                   or (folder / runs.STUDY).exists()):
+        raise UserError(f"{folder}: not a run folder (no {runs.CONFIG}), seed group or study")
     return Run(folder)
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder (or seed group) on disk; every property reads it afresh."""
+    """A run folder, seed group or study on disk; every property reads it afresh. A seed group is one
+    model (the mean of its seeds' probabilities); a study's trials are models of their own (`members`)."""
 
     path: Path
 
@@ -76,32 +78,48 @@ class Run:
         return f"Run({str(self.path)!r})"
 
     @property
+    def is_study(self) -> bool:
+        return (self.path / runs.STUDY).exists()
+
+    @property
     def history(self):
         """One row per finished epoch (loss, accuracy, val_loss, val_accuracy, seconds...): a pandas
-        DataFrame indexed by epoch when pandas is installed, else a list of dicts. A seed group's: its
-        first seed's (`members` has them all)."""
-        rows = runs.read_history(runs.members(self.path)[0])
+        DataFrame indexed by epoch when pandas is installed, else a list of dicts. A seed group's or a
+        study's: every run's rows, each with its `run` (the folder under this one), indexed by run and epoch."""
+        folders = runs.members(self.path)
+        several = self.is_study or runs.is_group(self.path)
+        rows = [{**({"run": str(folder.relative_to(self.path))} if several else {}), **row}
+                for folder in folders for row in runs.read_history(folder)]
         try:
             import pandas
         except ImportError:
             return rows
-        return pandas.DataFrame(rows).set_index("epoch") if rows else pandas.DataFrame(rows)
+        index = ["run", "epoch"] if several else ["epoch"]
+        return pandas.DataFrame(rows).set_index(index) if rows else pandas.DataFrame(rows)
 
     @property
     def members(self) -> list[Run]:
-        """The runs of a seed group, or this run alone."""
+        """The runs of a seed group or a study (its groups' seeds included), or this run alone."""
         return [Run(folder) for folder in runs.members(self.path)]
 
     @property
     def metrics(self) -> dict:
-        """The test metrics written at the end of training (metrics.json)."""
+        """The test metrics written at the end of training (metrics.json; a seed group's: as one model)."""
+        self._one_model()
         return runs.read_json(self.path / runs.METRICS)
 
     @property
     def config(self) -> Config:
+        self._one_model()
         return load_config(runs.model_source(self.path) / runs.CONFIG)
 
+    def _one_model(self) -> None:
+        if self.is_study:
+            raise UserError(f"{self.path}: a study of {len(runs.study_trials(self.path))} trials, each a model of "
+                            "its own: load one of them (Run.members, or rnn_cli.load of its folder)")
+
     def _trained(self):
+        self._one_model()
         runs.use_backend_of(self.path)
         return runs.Trained.of(self.path)
 
@@ -119,6 +137,7 @@ class Run:
 
     def evaluate(self, data: str | Path | None = None, limit: int | None = None) -> dict:
         """Score the model on its test split (or `data`'s), as `rnn eval` does, without writing files."""
+        self._one_model()
         runs.use_backend_of(self.path)
         from rnn_cli.data import data_overrides
         from rnn_cli.evaluate import evaluate_run
@@ -131,12 +150,13 @@ class Run:
         from rnn_cli.plots import history_figure
 
         folders = runs.members(self.path)
-        curves = [(f"{runs.config_name(folder)} ({folder.name})" if len(folders) > 1 else runs.config_name(folder),
-                   runs.read_history(folder)) for folder in folders]
+        curves = [(f"{runs.config_name(folder)} ({folder.relative_to(self.path)})" if len(folders) > 1
+                   else runs.config_name(folder), runs.read_history(folder)) for folder in folders]
         return history_figure(curves)
 
     def export(self, fmt: str = "saved_model", out: str | Path | None = None, force: bool = False) -> Path:
         """`rnn export`: fmt "saved_model" (the tokeniser inside), "onnx" or "litert"; returns its path."""
         from rnn_cli.export import export_run
 
+        self._one_model()
         return export_run(self.path, fmt, Path(out) if out is not None else None, echo=print, force=force)

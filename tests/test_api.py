@@ -2,6 +2,7 @@
 stopped from Python (Ctrl-C) and resumed from Python to the history of one never stopped."""
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -70,3 +71,24 @@ def test_stopped_from_python_and_resumed_from_python_as_if_never_stopped(tmp_pat
     resumed = rnn_cli.resume(stopped, device="cpu", quiet=True)
     assert rows_of(resumed.history) == rows_of(whole.history)
     assert np.isclose(resumed.metrics["accuracy"], whole.metrics["accuracy"])
+
+
+def test_a_seed_group_and_a_study_load_as_runs(tiny_group, trained_run, tmp_path):
+    group = rnn_cli.load(tiny_group)
+    history = group.history
+    assert [run for run, _ in history.index] == [f.name for f in runs.members(tiny_group) for _ in range(2)]
+    assert len(group.members) == 2 and len(group.plot().axes) == 2
+    assert group.predict("a wonderful film")[0]["probability"] == pytest.approx(
+        np.mean([member.predict("a wonderful film")[0]["probability"] for member in group.members]), abs=1e-6)
+
+    study = tmp_path / "study"
+    for trial in ("trial-0", "trial-1"):
+        shutil.copytree(trained_run, study / trial)
+    (study / runs.STUDY).write_text("{}")
+    loaded = rnn_cli.load(study)
+    assert [m.path for m in loaded.members] == [study / "trial-0", study / "trial-1"]
+    assert set(run for run, _ in loaded.history.index) == {"trial-0", "trial-1"}
+    assert len(loaded.plot().axes) == 2
+    for use in (lambda: loaded.predict("a wonderful film"), lambda: loaded.metrics, lambda: loaded.evaluate()):
+        with pytest.raises(UserError, match="a study of 2 trials, each a model of its own"):
+            use()
