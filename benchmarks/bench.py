@@ -128,7 +128,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed: int, sets: list[str]) -> None:
     """One measurement in this process; prints its JSON line."""
-    from rnn_cli.cli import data_overrides
+    from rnn_cli.data import data_overrides
     from rnn_cli.config import load_config
 
     overrides = [*data_overrides(Path(data), limit), f"train.epochs={epochs}", f"train.seed={seed}"]
@@ -145,7 +145,7 @@ def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed
 def warm_cache(data: str) -> None:
     """Encode the data into rnn_cli's cache before measuring: no measured process pays for it
     (building the cache takes more memory than any training here)."""
-    from rnn_cli.cli import data_overrides
+    from rnn_cli.data import data_overrides
     from rnn_cli.config import load_config
     from rnn_cli.data import load_data
 

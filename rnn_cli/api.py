@@ -24,10 +24,9 @@ def train(config: str | Path | Config, data: str | Path | None = None, *, epochs
     `overrides` its --set, as {"train.batch_size": 64}. Progress and the epochs are printed unless `quiet`.
     A KeyboardInterrupt (Ctrl-C, the notebook's stop button) keeps every finished epoch: `resume` goes on."""
     from rnn_cli import launch
-
-    sets = [f"{key}={value}" for key, value in (overrides or {}).items()]
     from rnn_cli.data import data_overrides
 
+    sets = [f"{key}={value}" for key, value in (overrides or {}).items()]
     sets += data_overrides(Path(data) if data is not None else None, limit)
     sets += [f"train.epochs={epochs}"] if epochs else []
     config = (config_from_dict(to_dict(config), sets) if isinstance(config, Config)

@@ -379,8 +379,6 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
         raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
 
 
-
-
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:
     """`rnn train --data PATH --limit N` (and `rnn_cli.train(data=..., limit=...)`) as config overrides."""
     items = []

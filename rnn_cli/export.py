@@ -54,7 +54,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, for
                         "cuDNN), whose padding an export cannot reproduce yet; export a run trained on a CPU, "
                         "with TensorFlow, or with data.bucketing false")
     make_dir(out.parent)
-    source = trained.members[0] if trained.members else run_dir  # a seed group's files are its runs'
+    source = trained.source  # a seed group's files are its runs'
     texts = probe_texts(trained.vocabulary, trained.config.data.maxlen)
     expected = probabilities(trained, texts)
     with quiet_converters(), tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from rnn_cli import backends, runs
 from rnn_cli.backends import xla
+from rnn_cli.budget import GATES
+from rnn_cli.compiled import compile_cache
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UserError
-from rnn_cli.compiled import compile_cache
 from rnn_cli.files import log_dir
 
 CHOICES = ("auto", "cpu", "gpu")  # --device
@@ -203,11 +204,10 @@ def lean_xla() -> None:
 
 def step_work(model: ModelConfig, batch_size: int) -> int:
     """Multiply-adds of the largest recurrent layer's matrix products in one time step of a batch."""
-    gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}
     width, work = model.embedding_dim, 0
     for layer in model.layers:
         directions = 2 if layer.bidirectional else 1
-        work = max(work, batch_size * (width + layer.units) * gates[layer.type] * layer.units * directions)
+        work = max(work, batch_size * (width + layer.units) * GATES[layer.type] * layer.units * directions)
         width = layer.units * directions
     return work
 

@@ -437,6 +437,11 @@ class Trained:
     model: object  # keras.Model
     members: tuple[Path, ...] = ()  # a seed group's runs; () for one run
 
+    @property
+    def source(self) -> Path:
+        """The folder of the config, vocabulary and classes: the run's own, or a seed group's first run's."""
+        return self.members[0] if self.members else self.run_dir
+
     @classmethod
     def load(cls, run_dir: Path) -> Trained:
         model = load_trained(run_dir)  # first: a folder with no model is told how to get one

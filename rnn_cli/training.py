@@ -17,6 +17,7 @@ from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import RunRecorder, progress_callbacks, stops_at_batch_end
 from rnn_cli.card import write_card
+from rnn_cli.compiled import compile_cache_folder
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import Splits, load_data
@@ -26,7 +27,6 @@ from rnn_cli.model import (averages_over_weights, build_model, compile_model, ke
                            masks_padding, parameters_before_head, precision_warnings, save_model, start_embedding,
                            summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.compiled import compile_cache_folder
 from rnn_cli.process import current_backend, determinism, progress_kind, select_device, set_seed, threads
 
 

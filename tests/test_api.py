@@ -4,6 +4,7 @@ stopped from Python (Ctrl-C) and resumed from Python to the history of one never
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 
@@ -29,6 +30,9 @@ def test_the_walkthrough(tmp_path, tiny_config, imdb_archive):
     history = run.history
     assert list(history.index) == [1, 2, 3] and "val_accuracy" in history.columns  # pandas: a DataFrame
     assert rows_of(history) == rows_of(runs.read_history(run.path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "pandas", None)  # as where pandas is not installed: the rows themselves
+        assert run.history == runs.read_history(run.path)
 
     predicted = run.predict(["a wonderful film", "an awful film"])
     assert predicted == predict_texts(run.path, ["a wonderful film", "an awful film"])
@@ -49,6 +53,9 @@ def test_the_walkthrough(tmp_path, tiny_config, imdb_archive):
     with pytest.raises(UserError, match="model.pooling"):  # the command's own message, from Python
         rnn_cli.train(tiny_config, data=imdb_archive, overrides={"model.pooling": "median"}, run=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(UserError, match="Keras is loaded on tensorflow in this process already"):
+        rnn_cli.train(tiny_config, data=imdb_archive, overrides={"train.backend": "jax"}, run=tmp_path / "jax")
+    assert not (tmp_path / "jax").exists()
 
 
 def test_stopped_from_python_and_resumed_from_python_as_if_never_stopped(tmp_path, tiny_config, imdb_archive):
