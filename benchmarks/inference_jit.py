@@ -9,20 +9,20 @@ import argparse
 import time
 from pathlib import Path
 
-from rnn_cli import runs
+from rnn_cli import loading
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
     args = parser.parse_args()
-    backend = runs.use_backend_of(args.run)
+    backend = loading.use_backend_of(args.run)
 
     from rnn_cli.batches import Batches
     from rnn_cli.data import load_data
     from rnn_cli.model import masks_padding
 
-    trained = runs.Trained.load(args.run)
+    trained = loading.Trained.load(args.run)
     model, data = trained.model, trained.config.data
     test = load_data(data, trained.vocabulary).test
     for jit in (False, True, False, True):

@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
 
-    from rnn_cli import runs
+    from rnn_cli import loading
     from rnn_cli.export import export_run, probabilities, token_ids
     from rnn_cli.export import onnx_probabilities, litert_probabilities
     from rnn_cli.predict import predict_texts
@@ -73,7 +73,7 @@ def main() -> None:
     print("tokeniser, every review:", json.dumps(tokeniser_parity(args.data)), flush=True)
     reviews = test_reviews(args.data, args.reviews)
     texts = reviews + EDGE_CASES + [" ".join(reviews[i:i + 8]) for i in range(0, 80, 8)]
-    trained = runs.Trained.load(args.run)
+    trained = loading.Trained.load(args.run)
     predicted = predict_texts(trained, texts)
     scored = [i for i, r in enumerate(predicted) if r["probability"] is not None]
     want = np.array([predicted[i]["probability"] for i in scored])

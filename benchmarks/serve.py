@@ -110,11 +110,11 @@ async def load(url: str, model: str, bodies: list[dict], clients: int, seconds: 
 def in_process(run_dir: Path, texts: list[str], seconds: float) -> dict:
     """The same texts scored without HTTP: `predict_texts` (what the server calls) and Keras'
     `model.predict` on the encoded batch, one text and 32 at a time."""
-    from rnn_cli import runs
+    from rnn_cli import loading
     from rnn_cli.export import token_ids
     from rnn_cli.predict import predict_texts
 
-    trained = runs.Trained.load(run_dir)
+    trained = loading.Trained.load(run_dir)
     results = {}
     for size in (1, 32):
         batches = [texts[i:i + size] for i in range(0, len(texts) - size + 1, size)]

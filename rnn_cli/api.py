@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, loading, runs
 from rnn_cli.config import Config, config_from_dict, load_config, to_dict
 from rnn_cli.errors import UserError
 
@@ -88,7 +88,7 @@ class Run:
         folders = runs.members(self.path)
         several = self.is_study or runs.is_group(self.path)
         rows = [{**({"run": str(folder.relative_to(self.path))} if several else {}), **row}
-                for folder in folders for row in runs.read_history(folder)]
+                for folder in folders for row in checkpoints.read_history(folder)]
         try:
             import pandas
         except ImportError:
@@ -105,12 +105,12 @@ class Run:
     def metrics(self) -> dict:
         """The test metrics written at the end of training (metrics.json; a seed group's: as one model)."""
         self._one_model()
-        return runs.read_json(self.path / runs.METRICS)
+        return files.read_json(self.path / runs.METRICS)
 
     @property
     def config(self) -> Config:
         self._one_model()
-        return load_config(runs.model_source(self.path) / runs.CONFIG)
+        return load_config(loading.model_source(self.path) / runs.CONFIG)
 
     def _one_model(self) -> None:
         if self.is_study:
@@ -119,8 +119,8 @@ class Run:
 
     def _trained(self):
         self._one_model()
-        runs.use_backend_of(self.path)
-        return runs.Trained.of(self.path)
+        loading.use_backend_of(self.path)
+        return loading.Trained.of(self.path)
 
     def predict(self, texts: str | list[str]) -> list[dict]:
         """A label and a probability per text, as `rnn predict --json` prints them."""
@@ -137,7 +137,7 @@ class Run:
     def evaluate(self, data: str | Path | None = None, limit: int | None = None) -> dict:
         """Score the model on its test split (or `data`'s), as `rnn eval` does, without writing files."""
         self._one_model()
-        runs.use_backend_of(self.path)
+        loading.use_backend_of(self.path)
         from rnn_cli.data import data_overrides
         from rnn_cli.evaluate import evaluate_run
 
@@ -150,7 +150,7 @@ class Run:
 
         folders = runs.members(self.path)
         curves = [(f"{runs.config_name(folder)} ({folder.relative_to(self.path)})" if len(folders) > 1
-                   else runs.config_name(folder), runs.read_history(folder)) for folder in folders]
+                   else runs.config_name(folder), checkpoints.read_history(folder)) for folder in folders]
         return history_figure(curves)
 
     def export(self, fmt: str = "saved_model", out: str | Path | None = None, force: bool = False) -> Path:

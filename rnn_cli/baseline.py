@@ -34,6 +34,22 @@ MODEL = "logistic regression on TF-IDF word unigrams and bigrams"
 NB_MODEL = f"{MODEL}, each scaled by its naive-Bayes log-count ratio (NBSVM)"
 
 
+def baseline_run(config: Config, run_dir: Path | None = None, echo: Callable[[str], None] = print) -> Path:
+    """`rnn baseline`: the baseline of `config`'s data in a new run folder (`run_dir`, else runs/<name>-baseline-<time>)
+    named after the config; a failed or stopped baseline leaves no half-made folder."""
+    config = dataclasses.replace(config, name=f"{config.name}-baseline")
+    run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
+    try:
+        echo(f"run folder: {run_dir}")
+        train_baseline(config, run_dir, echo=echo)
+    except BaseException:
+        runs.unlock(run_dir)
+        runs.remove_run(run_dir)
+        raise
+    runs.unlock(run_dir)
+    return run_dir
+
+
 def train_baseline(config: Config, run_dir: Path, echo: Callable[[str], None] = print) -> dict:
     """Fit the baseline on `config`'s data and split into `run_dir`; its test metrics (also in metrics.json)."""
     require_extra("baseline", "sklearn")

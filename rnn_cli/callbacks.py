@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from rnn_cli import runs, stopping
+from rnn_cli import checkpoints, stopping
 from rnn_cli.config import TrainConfig
 from rnn_cli.errors import UserError
 from rnn_cli.model import averaged_weights, reseed_dropout, save_model
@@ -54,11 +54,11 @@ class RunRecorder(keras.callbacks.Callback):
         self.epoch_started = 0.0
 
     def best_epoch(self) -> int | None:
-        best = runs.best_row(self.history)
+        best = checkpoints.best_row(self.history)
         return best["epoch"] if best else None
 
     def patience_exhausted(self) -> bool:
-        return runs.patience_exhausted(self.history, self.config)
+        return checkpoints.patience_exhausted(self.history, self.config)
 
     def on_epoch_begin(self, epoch, logs=None):
         reseed_dropout(self.model, self.config.seed, epoch)
@@ -72,13 +72,13 @@ class RunRecorder(keras.callbacks.Callback):
                "learning_rate": float(f"{float(learning_rate):.6g}"),
                "seconds": round(time.perf_counter() - self.epoch_started, 3)}
         history = [*self.history, row]
-        best = runs.best_row(history)["epoch"] == row["epoch"]
+        best = checkpoints.best_row(history)["epoch"] == row["epoch"]
 
         def save_best(path):
             with averaged_weights(self.model):  # the weights validation scored
                 save_model(self.model, path)
 
-        runs.commit_epoch(self.run_dir, history, lambda path: save_model(self.model, path),
+        checkpoints.commit_epoch(self.run_dir, history, lambda path: save_model(self.model, path),
                           save_best if best else None)
         self.history.append(row)  # only once committed: a failed commit leaves the epoch unfinished
         self.echo(epoch_line(row, self.config.epochs))

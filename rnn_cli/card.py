@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnn_cli import runs
+from rnn_cli import loading, runs
 from rnn_cli.config import Config, dump_config, load_config, to_dict
 from rnn_cli.files import write_atomic
 from rnn_cli.results import data_label
@@ -25,7 +25,7 @@ def write_card(run_dir: Path, out: Path | None = None) -> Path:
 
 def card_text(run_dir: Path) -> str:
     """The card of a run, or of a seed group (its first run's facts, its own test metrics: the ensemble's)."""
-    source = runs.model_source(run_dir)
+    source = loading.model_source(run_dir)
     group = runs.group_members(run_dir) if source != run_dir else []
     config = load_config(source / runs.CONFIG)
     record = runs.read_mapping(source / runs.RUN_RECORD)
@@ -106,11 +106,11 @@ def baseline_card_text(run_dir: Path) -> str:
         f"- It knows only what its training data holds: {language(config)}."]) + "\n"
 
 
-def model_facts(trained: runs.Trained) -> dict:
+def model_facts(trained: loading.Trained) -> dict:
     """What the page shows of a loaded model: config name, layers, parameters, data, and test accuracy when
     scored."""
     run_dir, config = trained.run_dir, trained.config
-    record = runs.read_mapping(runs.model_source(run_dir) / runs.RUN_RECORD)
+    record = runs.read_mapping(loading.model_source(run_dir) / runs.RUN_RECORD)
     sizes = record.get("data", {}).get("sizes", {})
     counted = ", ".join(f"{sizes[key]:,} {key}" for key in ("train", "val", "test") if isinstance(sizes.get(key), int))
     tested, metrics = test_metrics(run_dir)
@@ -145,7 +145,10 @@ def architecture(config: Config, classes: int) -> str:
     dropouts = [text.format(getattr(model, name)) for name, text in (("embedding_dropout", "Dropout({}, whole words)"),
                 ("spatial_dropout", "SpatialDropout1D({})")) if getattr(model, name)]
     pooling = [f"Pooling({model.pooling})"] if model.pooling != "last" else []
-    return " -> ".join([f"Embedding({config.data.num_words}, {model.embedding_dim})", *dropouts, *layers,
+    embedding = f"Embedding({config.data.num_words}, {model.embedding_dim})"
+    if model.bigram_buckets:
+        embedding += f" + WordPairs({model.bigram_buckets}, {model.embedding_dim})"
+    return " -> ".join([embedding, *dropouts, *layers,
                         *pooling, head])
 
 

@@ -63,10 +63,19 @@ RUN_OR_GROUP = ("Run folder, or a seed group's (rnn train --seeds): the mean of 
 def load_backend_of(run_dir: Path) -> None:
     """Before anything imports Keras: the backend the run in `run_dir` was trained with, and the
     backend's native start-up lines sent to a log."""
-    from rnn_cli.runs import use_backend_of
+    from rnn_cli.loading import use_backend_of
 
     divert_native_logs()
     use_backend_of(run_dir)
+
+
+def model_run(run_dir: Path | None) -> Path:
+    """The run to score text with (default: the newest with a model), its backend chosen before Keras loads."""
+    from rnn_cli import runs
+
+    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
+    load_backend_of(run_dir)
+    return run_dir
 
 
 def internal_error(err: Exception) -> str:
@@ -206,19 +215,12 @@ def evaluate(run_dir, model_file, data, limit, as_json):
     if not model_file:
         run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
     load_backend_of(run_dir or model_file.parent)
-    from rnn_cli.card import write_card
-    from rnn_cli.evaluate import evaluate_run, metrics_table
-    from rnn_cli.model import THRESHOLD
-    from rnn_cli.plots import plot_evaluation
+    from rnn_cli.evaluate import evaluate_run, metrics_table, save_evaluation
 
     result = evaluate_run(run_dir, model_file, data_overrides(data, limit))
     click.echo(json.dumps(result.metrics, indent=2) if as_json else metrics_table(result.metrics))
     try:  # the metrics are printed first: a folder that cannot be written loses nothing
-        runs.write_json(result.folder / runs.EVAL, result.metrics)
-        written = [result.folder / runs.EVAL, *plot_evaluation(result.labels, result.probabilities,
-                                                               result.classes, result.folder, THRESHOLD)]
-        if (result.folder / runs.CONFIG).exists() or runs.is_group(result.folder):  # its card takes these metrics
-            written.append(write_card(result.folder))
+        written = save_evaluation(result)
     except UserError as err:
         click.echo(f"warning: not saved: {err}", err=True)
     else:
@@ -240,23 +242,15 @@ def predict(texts, run_dir, text_file, as_json):
     rnn predict "A wonderful, moving film." "Dull and far too long."
     rnn predict --file reviews.txt --json
     """
-    from rnn_cli import runs
     from rnn_cli.corpus import review_lines
 
     if bool(texts) == bool(text_file):
         raise click.UsageError("give review TEXT arguments or --file FILE (one review per line)")
     reviews = list(texts) if texts else review_lines(text_file.read(), getattr(text_file, "name", "<stdin>"))
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    load_backend_of(run_dir)
-    from rnn_cli.predict import predict_texts
+    run_dir = model_run(run_dir)
+    from rnn_cli.predict import predict_texts, result_line
     for result in predict_texts(run_dir, reviews):
-        if as_json:
-            click.echo(json.dumps(result, ensure_ascii=False))
-            continue
-        score = "     n/a" if result["probability"] is None else f"{result['probability']:.4f} {result['label']}"
-        preview = result["text"] if len(result["text"]) <= 60 else result["text"][:57] + "..."
-        note = f"  ({result['note']})" if result["note"] else ""
-        click.echo(f"{score:<17} {preview}{note}")
+        click.echo(json.dumps(result, ensure_ascii=False) if as_json else result_line(result))
 
 
 @main.command()
@@ -320,8 +314,7 @@ def explain(text, run_dir, top, out, traced, as_json):
     """
     from rnn_cli import runs
 
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    load_backend_of(run_dir)
+    run_dir = model_run(run_dir)
     from rnn_cli.explain import explain_review, explanation_lines
     from rnn_cli.plots import plot_explanation
 
@@ -343,10 +336,7 @@ def inspect(run_dir):
 
     The equations are the ones rnn_cli/reference.py runs in NumPy (and checks against Keras).
     """
-    from rnn_cli import runs
-
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    load_backend_of(run_dir)
+    run_dir = model_run(run_dir)
     from rnn_cli.explain import describe_layers
 
     for line in describe_layers(run_dir):
@@ -403,10 +393,7 @@ def serve(run_dir, host, port, name, no_batching):
     When it is ready it prints a curl command that scores a review.
     """
     require_extra("serve", "starlette", "uvicorn")
-    from rnn_cli import runs
-
-    run_dir = run_dir or runs.newest_run(needs=runs.MODEL)
-    load_backend_of(run_dir)
+    run_dir = model_run(run_dir)
     from rnn_cli.serve import serve as serve_run
 
     try:
@@ -450,15 +437,7 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
     from rnn_cli import tune as tuning
 
     overrides = [*sets, *data_overrides(data, limit), *([f"train.epochs={epochs}"] if epochs else [])]
-    base = load_config(config_path, overrides) if config_path else None
-    if base is not None:
-        from rnn_cli.backends import ready
-
-        ready(base.train)
-    if base is not None and base.train.tensorboard:
-        require_extra("tensorboard", "tensorboard")
-    if overrides and base is None:
-        raise click.UsageError("--data, --epochs, --limit and --set change the base config: give --config too")
+    base = tuning.base_config(config_path, overrides)
     if report and study_name is None and base is None:
         study_name = tuning.newest_study().name
     study = tuning.open_study(study_name, base, space_path, storage, seeds)
@@ -490,24 +469,10 @@ def baseline(config_path, data, limit, sets, run_dir):
     \b
     rnn baseline --config configs/lstm.yaml --data aclImdb_v1.tar.gz
     """
-    import dataclasses
-
-    from rnn_cli import runs
-
     require_extra("baseline", "sklearn")
-    config = load_config(config_path, [*sets, *data_overrides(data, limit)])
-    config = dataclasses.replace(config, name=f"{config.name}-baseline")
-    run_dir = runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(config.name)
-    try:
-        from rnn_cli.baseline import train_baseline
+    from rnn_cli.baseline import baseline_run
 
-        click.echo(f"run folder: {run_dir}")
-        train_baseline(config, run_dir, echo=click.echo)
-    except BaseException:
-        runs.unlock(run_dir)
-        runs.remove_run(run_dir)  # a failed or stopped baseline leaves no half-made folder
-        raise
-    runs.unlock(run_dir)
+    baseline_run(load_config(config_path, [*sets, *data_overrides(data, limit)]), run_dir, echo=click.echo)
 
 
 @main.command()

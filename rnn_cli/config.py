@@ -122,6 +122,10 @@ def layer_name(layer: LayerConfig, i: int) -> str:
     return f"{layer.type}_{i}"
 
 
+# The largest vocabulary with word pairs (rnn_cli/pairs.py): num_words ** 2 < 2 ** 31.
+PAIR_WORDS = 46340
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     embedding_dim: int = 32
@@ -139,6 +143,9 @@ class ModelConfig:
     # embedding_dim. embedding_trainable false keeps the embedding as it starts.
     embedding_file: str | None = None
     embedding_trainable: bool = True
+    # Word pairs: a vector for each pair of adjacent words, hashed into this many rows, added to the
+    # second word's vector (rnn_cli/pairs.py, as fastText's word n-grams); 0: words only, as the book's.
+    bigram_buckets: int = 0
 
     def check(self, where: str) -> None:
         _require(self.embedding_dim >= 1, f"{where}.embedding_dim", self.embedding_dim, "an integer >= 1")
@@ -146,6 +153,8 @@ class ModelConfig:
             value = getattr(self, name)
             _require(0.0 <= value < 1.0, f"{where}.{name}", value, "a number in [0, 1)")
         _require(len(self.layers) >= 1, f"{where}.layers", [], "a list of at least one layer")
+        _require(self.bigram_buckets >= 0, f"{where}.bigram_buckets", self.bigram_buckets,
+                 "an integer >= 0 (0: no word pairs; a prime such as 100003 spreads them best)")
 
 
 @dataclass(frozen=True)
@@ -218,6 +227,9 @@ class Config:
     train: TrainConfig = TrainConfig()
 
     def check(self, where: str = "") -> None:
+        _require_with(not self.model.bigram_buckets or self.data.num_words <= PAIR_WORDS, "model.bigram_buckets",
+                      f"word pairs need data.num_words <= {PAIR_WORDS:,} (a pair's key, previous * words + this, "
+                      f"is a 32-bit integer), not {self.data.num_words:,}")
         # The name becomes the run folder's: one path component, nothing that climbs out of runs/.
         _require_with(bool(SAFE_NAME.fullmatch(self.name)), "name",
                       f"{excerpt(self.name)} cannot name a run folder; use one folder name: no / or \\, not "

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_cli import runs
+from rnn_cli import loading, runs
 from rnn_cli.config import Config, config_from_dict, load_config, to_dict
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import load_data
 from rnn_cli.errors import UserError
+from rnn_cli.files import write_json
 from rnn_cli.inference import predict_probabilities
 from rnn_cli.metrics import score
 from rnn_cli.model import class_count
@@ -40,12 +41,12 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
     """
     if model_file is not None:
         folder = model_file.parent
-        model = runs.load_keras(model_file)
+        model = loading.load_keras(model_file)
         run_dir = folder if (folder / runs.CONFIG).exists() else None
     else:
         folder = run_dir
-        model = runs.load_trained(run_dir)  # a seed group's: the mean of its runs' probabilities
-        run_dir = runs.model_source(run_dir)
+        model = loading.load_trained(run_dir)  # a seed group's: the mean of its runs' probabilities
+        run_dir = loading.model_source(run_dir)
     if run_dir is not None:
         config = load_config(run_dir / runs.CONFIG, overrides)
         vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
@@ -66,6 +67,21 @@ def evaluate_run(run_dir: Path | None, model_file: Path | None, overrides: list[
     metrics = score(splits.test.labels, probabilities, classes)
     metrics["data"] = {"source": splits.source, "limit": config.data.limit}
     return Evaluation(metrics, splits.test.labels, probabilities, classes, folder)
+
+
+def save_evaluation(result: Evaluation) -> list[Path]:
+    """eval.json, the figures (confusion, ROC/PR, reliability) and, for a run or a seed group, its model
+    card with these metrics, beside the model; the paths written."""
+    from rnn_cli.card import write_card
+    from rnn_cli.model import THRESHOLD
+    from rnn_cli.plots import plot_evaluation
+
+    write_json(result.folder / runs.EVAL, result.metrics)
+    written = [result.folder / runs.EVAL, *plot_evaluation(result.labels, result.probabilities, result.classes,
+                                                           result.folder, THRESHOLD)]
+    if (result.folder / runs.CONFIG).exists() or runs.is_group(result.folder):  # its card takes these metrics
+        written.append(write_card(result.folder))
+    return written
 
 
 def metrics_table(m: dict) -> str:

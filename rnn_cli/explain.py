@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from rnn_cli import runs
+from rnn_cli import loading
 from rnn_cli.batches import bucket_lengths, padding_side
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import OOV, Reviews, tokenize
@@ -55,7 +55,7 @@ class Explanation:
                 "movers": self.movers(top)}
 
 
-def explain_review(run: Path | runs.Trained, text: str, traced: str | None = None) -> Explanation:
+def explain_review(run: Path | loading.Trained, text: str, traced: str | None = None) -> Explanation:
     """The score of `text` after every word, from the run's model through the NumPy reference.
 
     For a model that reads left to right, the score after a word is the Dense head applied to the
@@ -63,10 +63,10 @@ def explain_review(run: Path | runs.Trained, text: str, traced: str | None = Non
     backward half has read the review from the end), so there the score after a word is the
     model's prediction for the review cut off after that word. The score is the probability of
     `traced` (default: the second of two classes, "positive"; of more, the one the model gives).
-    `run`: a run folder, or a run loaded already (`runs.Trained`); a seed group's scores are the mean of its
+    `run`: a run folder, or a run loaded already (`loading.Trained`); a seed group's scores are the mean of its
     runs'.
     """
-    trained = runs.Trained.of(run)
+    trained = loading.Trained.of(run)
     config, classes, model = trained.config, trained.classes, trained.model
     if traced is not None and traced not in classes:
         raise UserError(f"--class {traced!r}: not a class of this run ({', '.join(classes)})")
@@ -171,7 +171,7 @@ def explanation_lines(explanation: Explanation, top: int) -> list[str]:
 
 def describe_layers(run_dir: Path) -> list[str]:
     """Layer by layer: weight shapes, parameter counts and the update equation."""
-    models = members(runs.load_trained(run_dir))
+    models = members(loading.load_trained(run_dir))
     lines = [f"a seed group of {len(models)} runs with the same layers, whose output is the mean of their "
              f"probabilities; {models[0].name}'s:"] if len(models) > 1 else []
     model = models[0]
@@ -217,6 +217,7 @@ KINDS = {
     "Embedding": lambda layer: f"Embedding({layer.input_dim}, {layer.output_dim})",
     "Dense": lambda layer: f"Dense({layer.units}, {layer.activation.__name__})",
     "Pooling": lambda layer: f"Pooling({layer.mode})",
+    "WordPairs": lambda layer: f"WordPairs({layer.buckets}, {layer.output_dim})",
     "Dropout": lambda layer: f"Dropout({layer.rate}, whole words)",
     "SpatialDropout1D": lambda layer: f"SpatialDropout1D({layer.rate}, whole channels)",
 }
@@ -227,6 +228,8 @@ def meaning(weight, layer) -> str:
     short = weight.name
     gates = GATES.get(type(layer).__name__, "")
     blocks = f", blocks {gates} side by side" if gates else ""
+    if type(layer).__name__ == "WordPairs":
+        return "P: one row per bucket of word pairs"
     return {"embeddings": "E: one row per token id",
             "kernel": ("w" if type(layer).__name__ == "Dense" else f"W = kernel.T{blocks}"),
             "recurrent_kernel": f"U = recurrent_kernel.T{blocks}",

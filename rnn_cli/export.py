@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnn_cli import runs
+from rnn_cli import loading, runs
 from rnn_cli.batches import padding_side
 from rnn_cli.card import write_card
 from rnn_cli.corpus import FIRST_WORD, OOV, PAD, START, Reviews, Vocabulary
@@ -48,7 +48,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, for
     require_extra("export", *EXTRA.get(fmt, ()))
     out = destination(run_dir, fmt, out)
     replacing = check_destination(out, run_dir, force)
-    trained = runs.Trained.load(run_dir)
+    trained = loading.Trained.load(run_dir)
     if not masks_padding(trained.model) and trained.config.data.bucketing:
         raise UserError(f"{run_dir}: trained on left-padded length buckets (JAX or PyTorch on a GPU, for "
                         "cuDNN), whose padding an export cannot reproduce yet; export a run trained on a CPU, "
@@ -99,12 +99,12 @@ def quiet_converters():
             logger.setLevel(level)
 
 
-def probabilities(trained: runs.Trained, texts: list[str]) -> np.ndarray:
+def probabilities(trained: loading.Trained, texts: list[str]) -> np.ndarray:
     """The Keras model's (n, classes) probabilities for `texts`, encoded as `rnn predict` encodes them."""
     return two_columns(trained.model.predict(token_ids(trained, texts), verbose=0))
 
 
-def token_ids(trained: runs.Trained, texts: list[str]) -> np.ndarray:
+def token_ids(trained: loading.Trained, texts: list[str]) -> np.ndarray:
     """(n, maxlen) token ids as training fed them: right-padded for a masked model, else as configured."""
     data = trained.config.data
     reviews = Reviews.from_lists([trained.vocabulary.encode(text)[0] for text in texts], np.zeros(len(texts)))
@@ -193,7 +193,7 @@ def saved_model_probabilities(path: Path, texts: list[str]) -> np.ndarray:
 
 # The SavedModel's text pipeline ------------------------------------------------------------------
 
-def write_saved_model(trained: runs.Trained, out: Path) -> None:
+def write_saved_model(trained: loading.Trained, out: Path) -> None:
     """The model with the tokeniser, vocabulary, truncation and padding in front, as one signature:
     `serving_default`, a string tensor `texts` of shape [batch] to `probability`, `probabilities`,
     `label`, `words`, `known_words` and `truncated`."""
@@ -295,7 +295,7 @@ def lower_case_fixes() -> tuple[tf.Tensor, tf.Tensor]:
 
 # The client's note for the token-id formats -------------------------------------------------------
 
-def client_readme(trained: runs.Trained, fmt: str) -> str:
+def client_readme(trained: loading.Trained, fmt: str) -> str:
     """How a client turns text into the model's input, with runnable Python for `fmt`."""
     data = trained.config.data
     padding = padding_side(data, masks_padding(trained.model))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rnn_cli import backends, runs
+from rnn_cli import backends, checkpoints, files, loading, runs
 from rnn_cli.budget import check_model_fits
 from rnn_cli.config import TABLES, Config
 from rnn_cli.data import check_source
@@ -47,13 +47,13 @@ def new_launch(config: Config, run_dir: Path | None, seeds: int | None) -> Launc
 
 def resumed_launch(run_dir: Path | None, overrides: list[str]) -> Launch:
     """The run or seed group in `run_dir` (default: the newest), continued; `overrides`: --epochs."""
-    run_dir, config, group = runs.resume_target(run_dir, overrides)
-    backends.ready(config.train, None if group else runs.recorded_backend(run_dir))  # a seed's: its process
+    run_dir, config, group = checkpoints.resume_target(run_dir, overrides)
+    backends.ready(config.train, None if group else loading.recorded_backend(run_dir))  # a seed's: its process
     return Launch(config, run_dir, None, group=group, resume=True)
 
 
 def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
-                 progress: bool | None) -> list[runs.TrainResult]:
+                 progress: bool | None) -> list[checkpoints.TrainResult]:
     """Train it; Ctrl-C and SIGTERM stop it resumably (KeyboardInterrupt). A new run that stops or
     fails before its first epoch is committed leaves no folder behind; the folder is this process'
     until it returns."""
@@ -90,7 +90,7 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
 def finished_epochs(launch: Launch) -> int | None:
     """Committed epochs in the run, or in all of a group's seeds; None when a history cannot be read."""
     try:
-        return sum(len(runs.read_history(folder)) for folder in runs.members(launch.run_dir))
+        return sum(len(checkpoints.read_history(folder)) for folder in runs.members(launch.run_dir))
     except UserError:
         return None
 
@@ -100,18 +100,18 @@ def interrupted_message(launch: Launch) -> str:
     if not launch.run_dir.exists():
         return "\ninterrupted before the first epoch finished: nothing kept"
     stopped = runs.newest_run(launch.run_dir, needs=runs.RUN_RECORD) if launch.group else launch.run_dir
-    done = len(runs.read_history(stopped))
+    done = len(checkpoints.read_history(stopped))
     return (f"\ninterrupted: {done} finished epoch(s) kept in {stopped}; continue with "
             f"`rnn train --resume --run {launch.run_dir}`")
 
 
-def result_lines(launch: Launch, results: list[runs.TrainResult]) -> list[str]:
+def result_lines(launch: Launch, results: list[checkpoints.TrainResult]) -> list[str]:
     """One line per run trained, and the group's mean and spread."""
     lines = [f"test accuracy {r.metrics['accuracy']:.4f}  loss {r.metrics['loss']:.4f}  "
              f"(best epoch {r.best_epoch}, {len(r.history)} epoch(s), {r.device})  run: {r.run_dir}"
              for r in results]
     if launch.group:
-        s = runs.read_json(launch.run_dir / runs.SEEDS_SUMMARY)
+        s = files.read_json(launch.run_dir / runs.SEEDS_SUMMARY)
         ensemble = s.get("ensemble_test_accuracy")
         together = f" (as one model, the mean of their probabilities: {ensemble:.4f})" if ensemble is not None else ""
         lines.append(f"{len(results)} seeds: test accuracy {s['test_accuracy']:.4f} ± {s['test_accuracy_std']:.4f}"

@@ -14,6 +14,7 @@ from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
 from rnn_cli.ensemble import members
 from rnn_cli.files import atomic_path
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
+from rnn_cli.pairs import WordPairs
 from rnn_cli.pooling import Pooling
 from rnn_cli.vectors import read_vectors
 
@@ -41,6 +42,8 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=mask_zero, name="embedding",
                                dtype=precision, trainable=config.embedding_trainable)(inputs)
+    if config.bigram_buckets:
+        x = WordPairs(config.bigram_buckets, config.embedding_dim, num_words, name="bigrams", dtype=precision)([x, inputs])
     if config.embedding_dropout:  # one draw per word: its whole vector is kept or zeroed
         x = keras.layers.Dropout(config.embedding_dropout, noise_shape=(None, None, 1),
                                  name="embedding_dropout", dtype=precision)(x)

@@ -15,12 +15,12 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from rnn_cli import runs  # noqa: E402
+from rnn_cli import checkpoints, runs  # noqa: E402
+from rnn_cli.checkpoints import best_row  # noqa: E402
 from rnn_cli.errors import UserError  # noqa: E402
 from rnn_cli.files import atomic_path, make_dir  # noqa: E402
 from rnn_cli.metrics import (average_precision, confusion_matrix, curve_points, predicted_classes,  # noqa: E402
                              reliability, roc_auc, top_label)
-from rnn_cli.runs import best_row  # noqa: E402
 
 FIGSIZE = (12, 4.5)  # inches: loss and accuracy side by side
 DPI = 100  # so the PNG is about 1200 x 450 pixels (cropped or grown to what is drawn)
@@ -39,7 +39,7 @@ def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
     folders = [member for path in run_dirs for member in runs.members(path)]
     curves = []
     for folder in folders:
-        history = runs.read_history(folder)
+        history = checkpoints.read_history(folder)
         if not history:
             raise UserError(f"{folder}: no finished epoch to plot (no {runs.HISTORY_JSON})")
         name = runs.config_name(folder)

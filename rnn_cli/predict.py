@@ -6,22 +6,22 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_cli import runs
+from rnn_cli import loading
 from rnn_cli.corpus import Reviews
 from rnn_cli.inference import INFERENCE_BATCH_SIZE, predict_few
 from rnn_cli.model import THRESHOLD
 
 
-def predict_texts(run: Path | runs.Trained, texts: list[str],
+def predict_texts(run: Path | loading.Trained, texts: list[str],
                   batch_size: int = INFERENCE_BATCH_SIZE) -> list[dict]:
     """A label per review and its probability: for two classes the probability of the second
     ("positive"), for more the likeliest class's (and every class's, `probabilities`).
 
-    `run`: a run folder, or a run loaded already (`runs.Trained`: rnn serve loads it once). Empty
+    `run`: a run folder, or a run loaded already (`loading.Trained`: rnn serve loads it once). Empty
     reviews and reviews with no word in the vocabulary get probability None and a note: the model
     would only be scoring padding. `truncated` says whether maxlen cut the review.
     """
-    trained = runs.Trained.of(run)
+    trained = loading.Trained.of(run)
     config, classes, model = trained.config, trained.classes, trained.model
     encoded = [trained.vocabulary.encode(text) for text in texts]
     results = [{"text": text, "words": len(ids) - 1, "known_words": known, "truncated": len(ids) > config.data.maxlen,
@@ -49,3 +49,11 @@ def predict_texts(run: Path | runs.Trained, texts: list[str],
                 results[i]["label"] = classes[int(p.argmax())]
                 results[i]["probabilities"] = {name: float(q) for name, q in zip(classes, p)}
     return results
+
+
+def result_line(result: dict) -> str:
+    """`rnn predict`'s line for one review: its probability and label, the review's start, a note."""
+    score = "     n/a" if result["probability"] is None else f"{result['probability']:.4f} {result['label']}"
+    preview = result["text"] if len(result["text"]) <= 60 else result["text"][:57] + "..."
+    note = f"  ({result['note']})" if result["note"] else ""
+    return f"{score:<17} {preview}{note}"

@@ -15,7 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
-from rnn_cli import backends, runs
+from rnn_cli import backends, loading
 from rnn_cli.backends import xla
 from rnn_cli.budget import GATES
 from rnn_cli.compiled import compile_cache
@@ -77,7 +77,7 @@ def load_backend(config: TrainConfig, device: str, run_dir: Path) -> str:
     """Before Keras loads, in a process that trains `config` into `run_dir`: send the native start-up
     lines to a log and choose the backend (a resumed run's own, unless config or KERAS_BACKEND say
     otherwise); one line if it cannot run `config`."""
-    backend = backends.ready(config, runs.recorded_backend(run_dir))
+    backend = backends.ready(config, loading.recorded_backend(run_dir))
     divert_native_logs()
     return backends.use(backend, device)
 

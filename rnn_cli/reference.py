@@ -33,6 +33,8 @@ import numpy as np
 # The update equations in the notation above, one list of lines per layer kind (`rnn inspect`).
 EQUATIONS = {
     "Embedding": ["x_t = E[token_t]    (row token_t of the embedding matrix E)"],
+    "WordPairs": ["x_t += P[(token_(t-1) * words + token_t) mod buckets]    (the pair's row of P;",
+                  "        none at a review's first token or next to padding)"],
     "SimpleRNN": ["h_t = tanh(W @ x_t + U @ h_(t-1) + b)"],
     "LSTM": [
         "i_t = sigmoid(W_i @ x_t + U_i @ h_(t-1) + b_i)    input gate",
@@ -165,7 +167,7 @@ RECURRENT = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
 def forward(model, tokens: np.ndarray) -> Trace:
     """The model's forward pass on (batch, time) token ids, layer by layer in NumPy.
 
-    Expects the Embedding -> recurrent layers -> (Pooling) -> Dense head stack that `build_model` makes;
+    Expects the Embedding (+ WordPairs) -> recurrent layers -> (Pooling) -> Dense head stack that `build_model` makes;
     dropout layers do nothing at inference and are passed by.
     """
     embedding, head = model.get_layer("embedding"), model.get_layer("head")
@@ -173,6 +175,10 @@ def forward(model, tokens: np.ndarray) -> Trace:
     pooling = next((layer for layer in model.layers if type(layer).__name__ == "Pooling"), None)
     tokens = np.asarray(tokens)
     embedded = np.asarray(embedding.embeddings, dtype=np.float64)[tokens]
+    pairs = next((layer for layer in model.layers if type(layer).__name__ == "WordPairs"), None)
+    if pairs is not None:
+        rows, read = pair_rows(tokens, pairs.buckets, pairs.words)
+        embedded = embedded + np.asarray(pairs.embeddings, dtype=np.float64)[rows] * read[..., None]
     mask = tokens != 0 if embedding.mask_zero else None
     x, sequences, last = embedded, {}, None
     for layer in recurrent:
@@ -206,6 +212,14 @@ def pool(mode: str, outputs: np.ndarray, read: np.ndarray, query: np.ndarray | N
         return mean
     largest = np.where(count > 0, np.max(np.where(read, outputs, -np.inf), axis=1), 0.0)
     return largest if mode == "max" else np.concatenate([largest, mean], axis=-1)
+
+
+def pair_rows(tokens: np.ndarray, buckets: int, words: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rnn_cli.pairs.WordPairs`' row of each step's word pair, and whether the step reads one: both
+    (batch, time)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    previous = np.pad(tokens[:, :-1], [(0, 0), (1, 0)])
+    return (previous * words + tokens) % buckets, (previous != 0) & (tokens != 0)
 
 
 def apply_head(head, states: np.ndarray) -> np.ndarray:

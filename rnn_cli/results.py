@@ -5,15 +5,15 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, runs
 
 
 def run_row(run_dir: Path, config: dict | None = None) -> dict:
     """What one run folder says about itself: config name, size, best epoch, test accuracy, speed.
     `config`: the run's config.yaml when already read."""
     record = runs.read_mapping(run_dir / runs.RUN_RECORD)
-    history = runs.read_history(run_dir)
-    best = runs.best_row(history)
+    history = checkpoints.read_history(run_dir)
+    best = checkpoints.best_row(history)
     metrics = runs.read_mapping(run_dir / runs.METRICS) if (run_dir / runs.METRICS).exists() else {}
     # Epochs that began a process (the first, and the first after each resume) include tracing and
     # compiling: left out when others remain (runs older than that record keep them all).

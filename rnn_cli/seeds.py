@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from rnn_cli import runs, stopping
+from rnn_cli import checkpoints, files, loading, runs, stopping
 from rnn_cli.config import Config
 from rnn_cli.errors import UserError
 from rnn_cli.files import make_dir
@@ -32,7 +32,7 @@ from rnn_cli.results import group_row, run_row
 
 def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
                 echo: Callable[[str], None] = print, score_group: bool = True,
-                **options) -> list[runs.TrainResult]:
+                **options) -> list[checkpoints.TrainResult]:
     """`seeds` runs of one config, seeds train.seed, train.seed + 1, ..., each in its own folder.
 
     The runs share the data split (data.seed); only initialisation, batch order and dropout
@@ -85,15 +85,15 @@ def headed(echo: Callable[[str], None], header: str) -> Callable[[str], None]:
     return headed_echo
 
 
-def finished_result(run_dir: Path, config: Config) -> runs.TrainResult | None:
+def finished_result(run_dir: Path, config: Config) -> checkpoints.TrainResult | None:
     """The result of the run in `run_dir`, read back, if it ended with nothing left to do under
     `config` (--epochs may extend it); else None."""
     if not (run_dir / runs.RUN_RECORD).exists():
         return None
     if runs.read_mapping(run_dir / runs.RUN_RECORD).get("status") != "finished":
         return None
-    result = runs.read_result(run_dir)
-    return None if runs.epochs_left(result.history, config.train) else result
+    result = checkpoints.read_result(run_dir)
+    return None if checkpoints.epochs_left(result.history, config.train) else result
 
 
 class Stopped(Exception):
@@ -101,7 +101,7 @@ class Stopped(Exception):
 
 
 def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None] = print,
-                   watch: Callable[[Path, str], bool] | None = None, **options) -> runs.TrainResult:
+                   watch: Callable[[Path, str], bool] | None = None, **options) -> checkpoints.TrainResult:
     """`rnn_cli.training.train(config, run_dir, **options)` in a fresh process; its result read back.
 
     The child's lines come to `echo` here; its errors, Ctrl-C included, are raised here as they were
@@ -113,7 +113,7 @@ def train_isolated(config: Config, run_dir: Path, *, echo: Callable[[str], None]
     """
     options["progress"] = progress_kind(options.get("progress"))
     _isolated(_train_child, (config, run_dir, options), f"rnn train {run_dir.name}", run_dir, echo, watch)
-    return runs.read_result(run_dir)
+    return checkpoints.read_result(run_dir)
 
 
 def score_isolated(group_dir: Path, device: str = "auto", echo: Callable[[str], None] = print) -> dict:
@@ -234,14 +234,14 @@ def _score_child(sender, group_dir: Path, device: str) -> None:
             from rnn_cli.config import load_config
             from rnn_cli.process import configure, load_backend
 
-            source = runs.model_source(group_dir)
+            source = loading.model_source(group_dir)
             train_config = load_config(source / runs.CONFIG).train
             load_backend(train_config, device, source)
             configure(train_config, device)
             from rnn_cli.card import write_card
             from rnn_cli.evaluate import evaluate_run
 
-            runs.write_json(group_dir / runs.METRICS, evaluate_run(group_dir, None, []).metrics)
+            files.write_json(group_dir / runs.METRICS, evaluate_run(group_dir, None, []).metrics)
             write_card(group_dir)
     except BaseException as err:  # noqa: BLE001 - as _train_child
         with contextlib.suppress(OSError):

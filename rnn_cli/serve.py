@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from rnn_cli import runs
+from rnn_cli import loading
 from rnn_cli.card import model_facts
 from rnn_cli.errors import UserError
 from rnn_cli.explain import explain_review
@@ -65,7 +65,7 @@ class Batcher:
     """Runs predictions in one worker thread; requests that queue up while a batch runs are joined
     into the next. `batching=False`: each request alone, in arrival order."""
 
-    def __init__(self, trained: runs.Trained, batching: bool = True):
+    def __init__(self, trained: loading.Trained, batching: bool = True):
         self.trained, self.batching = trained, batching
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.queue: asyncio.Queue | None = None
@@ -196,7 +196,7 @@ class Guard:
             await JSONResponse({"error": refused.message}, status_code=refused.status)(scope, receive, send)
 
 
-def create_app(trained: runs.Trained, batching: bool = True, name: str | None = None,
+def create_app(trained: loading.Trained, batching: bool = True, name: str | None = None,
                host: str = "127.0.0.1") -> Starlette:
     """The application: routes, error bodies, the batcher's life; `name`: the model's in the URLs (default:
     its config's name); `host`: the address it listens on (loopback: the Host header must say so)."""
@@ -307,7 +307,7 @@ def curl_line(url: str, name: str) -> str:
     return f"curl -H 'Content-Type: application/json' -d '{body}' {url}/v1/models/{name}:predict"
 
 
-def warm_up(trained: runs.Trained) -> None:
+def warm_up(trained: loading.Trained) -> None:
     """Trace the predict step before the first request, for any batch size and length: TensorFlow traces
     a shape anew until it has seen a dimension change, then keeps one trace that takes any size there,
     so three calls that change the rows, then the length, leave no request waiting for a trace."""
@@ -321,7 +321,7 @@ def serve(run_dir: Path, host: str, port: int, batching: bool = True, name: str 
           echo=print, warn=print) -> None:
     """Serve the run until Ctrl-C or SIGTERM, as model `name` (default: its config's name); requests in flight
     are answered first."""
-    trained = runs.Trained.load(run_dir)
+    trained = loading.Trained.load(run_dir)
     sock = listen(host, port)
     # Requests of every size and length trace the predict step anew until TensorFlow generalises its
     # shapes; its warnings about that are not the user's to act on.

@@ -12,7 +12,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from rnn_cli import __version__, backends, runs
+from rnn_cli import __version__, backends, checkpoints, files, loading, runs
 from rnn_cli.batches import Batches, bucket_lengths
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import RunRecorder, progress_callbacks, stops_at_batch_end
@@ -33,7 +33,7 @@ from rnn_cli.process import current_backend, determinism, progress_kind, select_
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
           echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
           progress: bool | str | None = None, callbacks: tuple = (), score_test: bool = True,
-          hparams: dict | None = None) -> runs.TrainResult:
+          hparams: dict | None = None) -> checkpoints.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
     Process-wide settings (repeatable arithmetic, memory) are the caller's: `rnn_cli.process.configure`.
@@ -58,7 +58,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     """
     backend = current_backend()
     used_device = select_device(device, backend)
-    history = runs.recover(run_dir) if resume else []
+    history = checkpoints.recover(run_dir) if resume else []
     plan = backends.plan(config, backend, used_device)
     splits, model = prepare(config, run_dir, resume, history, plan, echo)
     record = runs.RunRecord(run_dir)  # after prepare, which may have recorded the word vectors
@@ -79,7 +79,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     except Exception as err:
         record.try_update(status="failed", error=f"{type(err).__name__}: {err}", epochs_done=len(history))
         raise
-    return runs.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
+    return checkpoints.TrainResult(run_dir, history, recorder.best_epoch(), metrics, used_device)
 
 
 def tensorboard_callbacks(run_dir: Path, hparams: dict | None) -> list:
@@ -170,7 +170,7 @@ def start_timings(timings: dict, data_seconds: float, history: list[dict], confi
     with among `warmup_epochs`, the epochs that include tracing and compiling (rnn compare leaves
     them out of seconds per epoch)."""
     warmup, first = timings.get("warmup_epochs", []), len(history) + 1
-    if runs.epochs_left(history, config) and first not in warmup:
+    if checkpoints.epochs_left(history, config) and first not in warmup:
         warmup = [*warmup, first]
     return {**timings, "data_seconds": data_seconds, "warmup_epochs": warmup}
 
@@ -207,7 +207,7 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     # With train.ema_momentum, validation scores the averaged weights.
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
-    if runs.epochs_left(history, config.train):
+    if checkpoints.epochs_left(history, config.train):
         recorder.echo(feed_line(config, bool(model.jit_compile), masked))
         with stops_at_batch_end() as stop:
             model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
@@ -237,7 +237,7 @@ def finish(model: keras.Model, splits: Splits, config: Config, run_dir: Path, re
         with stops_at_batch_end() as stop:  # a Ctrl-C here waits for the end of a batch too
             metrics = evaluate_model(model, splits.test, config.data, batch_size=config.train.batch_size,
                                      callbacks=[stop], classes=splits.classes)
-        runs.write_json(run_dir / runs.METRICS, metrics)
+        files.write_json(run_dir / runs.METRICS, metrics)
     plot_curves([(config.name, recorder.history)], run_dir / runs.CURVES, title=f"{config.name}: {run_dir.name}")
     timings = record.fields.get("timings", {})
     record.update(status="finished", finished=timestamp(), epochs_done=len(recorder.history),
@@ -254,7 +254,7 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     whether its embedding masks padding)."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
-        return runs.load_keras(checkpoint)
+        return loading.load_keras(checkpoint)
     model = build_model(config.model, config.data.num_words, mask_zero=masked,
                         precision=config.train.precision, classes=classes)
     compile_model(model, config.train, steps_per_epoch)

@@ -30,10 +30,10 @@ from typing import Callable
 
 import yaml
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, runs
 from rnn_cli.compare import cells, compare, readable
-from rnn_cli.config import SAFE_NAME, Config, ConfigError, config_from_dict, dump_config, to_dict
-from rnn_cli.errors import StorageError, UserError
+from rnn_cli.config import SAFE_NAME, Config, ConfigError, config_from_dict, dump_config, load_config, to_dict
+from rnn_cli.errors import StorageError, UserError, require_extra
 from rnn_cli.files import atomic_path, make_dir, write_atomic, write_json
 from rnn_cli.parsing import excerpt, is_finite, load_yaml
 from rnn_cli.seeds import Stopped, train_isolated, train_seeds
@@ -175,6 +175,22 @@ def newest_study(root: Path = runs.RUNS_ROOT) -> Path:
     if not studies:
         raise UserError(f"no study under {root}/; start one with `rnn tune --config BASE.yaml --space SPACE.yaml`")
     return max(studies, key=lambda p: ((p / runs.STUDY).stat().st_mtime, p.name))
+
+
+def base_config(path: Path | None, overrides: list[str]) -> Config | None:
+    """The base config of a new study with `overrides` (--set, --data, --epochs, --limit), its backend and
+    extras checked before any trial starts; None without --config (a study continued)."""
+    if path is None:
+        if overrides:
+            raise UserError("--data, --epochs, --limit and --set change the base config: give --config too")
+        return None
+    from rnn_cli.backends import ready
+
+    base = load_config(path, overrides)
+    ready(base.train)
+    if base.train.tensorboard:
+        require_extra("tensorboard", "tensorboard")
+    return base
 
 
 def open_study(name: str | None, base: Config | None, space_path: Path | None, storage: str | None,
@@ -443,7 +459,7 @@ def run_trial(trial, study: Study, device: str, echo: Callable[[str], None]) -> 
             results = [train_isolated(config, run_dir, resume=(run_dir / runs.CHECKPOINT).exists(), **options)]
     except Stopped:
         runs.RunRecord(first).try_update(status="pruned")
-        history = runs.read_history(first)
+        history = checkpoints.read_history(first)
         echo(f"trial {trial.number}: pruned after epoch {len(history)} "
              f"(val_accuracy {history[-1]['val_accuracy']:.4f})" if history else f"trial {trial.number}: pruned")
         raise optuna.TrialPruned() from None
@@ -456,7 +472,7 @@ def run_trial(trial, study: Study, device: str, echo: Callable[[str], None]) -> 
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         echo(f"trial {trial.number}: failed: {reason}")
         raise TrialFailed(reason) from None
-    value = statistics.mean(runs.best_row(result.history)["val_accuracy"] for result in results)
+    value = statistics.mean(checkpoints.best_row(result.history)["val_accuracy"] for result in results)
     echo(f"trial {trial.number}: best val_accuracy {value:.4f}" + (f" (mean of {study.seeds} seeds)"
                                                                    if study.seeds > 1 else ""))
     return value
@@ -485,7 +501,7 @@ def pruning_watch(trial, first_run: Path):
     def watch(run_dir: Path, line: str) -> bool:
         if run_dir != first_run or not line.startswith("epoch "):
             return False
-        for row in runs.read_history(run_dir):
+        for row in checkpoints.read_history(run_dir):
             if row["epoch"] not in reported:
                 trial.report(row["val_accuracy"], row["epoch"])
                 reported.add(row["epoch"])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import rnn_cli
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, runs
 from rnn_cli.errors import UserError
 from rnn_cli.predict import predict_texts
 
@@ -29,10 +29,10 @@ def test_the_walkthrough(tmp_path, tiny_config, imdb_archive):
     assert run.path == tmp_path / "run" and run.metrics["accuracy"] >= 0.75
     history = run.history
     assert list(history.index) == [1, 2, 3] and "val_accuracy" in history.columns  # pandas: a DataFrame
-    assert rows_of(history) == rows_of(runs.read_history(run.path))
+    assert rows_of(history) == rows_of(checkpoints.read_history(run.path))
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "pandas", None)  # as where pandas is not installed: the rows themselves
-        assert run.history == runs.read_history(run.path)
+        assert run.history == checkpoints.read_history(run.path)
 
     predicted = run.predict(["a wonderful film", "an awful film"])
     assert predicted == predict_texts(run.path, ["a wonderful film", "an awful film"])
@@ -63,7 +63,7 @@ def test_stopped_from_python_and_resumed_from_python_as_if_never_stopped(tmp_pat
     stopped = tmp_path / "stopped"
 
     def press_ctrl_c_after_the_first_epoch():
-        while not (stopped / runs.HISTORY_JSON).exists() or not runs.read_history(stopped):
+        while not (stopped / runs.HISTORY_JSON).exists() or not checkpoints.read_history(stopped):
             time.sleep(0.005)
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -72,8 +72,8 @@ def test_stopped_from_python_and_resumed_from_python_as_if_never_stopped(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         rnn_cli.train(tiny_config, data=imdb_archive, epochs=4, run=stopped, device="cpu", quiet=True)
     presser.join(timeout=10)
-    kept = runs.read_history(stopped)
-    assert 1 <= len(kept) < 4 and runs.read_json(stopped / runs.RUN_RECORD)["status"] == "interrupted"
+    kept = checkpoints.read_history(stopped)
+    assert 1 <= len(kept) < 4 and files.read_json(stopped / runs.RUN_RECORD)["status"] == "interrupted"
 
     resumed = rnn_cli.resume(stopped, device="cpu", quiet=True)
     assert rows_of(resumed.history) == rows_of(whole.history)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, runs
 from rnn_cli.predict import predict_texts
 
 OTHERS = [name for name in ("jax", "torch") if importlib.util.find_spec(name)]
@@ -80,13 +80,13 @@ def backend_run(request, rnn, tmp_path_factory, tiny_config, imdb_archive):
 
 def test_a_run_on_the_backend_records_it_and_never_imports_tensorflow(backend_run, rnn):
     backend, run_dir = backend_run
-    record = runs.read_json(run_dir / runs.RUN_RECORD)
+    record = files.read_json(run_dir / runs.RUN_RECORD)
     assert record["backend"] == backend and record["status"] == "finished"
     assert "tensorflow" not in record["versions"] and backend in record["versions"]
     assert record["kernels"]["lstm_0"]["kernel"] == "loop"  # masked buckets on the CPU
     assert record["fast_path"]["jit_compile"] is (backend == "jax")
     assert record["fast_path"]["determinism"] == {"jax": "xla", "torch": "torch_deterministic"}[backend]
-    assert len(runs.read_history(run_dir)) == 2 and (run_dir / runs.METRICS).exists()
+    assert len(checkpoints.read_history(run_dir)) == 2 and (run_dir / runs.METRICS).exists()
     # Its own backend, from run.json, in every command that loads it; no TensorFlow in any (`rnn`).
     for args in (("eval", "--run", run_dir), ("predict", "--run", run_dir, *TEXTS),
                  ("explain", "--run", run_dir, "a wonderful film"), ("inspect", "--run", run_dir)):
@@ -99,15 +99,15 @@ def test_the_same_seed_gives_the_same_history_and_a_resumed_run_keeps_its_backen
     again = tmp_path / "again"
     rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run", again, "--device", "cpu",
         "--set", "model.layers.0.type=lstm", backend=backend)  # KERAS_BACKEND this time: the config names none
-    assert runs.read_json(again / runs.RUN_RECORD)["backend"] == backend
+    assert files.read_json(again / runs.RUN_RECORD)["backend"] == backend
 
     def without_time(folder):
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(folder)]
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoints.read_history(folder)]
 
     assert without_time(again) == without_time(run_dir)
     # Resumed without KERAS_BACKEND: run.json's backend, not TensorFlow (which `rnn` keeps out).
     rnn("train", "--resume", "--run", again, "--epochs", "3", "--device", "cpu")
-    assert len(runs.read_history(again)) == 3 and runs.read_json(again / runs.RUN_RECORD)["backend"] == backend
+    assert len(checkpoints.read_history(again)) == 3 and files.read_json(again / runs.RUN_RECORD)["backend"] == backend
 
 
 def test_a_model_trained_on_the_backend_predicts_the_same_on_tensorflow(backend_run, rnn):
@@ -129,5 +129,5 @@ def test_a_seed_group_trains_each_seed_on_the_backend(backend_run, rnn, tiny_con
     done = rnn("train", "--config", tiny_config, "--data", imdb_archive, "--run", tmp_path / "group",
                "--device", "cpu", "--seeds", "2", "--epochs", "1", "--set", f"train.backend={backend}")
     assert "2 seeds: test accuracy" in done.stdout  # each seed's own process kept off TensorFlow too
-    assert [runs.read_json(seed / runs.RUN_RECORD)["backend"] for seed in runs.members(tmp_path / "group")] == [
+    assert [files.read_json(seed / runs.RUN_RECORD)["backend"] for seed in runs.members(tmp_path / "group")] == [
         backend, backend]

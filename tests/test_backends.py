@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rnn_cli import backends, runs
+from rnn_cli import backends, loading
 from rnn_cli.config import Config, DataConfig, LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.errors import ConfigError, UserError
 
@@ -95,10 +95,10 @@ def test_the_book_recipe_is_never_masked_and_takes_the_unmasked_kernels():
 
 def test_the_backend_a_run_records_is_read_leniently(tmp_path):
     (tmp_path / "run.json").write_text('{"backend": "jax"}', encoding="utf-8")
-    assert runs.recorded_backend(tmp_path) == "jax"
+    assert loading.recorded_backend(tmp_path) == "jax"
     for damaged in ("{not json", '{"backend": "numpy"}', "[1]"):  # loading the run says what is wrong
         (tmp_path / "run.json").write_text(damaged, encoding="utf-8")
-        assert runs.recorded_backend(tmp_path) is None
+        assert loading.recorded_backend(tmp_path) is None
 
 
 @pytest.mark.parametrize("backend, variable", [("jax", "JAX_PLATFORMS"), ("torch", "KERAS_TORCH_DEVICE")])

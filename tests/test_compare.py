@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, runs
 from rnn_cli.compare import compare, markdown_table, text_table
 from rnn_cli.errors import UserError
 from tests.conftest import invoke
@@ -13,10 +13,10 @@ def fake_run(folder, name, accuracies, test_accuracy, seconds=2.0, parameters=12
     (folder / runs.CONFIG).write_text(f"name: {name}\n")
     history = [{"epoch": e, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.5, "val_accuracy": a,
                 "learning_rate": 0.001, "seconds": seconds + e} for e, a in enumerate(accuracies, start=1)]
-    runs.write_history(folder, history)
-    runs.write_json(folder / runs.RUN_RECORD, {"status": "finished", "device": "cpu", "parameters": parameters,
+    checkpoints.write_history(folder, history)
+    files.write_json(folder / runs.RUN_RECORD, {"status": "finished", "device": "cpu", "parameters": parameters,
                                                "timings": {"train_seconds": 60.0 * len(accuracies)}})
-    runs.write_json(folder / runs.METRICS, {"accuracy": test_accuracy})
+    files.write_json(folder / runs.METRICS, {"accuracy": test_accuracy})
     return folder
 
 
@@ -30,7 +30,7 @@ def test_one_row_per_run_with_best_epoch_and_median_seconds(tmp_path):
 
 def test_the_device_column_names_a_backend_other_than_tensorflow(tmp_path):
     tf_run, jax_run = fake_run(tmp_path / "a", "lstm", [0.8], 0.8), fake_run(tmp_path / "b", "lstm", [0.8], 0.8)
-    runs.write_json(jax_run / runs.RUN_RECORD, {**runs.read_json(jax_run / runs.RUN_RECORD), "backend": "jax"})
+    files.write_json(jax_run / runs.RUN_RECORD, {**files.read_json(jax_run / runs.RUN_RECORD), "backend": "jax"})
     rows = compare([tf_run, jax_run])
     assert [row["backend"] for row in rows] == ["tensorflow", "jax"]  # a run from before backends: TensorFlow
     table = markdown_table(rows)
@@ -39,10 +39,10 @@ def test_the_device_column_names_a_backend_other_than_tensorflow(tmp_path):
 
 def test_seconds_per_epoch_leaves_out_the_epochs_that_compiled(tmp_path):
     run = fake_run(tmp_path / "a", "lstm", [0.80, 0.86, 0.84, 0.85], 0.85)  # epochs of 3, 4, 5, 6 s
-    record = runs.read_json(run / runs.RUN_RECORD)
-    runs.write_json(run / runs.RUN_RECORD, {**record, "timings": {**record["timings"], "warmup_epochs": [1, 3]}})
+    record = files.read_json(run / runs.RUN_RECORD)
+    files.write_json(run / runs.RUN_RECORD, {**record, "timings": {**record["timings"], "warmup_epochs": [1, 3]}})
     assert compare([run])[0]["seconds_per_epoch"] == 5.0  # median of epochs 2 and 4
-    runs.write_json(run / runs.RUN_RECORD, {**record, "timings": {**record["timings"], "warmup_epochs": [1, 2, 3, 4]}})
+    files.write_json(run / runs.RUN_RECORD, {**record, "timings": {**record["timings"], "warmup_epochs": [1, 2, 3, 4]}})
     assert compare([run])[0]["seconds_per_epoch"] == 4.5  # nothing else left: all of them
 
 
@@ -50,7 +50,7 @@ def test_seed_group_is_one_row_with_mean_and_spread(tmp_path):
     group = tmp_path / "g"
     for seed, (best, test) in zip((42, 43, 44), [(0.80, 0.79), (0.84, 0.81), (0.82, 0.80)]):
         fake_run(group / f"seed-{seed}", "simple_rnn", [0.5, best], test)
-    runs.write_json(group / runs.SEEDS_SUMMARY, {"seeds": [42, 43, 44]})
+    files.write_json(group / runs.SEEDS_SUMMARY, {"seeds": [42, 43, 44]})
     (row,) = compare([group])
     assert row["runs"] == 3
     assert row["best_val_accuracy"] == pytest.approx(0.82) and row["best_val_accuracy_std"] == pytest.approx(0.02)
@@ -63,7 +63,7 @@ def test_default_is_every_run_and_group_under_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fake_run(tmp_path / "runs" / "x", "x", [0.7], 0.7)
     fake_run(tmp_path / "runs" / "g" / "seed-1", "y", [0.6], 0.6)
-    runs.write_json(tmp_path / "runs" / "g" / runs.SEEDS_SUMMARY, {"seeds": [1]})
+    files.write_json(tmp_path / "runs" / "g" / runs.SEEDS_SUMMARY, {"seeds": [1]})
     rows = compare([])
     assert sorted(row["name"] for row in rows) == ["x", "y"]
     table = markdown_table(rows).splitlines()
@@ -85,7 +85,7 @@ def test_runs_of_one_config_show_the_settings_they_differ_in(tmp_path):
         fake_run(group / f"seed-{seed}", "lstm", [0.85], 0.85)
         (group / f"seed-{seed}" / runs.CONFIG).write_text(
             f"name: lstm\ntrain: {{seed: {seed}, ema_momentum: 0.99}}\nmodel: {{layers: [{{type: lstm, units: 64}}]}}\n")
-    runs.write_json(group / runs.SEEDS_SUMMARY, {"seeds": [42, 43]})
+    files.write_json(group / runs.SEEDS_SUMMARY, {"seeds": [42, 43]})
     other = fake_run(tmp_path / "c", "gru", [0.8], 0.8)
     (other / runs.CONFIG).write_text("name: gru\ndata: {validation_by: movie}\n")
 
@@ -119,8 +119,8 @@ def test_macro_f1_shows_beside_accuracy_once_a_run_has_more_than_two_classes(tmp
     binary = fake_run(tmp_path / "a", "imdb", [0.8], 0.85)
     assert "macro-F1" not in text_table(compare([binary]))
     topics = fake_run(tmp_path / "b", "topics", [0.7], 0.75)
-    runs.write_json(topics / runs.CLASSES, {"classes": ["food", "music", "sport"]})
-    runs.write_json(topics / runs.METRICS, {"accuracy": 0.75, "macro_f1": 0.7321})
+    files.write_json(topics / runs.CLASSES, {"classes": ["food", "music", "sport"]})
+    files.write_json(topics / runs.METRICS, {"accuracy": 0.75, "macro_f1": 0.7321})
     table = markdown_table(compare([binary, topics]))
     assert "| test acc | test macro-F1 |" in table and "| 0.7500 | 0.7321 |" in table
 

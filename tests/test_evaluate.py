@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import files
 from rnn_cli.evaluate import metrics_table
 from tests.conftest import invoke
 
@@ -16,9 +16,9 @@ def test_eval_prints_metrics_and_writes_eval_json(trained_run):
         assert name in result.output
     for figure in ("confusion.png", "roc_pr.png", "reliability.png"):
         assert (trained_run / figure).read_bytes()[:4] == b"\x89PNG"
-    written = runs.read_json(trained_run / "eval.json")
+    written = files.read_json(trained_run / "eval.json")
     assert written["reviews"] == 50
-    assert written["accuracy"] == pytest.approx(runs.read_json(trained_run / "metrics.json")["accuracy"])
+    assert written["accuracy"] == pytest.approx(files.read_json(trained_run / "metrics.json")["accuracy"])
 
 
 def test_eval_json_with_limit_and_model_file(trained_run):

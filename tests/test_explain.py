@@ -7,7 +7,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from rnn_cli import runs
+from rnn_cli import files, runs
 from rnn_cli.cli import main
 from rnn_cli.config import LayerConfig, ModelConfig
 from rnn_cli.corpus import Vocabulary
@@ -112,7 +112,7 @@ def test_inspect_lists_shapes_parameters_and_equations(trained_run):
 def test_more_than_two_classes_trace_the_models_class_or_the_one_asked(trained_run, tmp_path, bidirectional):
     run_dir = fake_run(trained_run, tmp_path, (LayerConfig(type="gru", units=4, bidirectional=bidirectional),),
                        classes=3)
-    runs.write_json(run_dir / runs.CLASSES, {"classes": ["food", "music", "sport"]})
+    files.write_json(run_dir / runs.CLASSES, {"classes": ["food", "music", "sport"]})
     model = keras.saving.load_model(run_dir / runs.MODEL)
     ids, _ = Vocabulary.load(run_dir / runs.VOCABULARY).encode(REVIEW)
     probabilities = model.predict(np.asarray([ids]), verbose=0)[0]
@@ -131,3 +131,22 @@ def test_the_first_of_two_classes_traces_one_minus_the_head(trained_run):
     positive, negative = explain_review(trained_run, REVIEW), explain_review(trained_run, REVIEW, "negative")
     assert negative.probability == pytest.approx(1 - positive.probability)
     assert negative.asked and not positive.asked and negative.label == positive.label
+
+
+def test_a_run_with_word_pairs_loads_in_a_new_process_and_explains(tmp_path, tiny_config, imdb_archive):
+    """The pairs layer is the project's own: a fresh `rnn inspect` process must know it to load the model."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_train
+
+    run_dir = tmp_path / "pairs"
+    result = cli_train(run_dir, tiny_config, imdb_archive, "--epochs", "1", "--set", "model.bigram_buckets=101")
+    assert result.exit_code == 0, result.output
+    done = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "inspect", "--run", str(run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "bigrams: WordPairs(101, 8)" in done.stdout and "P: one row per bucket of word pairs" in done.stdout
+    explanation = explain_review(run_dir, REVIEW)
+    ids, _ = Vocabulary.load(run_dir / runs.VOCABULARY).encode(REVIEW)
+    assert explanation.probability == pytest.approx(model_probability(run_dir, ids), abs=1e-5)

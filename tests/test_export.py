@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnn_cli import runs
+from rnn_cli import loading, runs
 from rnn_cli.corpus import tokenize
 from rnn_cli.export import lower_case_fixes, probabilities, re2_patterns, text_words
 from rnn_cli.predict import predict_texts
@@ -123,7 +123,7 @@ def test_token_id_models_and_their_readme_code(trained_run, tmp_path, fmt, name)
     code = readme.split("```python\n")[1].split("```")[0]
     texts = json.loads(re.search(r"texts = (\[.*\])", code)[1])
     got = json.loads(run_isolated(code, out))
-    want = probabilities(runs.Trained.load(trained_run), texts)[:, 1]  # the Keras model's, known words or not
+    want = probabilities(loading.Trained.load(trained_run), texts)[:, 1]  # the Keras model's, known words or not
     assert [row[0] for row in got] == pytest.approx(want.tolist(), abs=1e-5)
 
 

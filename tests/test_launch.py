@@ -12,7 +12,7 @@ import keras
 import pytest
 import yaml
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, runs
 from rnn_cli.config import dump_config
 from tests.conftest import cli_train, invoke, train_quietly
 
@@ -89,7 +89,7 @@ def test_sigterm_stops_rnn_train_as_ctrl_c_does(tmp_path, tiny_config, imdb_arch
     result = cli_train(run_dir, tiny_config, imdb_archive, "--epochs", "50")
     assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert f"interrupted: 1 finished epoch(s) kept in {run_dir}" in result.output
-    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
+    assert files.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back
 
 
@@ -142,7 +142,7 @@ def test_a_run_with_no_finished_epoch_resumes_from_the_start(tmp_path, tiny_conf
     (run_dir / runs.CONFIG).write_text(yaml.safe_dump(config))  # as a run killed before its first epoch
     result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
+    assert [row["epoch"] for row in checkpoints.read_history(run_dir)] == [1, 2]
 
 
 def test_a_failure_before_the_first_epoch_leaves_no_folder(tmp_path, tiny_config, imdb_archive, monkeypatch):
@@ -215,7 +215,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_exactly_once_freed(tmp_path
     small_disk.free()
     result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(run_dir)] == [
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoints.read_history(run_dir)] == [
         {k: v for k, v in row.items() if k != "seconds"} for row in whole]
 
 

@@ -9,11 +9,11 @@ import rnn_cli
 PACKAGE = Path(rnn_cli.__file__).parent
 # Bottom first: a module may import only modules of earlier layers (or its own layer's earlier ones).
 LAYERS = [
-    ["errors", "stopping", "reference", "metrics", "parsing", "pooling", "ensemble"],
+    ["errors", "stopping", "reference", "metrics", "parsing", "pooling", "pairs", "ensemble"],
     ["files", "tables", "vectors", "compiled"],
     ["config", "corpus", "backends"],
     ["cache"],
-    ["data", "runs", "budget"],
+    ["data", "runs", "checkpoints", "loading", "budget"],
     ["batches", "model", "process", "results", "plots", "card", "publish"],
     ["inference", "callbacks"],
     ["training"],

@@ -48,6 +48,14 @@ def test_pooling_and_dropouts_add_layers_but_the_default_is_the_books_model(pool
     assert [layer.name for layer in book.layers] == ["tokens", "embedding", "simple_rnn_0", "head"]
 
 
+def test_word_pairs_add_a_table_beside_the_embedding():
+    config = ModelConfig(embedding_dim=32, layers=layers("simple_rnn"), bigram_buckets=1009)
+    model = build_model(config, num_words=10000, mask_zero=True)
+    assert [layer.name for layer in model.layers] == ["tokens", "embedding", "bigrams", "simple_rnn_0", "head"]
+    assert parameters_before_head(model) == 322_080 + 1009 * 32
+    assert not np.any(np.asarray(model.get_layer("bigrams").embeddings))  # training starts from the words alone
+
+
 def test_any_sequence_length_gives_one_probability_per_review():
     model = build_model(ModelConfig(embedding_dim=4, layers=layers("lstm")), num_words=50)
     for length in (7, 500):

@@ -11,9 +11,10 @@ TOLERANCE = 1e-5
 VOCABULARY = 50
 
 
-def random_model(layers: list[LayerConfig], masked: bool, seed: int = 0, pooling: str = "last") -> keras.Model:
+def random_model(layers: list[LayerConfig], masked: bool, seed: int = 0, pooling: str = "last",
+                 bigram_buckets: int = 0) -> keras.Model:
     """A model with weights large enough that a wrong gate or bias moves the output visibly."""
-    config = ModelConfig(embedding_dim=6, layers=tuple(layers), pooling=pooling)
+    config = ModelConfig(embedding_dim=6, layers=tuple(layers), pooling=pooling, bigram_buckets=bigram_buckets)
     model = build_model(config, VOCABULARY, mask_zero=masked)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.6, w.shape) for w in model.get_weights()])
@@ -135,3 +136,23 @@ def test_a_review_without_tokens_pools_to_zeros():
         empty = np.zeros((2, 6), dtype=np.int32)
         assert np.all(np.asarray(pooled(empty, training=False)) == 0)
         assert np.all(forward(model, empty).last == 0)
+
+
+@pytest.mark.parametrize("stack, masked, padding", [("gru", True, "post"), ("simple_rnn", False, "pre"),
+                                                    ("stacked_bidirectional", True, "pre")])
+def test_reference_matches_keras_with_word_pairs(stack, masked, padding):
+    assert_layers_match(random_model(STACKS[stack], masked, bigram_buckets=37), token_batch(padding))
+
+
+def test_word_pairs_are_hashed_and_read_only_between_two_words():
+    """Each step's pair vector is the row (previous * words + this) mod buckets, zero at a review's first
+    token and next to padding."""
+    model = random_model(STACKS["gru"], masked=True, bigram_buckets=37)
+    pairs = model.get_layer("bigrams")
+    table = np.asarray(pairs.embeddings)
+    tokens = np.array([[0, 0, 4, 9, 2], [4, 9, 2, 0, 0]], dtype=np.int32)
+    vectors = np.asarray(pairs([np.zeros((*tokens.shape, 6), dtype=np.float32), tokens]))
+    for row, start in ((0, 2), (1, 0)):
+        assert np.all(vectors[row, :start + 1] == 0) and np.all(vectors[row, start + 3:] == 0)
+        np.testing.assert_allclose(vectors[row, start + 1], table[(4 * VOCABULARY + 9) % 37], atol=1e-7)
+        np.testing.assert_allclose(vectors[row, start + 2], table[(9 * VOCABULARY + 2) % 37], atol=1e-7)

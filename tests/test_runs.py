@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, loading, runs
 from rnn_cli.config import dump_config, load_config
 from rnn_cli.errors import UserError
 
@@ -56,9 +56,9 @@ def test_resume_takes_the_runs_own_config_and_holds_the_folder(tmp_path, tiny_co
     run = tmp_path / "run"
     run.mkdir()
     (run / runs.CONFIG).write_text(dump_config(load_config(tiny_config)))
-    assert runs.resume_target(run, ["train.epochs=5"]) == (run, load_config(tiny_config, ["train.epochs=5"]), False)
+    assert checkpoints.resume_target(run, ["train.epochs=5"]) == (run, load_config(tiny_config, ["train.epochs=5"]), False)
     with pytest.raises(UserError, match="in use by process"):
-        runs.resume_target(run, [])
+        checkpoints.resume_target(run, [])
     runs.unlock(run)
 
 
@@ -71,18 +71,18 @@ def test_an_epoch_is_committed_by_its_history_and_recovered_from_any_crash(tmp_p
     def save(text):
         return lambda path: path.write_text(text)
 
-    runs.commit_epoch(tmp_path, history(1), save("epoch 1"), save("best 1"))
+    checkpoints.commit_epoch(tmp_path, history(1), save("epoch 1"), save("best 1"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [runs.BEST_WEIGHTS, runs.CHECKPOINT, "history.csv",
                                                           "history.json"]
     # A crash after epoch 2's checkpoint was written, before its history: epoch 1 is what is committed.
     (tmp_path / ".checkpoint-2.keras").write_text("epoch 2")
-    assert len(runs.recover(tmp_path)) == 1
+    assert len(checkpoints.recover(tmp_path)) == 1
     assert (tmp_path / runs.CHECKPOINT).read_text() == "epoch 1" and not (tmp_path / ".checkpoint-2.keras").exists()
     # A crash after epoch 2's history, before its files took their names: epoch 2 is committed.
-    runs.write_history(tmp_path, history(2))
+    checkpoints.write_history(tmp_path, history(2))
     (tmp_path / ".checkpoint-2.keras").write_text("epoch 2")
     (tmp_path / ".best-2.weights.h5").write_text("best 2")
-    assert len(runs.recover(tmp_path)) == 2
+    assert len(checkpoints.recover(tmp_path)) == 2
     assert (tmp_path / runs.CHECKPOINT).read_text() == "epoch 2"
     assert (tmp_path / runs.BEST_WEIGHTS).read_text() == "best 2"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -92,16 +92,16 @@ def test_an_epoch_is_committed_by_its_history_and_recovered_from_any_crash(tmp_p
 def test_a_history_of_the_wrong_shape_is_one_line(tmp_path, text):
     (tmp_path / runs.HISTORY_JSON).write_text(text)
     with pytest.raises(UserError, match="history.json: damaged or not written by rnn train"):
-        runs.read_history(tmp_path)
+        checkpoints.read_history(tmp_path)
 
 
 def test_run_records_of_the_wrong_shape_are_one_line(tmp_path):
     (tmp_path / runs.RUN_RECORD).write_text("[]")
     with pytest.raises(UserError, match="run.json: damaged"):
         runs.RunRecord(tmp_path)
-    runs.write_json(tmp_path / runs.SEEDS_SUMMARY, {"seeds": "42"})
+    files.write_json(tmp_path / runs.SEEDS_SUMMARY, {"seeds": "42"})
     with pytest.raises(UserError, match="seeds.json: damaged"):
-        runs.resume_target(tmp_path, [])
+        checkpoints.resume_target(tmp_path, [])
     assert not (tmp_path / runs.LOCK).exists()
 
 
@@ -111,17 +111,17 @@ def test_run_records_of_the_wrong_shape_are_one_line(tmp_path):
 ])
 def test_resume_refuses_an_epoch_count_it_cannot_honour(tmp_path, tiny_config, settings, epochs, message):
     (tmp_path / runs.CONFIG).write_text(dump_config(load_config(tiny_config, settings)))
-    runs.write_history(tmp_path, history(2))
+    checkpoints.write_history(tmp_path, history(2))
     with pytest.raises(UserError, match=message):
-        runs.resume_target(tmp_path, [f"train.epochs={epochs}"])
+        checkpoints.resume_target(tmp_path, [f"train.epochs={epochs}"])
     assert not (tmp_path / runs.LOCK).exists()
 
 
 def test_a_seed_group_resumes_with_its_first_seeds_config(tmp_path, tiny_config):
     (tmp_path / "seed-7").mkdir()
     (tmp_path / "seed-7" / runs.CONFIG).write_text(dump_config(load_config(tiny_config, ["train.seed=7"])))
-    runs.write_json(tmp_path / runs.SEEDS_SUMMARY, {"seeds": [7, 8]})
-    folder, config, group = runs.resume_target(tmp_path, [])
+    files.write_json(tmp_path / runs.SEEDS_SUMMARY, {"seeds": [7, 8]})
+    folder, config, group = checkpoints.resume_target(tmp_path, [])
     assert (folder, config.train.seed, group) == (tmp_path, 7, True)
 
 
@@ -139,7 +139,7 @@ def test_a_seed_group_is_one_model_only_once_every_run_is_finished(tmp_path):
     (tmp_path / "seed-42").mkdir()
     with pytest.raises(UserError, match=rf"a seed group not finished \(seed-42, seed-43 without model.keras\).*"
                                         rf"--resume --run {tmp_path}`, or use one run, e.g. --run {tmp_path}/seed-42$"):
-        runs.load_trained(tmp_path)
+        loading.load_trained(tmp_path)
     (tmp_path / runs.SEEDS_SUMMARY).write_text('{"seeds": [true]}')
     with pytest.raises(UserError, match="seeds.json.*expected a list of seeds"):
-        runs.load_trained(tmp_path)
+        loading.load_trained(tmp_path)

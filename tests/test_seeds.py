@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, files, loading, runs
 from rnn_cli.config import load_config
 from rnn_cli.predict import predict_texts
 from rnn_cli.seeds import train_seeds
@@ -61,25 +61,25 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
     lines = result.output.splitlines()
     assert lines[1] == f"seed 42 (1/3): {group / 'seed-42'}"
     assert [line for line in lines if line.startswith("epoch ")][-1].startswith("epoch 1/2 ")
-    first, second = runs.read_history(group / "seed-42"), runs.read_history(group / "seed-43")
+    first, second = checkpoints.read_history(group / "seed-42"), checkpoints.read_history(group / "seed-43")
     assert len(first) == 2 and len(second) == 1
     assert not (group / "seed-44").exists()
-    assert runs.read_json(group / runs.SEEDS_SUMMARY)["status"] == "interrupted"
+    assert files.read_json(group / runs.SEEDS_SUMMARY)["status"] == "interrupted"
 
     result = invoke("train", "--resume", "--run", group, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "seed 42 (1/3): finished, kept" in result.output and "epoch 2/2" in result.output
-    assert runs.read_history(group / "seed-42") == first  # the finished seed is not trained again
-    assert [len(runs.read_history(group / f"seed-{s}")) for s in (43, 44)] == [2, 2]
-    assert runs.read_history(group / "seed-43")[0] == second[0]  # resumed, not started again
+    assert checkpoints.read_history(group / "seed-42") == first  # the finished seed is not trained again
+    assert [len(checkpoints.read_history(group / f"seed-{s}")) for s in (43, 44)] == [2, 2]
+    assert checkpoints.read_history(group / "seed-43")[0] == second[0]  # resumed, not started again
     names = ("seed-42", "seed-43", "seed-44")
     assert sorted(p.name for p in group.iterdir()) == ["MODEL_CARD.md", "curves.png", "metrics.json", *names,
                                                        "seeds.json"]
-    histories = [runs.read_history(group / name) for name in names]
+    histories = [checkpoints.read_history(group / name) for name in names]
     assert histories[0] != histories[1] != histories[2]
     assert [load_config(group / n / runs.CONFIG).train.seed for n in names] == [42, 43, 44]
-    summary = runs.read_json(group / runs.SEEDS_SUMMARY)
-    tests = [runs.read_json(group / n / runs.METRICS)["accuracy"] for n in names]
+    summary = files.read_json(group / runs.SEEDS_SUMMARY)
+    tests = [files.read_json(group / n / runs.METRICS)["accuracy"] for n in names]
     assert summary["status"] == "finished" and summary["runs"] == 3 and summary["seeds"] == [42, 43, 44]
     assert summary["test_accuracy"] == pytest.approx(sum(tests) / 3)
     assert "3 seeds: test accuracy" in result.output.splitlines()[-1]
@@ -89,19 +89,19 @@ def test_a_seed_group_trains_a_folder_per_seed_and_resumes_as_a_whole(tmp_path, 
     assert "| tiny | aclimdb aclImdb_v1.tar.gz | 3 |" in table.output and " ± " in table.output
 
     # The group is one model too: the mean of its runs' probabilities, scored on the same test split.
-    ensemble = runs.read_json(group / runs.METRICS)
+    ensemble = files.read_json(group / runs.METRICS)
     assert summary["ensemble_test_accuracy"] == ensemble["accuracy"]
     assert f"(as one model, the mean of their probabilities: {ensemble['accuracy']:.4f})" in result.output
     assert "ensemble test acc" in table.output and f"| {ensemble['accuracy']:.4f} |" in table.output
     texts = ["a wonderful moving film", "dull and boring, a waste", "the plot was thin but the actors were great"]
-    together = predict_texts(runs.Trained.load(group), texts)
-    alone = [predict_texts(runs.Trained.load(group / name), texts) for name in names]
+    together = predict_texts(loading.Trained.load(group), texts)
+    alone = [predict_texts(loading.Trained.load(group / name), texts) for name in names]
     means = [np.mean([run[i]["probability"] for run in alone]) for i in range(len(texts))]
     assert [row["probability"] for row in together] == pytest.approx(means, abs=1e-6)
     assert np.ptp([run[0]["probability"] for run in alone]) > 1e-3  # the seeds differ: the mean is a mean
     scored = invoke("eval", "--run", group, "--json")
     assert scored.exit_code == 0, scored.output
-    assert runs.read_json(group / runs.EVAL)["accuracy"] == ensemble["accuracy"]
+    assert files.read_json(group / runs.EVAL)["accuracy"] == ensemble["accuracy"]
     assert "An ensemble of 3 recurrent text classifiers" in (group / "MODEL_CARD.md").read_text()
     explained = invoke("explain", "--run", group, "--json", texts[0])
     assert explained.exit_code == 0, explained.output
@@ -129,14 +129,14 @@ def test_an_interrupt_of_the_group_process_alone_reaches_the_seed(tmp_path, tiny
     lines = []
     with pytest.raises(KeyboardInterrupt):
         train_seeds(config, group, 2, device="cpu", echo=lines.append, callbacks=(InterruptTheParent(signum),))
-    history = runs.read_history(group / "seed-42")
+    history = checkpoints.read_history(group / "seed-42")
     assert 1 <= len(history) < 50  # passed on: the seed stopped, and recorded where
-    assert runs.read_json(group / "seed-42" / "run.json")["status"] == "interrupted"
+    assert files.read_json(group / "seed-42" / "run.json")["status"] == "interrupted"
     # Every finished epoch's line reached this process, those after the interrupt too.
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == [f"{i}/50" for i in
                                                                              range(1, len(history) + 1)]
     assert not (group / "seed-43").exists()
-    assert runs.read_json(group / "seeds.json")["status"] == "interrupted"
+    assert files.read_json(group / "seeds.json")["status"] == "interrupted"
 
 
 KILL_THE_PARENT = """
@@ -175,7 +175,7 @@ def test_a_seed_whose_group_process_is_killed_stops_and_records_it(tmp_path, tin
             break
         time.sleep(0.1)
     assert json.loads(record.read_text())["status"] == "interrupted"
-    assert 1 <= len(runs.read_history(group / "seed-42")) < 50
+    assert 1 <= len(checkpoints.read_history(group / "seed-42")) < 50
 
 
 class SignalInEpoch2(keras.callbacks.Callback):
@@ -192,8 +192,8 @@ def test_a_signal_during_fit_stops_the_seed_at_its_next_batch(tmp_path, tiny):
     config = tiny("train.epochs=5")
     with pytest.raises(KeyboardInterrupt):
         train_seeds(config, group, 2, device="cpu", echo=lambda line: None, callbacks=(SignalInEpoch2(),))
-    assert len(runs.read_history(group / "seed-42")) == 1
-    assert runs.read_json(group / "seed-42" / "run.json")["status"] == "interrupted"
+    assert len(checkpoints.read_history(group / "seed-42")) == 1
+    assert files.read_json(group / "seed-42" / "run.json")["status"] == "interrupted"
 
 
 class FailInEpoch2(keras.callbacks.Callback):
@@ -211,10 +211,10 @@ def test_an_error_in_a_seed_process_is_raised_in_the_group_with_its_traceback(tm
     (note,) = err.value.__notes__
     assert note.startswith("in the training process:")
     assert 'raise ValueError("broken callback")' in note  # the child's traceback, down to the line
-    record = runs.read_json(group / "seed-42" / "run.json")
+    record = files.read_json(group / "seed-42" / "run.json")
     assert record["status"] == "failed" and record["error"] == "ValueError: broken callback"
-    assert len(runs.read_history(group / "seed-42")) == 1  # the finished epoch is kept
-    assert runs.read_json(group / "seeds.json")["status"] == "failed"
+    assert len(checkpoints.read_history(group / "seed-42")) == 1  # the finished epoch is kept
+    assert files.read_json(group / "seeds.json")["status"] == "failed"
 
 
 def test_a_seed_group_of_three_classes_reports_macro_f1(tmp_path):
@@ -226,8 +226,8 @@ def test_a_seed_group_of_three_classes_reports_macro_f1(tmp_path):
     group = tmp_path / "group"
     result = cli_train(group, tmp_path / "own.yaml", data, "--seeds", "2", "--epochs", "1")
     assert result.exit_code == 0, result.output
-    assert [runs.read_json(group / f"seed-{s}" / runs.CLASSES)["classes"] for s in (42, 43)] == [
+    assert [files.read_json(group / f"seed-{s}" / runs.CLASSES)["classes"] for s in (42, 43)] == [
         ["food", "music", "sport"]] * 2
     table = invoke("compare", group, "--markdown")
     assert "test macro-F1" in table.output and "| own | jsonl own.jsonl | 2 |" in table.output
-    assert runs.read_json(group / runs.SEEDS_SUMMARY)["test_macro_f1"] is not None
+    assert files.read_json(group / runs.SEEDS_SUMMARY)["test_macro_f1"] is not None

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import files, loading, runs
 from rnn_cli.explain import explain_review
 from rnn_cli.predict import predict_texts
 from rnn_cli.serve import MAX_BODY, MAX_INSTANCES, warm_up
@@ -249,11 +249,11 @@ def test_the_page_shows_what_rnn_predict_says(request, which, tmp_path):
                              page.eval_on_selector_all("#facts dd", "n => n.map(x => x.textContent)")))
             served = httpx.get(f"{shown.url}/v1/models/{runs.config_name(run_dir)}/metadata", timeout=30).json()
             accuracy = served["metadata"]["model"]["test_accuracy"]  # training's, or rnn eval's when newer
-            assert accuracy in [runs.read_json(run_dir / name)["accuracy"] for name in (runs.METRICS, runs.EVAL)
+            assert accuracy in [files.read_json(run_dir / name)["accuracy"] for name in (runs.METRICS, runs.EVAL)
                                 if (run_dir / name).exists()]
             assert facts["test accuracy"] == f"{accuracy:.4f}" and facts["classes"] == ", ".join(classes)
             assert facts["layers"].startswith("Embedding(40, 8) -> SimpleRNN(8) -> Dense(")
-            assert facts["parameters"] == f"{runs.read_json(run_dir / runs.RUN_RECORD)['parameters']:,}"
+            assert facts["parameters"] == f"{files.read_json(run_dir / runs.RUN_RECORD)['parameters']:,}"
             page.fill("#review", text)
             page.click("#score")
             page.wait_for_selector("#strip .word")
@@ -393,7 +393,7 @@ def test_a_server_open_to_other_machines_says_so(trained_run):
 
 
 def test_after_the_warm_up_no_request_waits_for_a_trace(trained_run):
-    trained = runs.Trained.load(trained_run)
+    trained = loading.Trained.load(trained_run)
     warm_up(trained)
     traced = trained.model.predict_function.experimental_get_tracing_count()
     for texts in (["a wonderful film"] * 5, ["an awful film " * 20] * 7, ["dull"], ["good " * 200, "bad"] * 3):

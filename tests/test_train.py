@@ -16,7 +16,7 @@ import pytest
 import yaml
 from tensorflow.python.framework import config as tf_config
 
-from rnn_cli import runs, stopping
+from rnn_cli import checkpoints, files, runs, stopping
 from rnn_cli import training as train_module
 from rnn_cli.config import load_config
 from rnn_cli.data import load_data
@@ -42,27 +42,27 @@ def test_train_writes_every_run_file(trained_run, imdb_archive):
 
     rows = list(csv.DictReader((trained_run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    assert list(rows[0]) == list(runs.HISTORY_COLUMNS)
-    history = runs.read_json(trained_run / "history.json")
+    assert list(rows[0]) == list(checkpoints.HISTORY_COLUMNS)
+    history = files.read_json(trained_run / "history.json")
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert all(0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0 for row in history)
     assert history[0]["learning_rate"] == pytest.approx(0.01)
 
-    record = runs.read_json(trained_run / "run.json")
+    record = files.read_json(trained_run / "run.json")
     assert record["status"] == "finished" and record["device"] == "cpu" and record["seed"] == 42
     assert record["data"]["sizes"] == {"train": 160, "val": 40, "test": 50, "vocabulary": 25, "skipped": 0}
     assert {"tensorflow", "keras", "python"} <= set(record["versions"])
     assert record["timings"]["train_seconds"] > 0 and record["epochs_done"] == 3
 
-    metrics = runs.read_json(trained_run / "metrics.json")
+    metrics = files.read_json(trained_run / "metrics.json")
     assert metrics["reviews"] == 50 and 0 <= metrics["accuracy"] <= 1
     assert "Parameters before the Dense head" in (trained_run / "summary.txt").read_text()
     # Every word of the tiny data fits under num_words 40.
-    assert len(runs.read_json(trained_run / "vocab.json")["words"]) == 22
+    assert len(files.read_json(trained_run / "vocab.json")["words"]) == 22
 
 
 def test_tiny_model_learns_the_signal(trained_run):
-    metrics = runs.read_json(trained_run / "metrics.json")
+    metrics = files.read_json(trained_run / "metrics.json")
     assert metrics["accuracy"] >= 0.75, metrics
 
 
@@ -70,12 +70,12 @@ def test_same_seed_gives_the_same_history(tmp_path, tiny_config, imdb_archive):
     histories = []
     for name in ("a", "b"):
         assert cli_train(tmp_path / name, tiny_config, imdb_archive).exit_code == 0
-        rows = runs.read_history(tmp_path / name)
+        rows = checkpoints.read_history(tmp_path / name)
         histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in rows])
     assert histories[0] == histories[1]
     result = cli_train(tmp_path / "c", tiny_config, imdb_archive, "--set", "train.seed=7")
     assert result.exit_code == 0
-    other = [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(tmp_path / "c")]
+    other = [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoints.read_history(tmp_path / "c")]
     assert other != histories[0]
 
 
@@ -89,14 +89,14 @@ def test_a_second_process_loads_the_steps_the_first_compiled_with_the_same_histo
                                str(imdb_archive), "--run", str(tmp_path / name), "--device", "cpu", "--epochs", "1"],
                               capture_output=True, text=True, env=env, timeout=240)
         assert done.returncode == 0, done.stderr
-        fast_path = runs.read_json(tmp_path / name / "run.json")["fast_path"]
+        fast_path = files.read_json(tmp_path / name / "run.json")["fast_path"]
         folder = Path(fast_path["compile_cache"])
         assert folder.parent == tmp_path / "compiled" and fast_path["threads"] == 1  # a tiny model's step
         entries.append({p.name: p.stat().st_mtime_ns for p in folder.iterdir()})
     assert entries[0] and entries[1] == entries[0]  # the second process compiled nothing of its own
 
     def without_time(folder):
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(folder)]
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoints.read_history(folder)]
 
     assert without_time(tmp_path / "b") == without_time(tmp_path / "a")
 
@@ -121,24 +121,24 @@ def test_interrupted_run_keeps_its_epochs_and_resumes(tmp_path, tiny):
     config = tiny("train.epochs=4")
     with pytest.raises(KeyboardInterrupt):
         train_quietly(config, run_dir, callbacks=(InterruptInEpoch(2),))
-    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2]
-    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
+    assert [row["epoch"] for row in checkpoints.read_history(run_dir)] == [1, 2]
+    assert files.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 2 * 20
-    before = runs.read_history(run_dir)
+    before = checkpoints.read_history(run_dir)
 
     result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    history = runs.read_history(run_dir)
+    history = checkpoints.read_history(run_dir)
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     assert history[:2] == before  # finished epochs are kept as they were
     assert "epoch 3/4" in result.output and "epoch 1/4" not in result.output
     # Optimizer state went on from the checkpoint: 20 steps an epoch (160 reviews, batch 8).
     assert keras.saving.load_model(run_dir / "checkpoint.keras").optimizer.iterations.numpy() == 4 * 20
-    assert runs.read_json(run_dir / "run.json")["status"] == "finished"
+    assert files.read_json(run_dir / "run.json")["status"] == "finished"
 
     more = invoke("train", "--resume", "--run", run_dir, "--epochs", "5", "--device", "cpu")
     assert more.exit_code == 0, more.output
-    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1, 2, 3, 4, 5]
+    assert [row["epoch"] for row in checkpoints.read_history(run_dir)] == [1, 2, 3, 4, 5]
     assert load_config(run_dir / "config.yaml").train.epochs == 5
 
 
@@ -160,8 +160,8 @@ def test_a_diverging_training_stops_in_one_line_and_keeps_the_epochs_before(tmp_
     run_dir = tmp_path / "run"
     with pytest.raises(UserError, match=r"training diverged in epoch 2 \(loss nan.*the 1 epoch\(s\) before it are kept"):
         train_quietly(tiny("train.epochs=3"), run_dir, callbacks=(PoisonInEpoch(1),))
-    assert [row["epoch"] for row in runs.read_history(run_dir)] == [1]
-    assert runs.read_json(run_dir / "run.json")["status"] == "failed"
+    assert [row["epoch"] for row in checkpoints.read_history(run_dir)] == [1]
+    assert files.read_json(run_dir / "run.json")["status"] == "failed"
     # Far too large a step: weights so large that the outputs overflow, while the clipped loss stays finite.
     for rate in ("1e30", "1.0e+30"):
         result = cli_train(tmp_path / rate, tiny_config, imdb_archive, "--set", "train.optimizer=sgd",
@@ -176,8 +176,8 @@ def test_a_diverging_training_stops_in_one_line_and_keeps_the_epochs_before(tmp_
         if kept == 0:
             assert not (tmp_path / rate).exists()
         else:
-            assert runs.read_json(tmp_path / rate / "run.json")["status"] == "failed"
-            assert len(runs.read_history(tmp_path / rate)) == kept
+            assert files.read_json(tmp_path / rate / "run.json")["status"] == "failed"
+            assert len(checkpoints.read_history(tmp_path / rate)) == kept
 
 
 def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, monkeypatch):
@@ -192,15 +192,15 @@ def test_ctrl_c_in_the_test_evaluation_keeps_the_run_resumable(tmp_path, tiny, m
         patch.setattr(rnn_cli.training, "evaluate_model", interrupted)
         with pytest.raises(KeyboardInterrupt):
             train_quietly(config, run_dir)
-    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
+    assert files.read_json(run_dir / "run.json")["status"] == "interrupted"
     assert not (run_dir / "metrics.json").exists()
 
     result = invoke("train", "--resume", "--run", run_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
     # Every epoch was done: only the evaluation is left (no epoch lines, nor the line about compiling).
     assert not any(line.startswith(("epoch ", "batches: ")) for line in result.output.splitlines())
-    assert len(runs.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
-    assert runs.read_json(run_dir / "run.json")["status"] == "finished"
+    assert len(checkpoints.read_history(run_dir)) == 2 and (run_dir / "metrics.json").exists()
+    assert files.read_json(run_dir / "run.json")["status"] == "finished"
 
 
 def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, tiny,
@@ -227,8 +227,8 @@ def test_a_signal_in_the_test_evaluation_waits_for_the_end_of_a_batch(tmp_path, 
     with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
         train_quietly(config, run_dir)
     assert seen == [0, "went on"]
-    assert runs.read_json(run_dir / "run.json")["status"] == "interrupted"
-    assert not (run_dir / "metrics.json").exists() and len(runs.read_history(run_dir)) == 1
+    assert files.read_json(run_dir / "run.json")["status"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists() and len(checkpoints.read_history(run_dir)) == 1
 
 
 def test_a_checkpoint_from_before_the_filled_short_batch_resumes_unfilled(tmp_path, tiny,
@@ -251,7 +251,7 @@ def test_a_checkpoint_from_before_the_filled_short_batch_resumes_unfilled(tmp_pa
     monkeypatch.setattr(rnn_cli.training, "Batches", batches)
     result = invoke("train", "--resume", "--run", run_dir, "--epochs", "2", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert filled[0] is False and len(runs.read_history(run_dir)) == 2  # filled[0]: the training batches
+    assert filled[0] is False and len(checkpoints.read_history(run_dir)) == 2  # filled[0]: the training batches
 
 
 def test_restore_best_saves_the_best_epoch_as_the_model(tmp_path, tiny_config, imdb_archive):
@@ -259,9 +259,9 @@ def test_restore_best_saves_the_best_epoch_as_the_model(tmp_path, tiny_config, i
                         "--set", "train.early_stopping.restore_best=true", "--set", "train.learning_rate=0.05")
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "run"
-    history = runs.read_history(run_dir)
+    history = checkpoints.read_history(run_dir)
     best = max(history, key=lambda r: (r["val_accuracy"], -r["epoch"]))
-    assert runs.read_json(run_dir / "run.json")["best_epoch"] == best["epoch"]
+    assert files.read_json(run_dir / "run.json")["best_epoch"] == best["epoch"]
     model = keras.saving.load_model(run_dir / "model.keras")
     last = keras.saving.load_model(run_dir / "checkpoint.keras")
     model_weights = [w.numpy() for w in model.weights]
@@ -287,11 +287,11 @@ def train_whole_and_resumed(config, parent):
 
 
 def history_without_time(run_dir):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_history(run_dir)]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoints.read_history(run_dir)]
 
 
 def test_fast_path_is_the_default(trained_run):
-    record = runs.read_json(trained_run / "run.json")
+    record = files.read_json(trained_run / "run.json")
     fast_path = dict(record["fast_path"])
     # Where compiled steps are kept (the session's folder), and the threads: 1 unless TensorFlow had
     # started in this test process before the run (test_process.py checks both in processes of their own).
@@ -310,7 +310,7 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     for name in ("a", "b"):
         train_quietly(config, tmp_path / name)
     assert history_without_time(tmp_path / "a") == history_without_time(tmp_path / "b")
-    fast_path = dict(runs.read_json(tmp_path / "a" / "run.json")["fast_path"])
+    fast_path = dict(files.read_json(tmp_path / "a" / "run.json")["fast_path"])
     fast_path.pop("threads")  # the process' (test_fast_path_is_the_default)
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA); nothing compiled.
     assert fast_path == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism",
@@ -338,7 +338,7 @@ def test_xla_run_after_a_recipe_run_in_one_process_keeps_xla(tmp_path, tiny, mon
     monkeypatch.setattr(train_module, "Batches", batches)
     train_quietly(tiny("train.jit_compile=false", "data.bucketing=false", "train.epochs=1"), tmp_path / "recipe")
     train_quietly(tiny("train.epochs=1"), tmp_path / "fast")
-    record = runs.read_json(tmp_path / "fast" / "run.json")
+    record = files.read_json(tmp_path / "fast" / "run.json")
     assert record["fast_path"]["jit_compile"] is True
     assert not tf_config.is_op_determinism_enabled()
     assert [options["batch_size"] for options in evaluated] == [8, 8]
@@ -364,7 +364,7 @@ def test_gpu_run_records_cudnn_and_warns_when_the_config_disables_it(tmp_path, t
     (tmp_path / "run").mkdir()
     train_module.train(config, tmp_path / "run", device="gpu", echo=lambda line: None, warn=warnings.append)
     assert len(warnings) == 1 and "lstm_0 will not use cuDNN" in warnings[0]
-    record = runs.read_json(tmp_path / "run" / "run.json")
+    record = files.read_json(tmp_path / "run" / "run.json")
     assert record["kernels"] == {"lstm_0": {"kernel": "loop", "why": "recurrent_dropout 0.2: the fused kernels need 0"}}
     assert record["fast_path"]["determinism"] is None  # op determinism would refuse cuDNN
 
@@ -378,7 +378,7 @@ def test_a_gpu_run_on_jax_or_torch_trains_on_left_padded_buckets_for_cudnn(tmp_p
     (tmp_path / "run").mkdir()
     lines = []
     train_module.train(config, tmp_path / "run", device="gpu", echo=lines.append, warn=lines.append)
-    record = runs.read_json(tmp_path / "run" / "run.json")
+    record = files.read_json(tmp_path / "run" / "run.json")
     assert record["backend"] == "jax" and record["fast_path"]["batches"] == "length buckets, left-padded, no mask"
     assert record["kernels"] == {"lstm_0": {"kernel": "cudnn", "why": "batches without a mask, left-padded buckets"}}
     assert "left-padded, no mask (for cuDNN)" in lines[0]
@@ -386,7 +386,7 @@ def test_a_gpu_run_on_jax_or_torch_trains_on_left_padded_buckets_for_cudnn(tmp_p
     # Scored as trained: each review at its own bucket, on the left (tests/test_inference.py).
     result = invoke("eval", "--run", tmp_path / "run", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["accuracy"] == pytest.approx(runs.read_json(tmp_path / "run" / "metrics.json")["accuracy"])
+    assert json.loads(result.output)["accuracy"] == pytest.approx(files.read_json(tmp_path / "run" / "metrics.json")["accuracy"])
     result = invoke("export", "--run", tmp_path / "run")
     assert result.exit_code == 2 and "trained on left-padded length buckets" in result.output
 
@@ -394,11 +394,11 @@ def test_a_gpu_run_on_jax_or_torch_trains_on_left_padded_buckets_for_cudnn(tmp_p
 def test_cosine_schedule_lowers_the_rate_every_epoch_and_resumes_on_it(tmp_path, tiny):
     config = tiny("train.schedule=cosine", "train.epochs=3")
     train_whole_and_resumed(config, tmp_path)
-    rates = [row["learning_rate"] for row in runs.read_history(tmp_path / "full")]
+    rates = [row["learning_rate"] for row in checkpoints.read_history(tmp_path / "full")]
     assert rates[0] < 0.01 and rates[0] > rates[1] > rates[2] >= 0  # 0.01 is the tiny config's rate
-    assert [row["learning_rate"] for row in runs.read_history(tmp_path / "resumed")] == rates
+    assert [row["learning_rate"] for row in checkpoints.read_history(tmp_path / "resumed")] == rates
     # Each process' first epoch traces and compiles: run.json names them for rnn compare.
-    warmups = {name: runs.read_json(tmp_path / name / runs.RUN_RECORD)["timings"]["warmup_epochs"]
+    warmups = {name: files.read_json(tmp_path / name / runs.RUN_RECORD)["timings"]["warmup_epochs"]
                for name in ("full", "resumed")}
     assert warmups == {"full": [1], "resumed": [1, 3]}
 
@@ -417,10 +417,10 @@ def test_weight_averaging_is_what_validation_scores_and_what_is_saved(tmp_path, 
             np.testing.assert_array_equal(kept, averaged)  # the saved model is the average...
         assert any(not np.allclose(a, b) for a, b in zip(raw, saved.get_weights()))  # ...not the last step
         # Validation scored the averaged weights: those saved for the last epoch and the best one.
-        history = runs.read_history(run_dir)
+        history = checkpoints.read_history(run_dir)
         best = keras.saving.load_model(run_dir / "model.keras")
         best.load_weights(run_dir / "best.weights.h5")
-        for model, row in ((saved, history[-1]), (best, runs.best_row(history))):
+        for model, row in ((saved, history[-1]), (best, checkpoints.best_row(history))):
             loss = classification_metrics(val.labels, predict_probabilities(model, val, config.data), THRESHOLD)["loss"]
             assert loss == pytest.approx(row["val_loss"], abs=2e-6)
     # The average went on from the checkpoint: a resumed run ends where an uninterrupted one does.
@@ -431,9 +431,9 @@ def test_mixed_precision_trains_saves_and_resumes(tmp_path, tiny):
     config = tiny("train.precision=mixed_float16", "train.epochs=3",
                   "model.layers.0.type=lstm")
     train_whole_and_resumed(config, tmp_path)
-    record = runs.read_json(tmp_path / "full" / "run.json")
+    record = files.read_json(tmp_path / "full" / "run.json")
     assert record["fast_path"]["precision"] == "mixed_float16"
-    history = runs.read_history(tmp_path / "full")
+    history = checkpoints.read_history(tmp_path / "full")
     assert history[-1]["accuracy"] > 0.6  # it learns in 16 bits (the tiny data is easy)
     for name in ("model.keras", "checkpoint.keras"):
         model = keras.saving.load_model(tmp_path / "full" / name)
@@ -496,10 +496,10 @@ def test_a_run_killed_mid_epoch_resumes_to_the_history_of_one_never_stopped(tmp_
     done = subprocess.run([sys.executable, script, tmp_path / "config.yaml", tmp_path / "killed"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stderr
-    assert len(runs.read_history(tmp_path / "killed")) == 1  # epoch 2 was cut in its sixth batch
+    assert len(checkpoints.read_history(tmp_path / "killed")) == 1  # epoch 2 was cut in its sixth batch
     result = invoke("train", "--resume", "--run", tmp_path / "killed", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    resumed = runs.read_history(tmp_path / "killed")
+    resumed = checkpoints.read_history(tmp_path / "killed")
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == [
         {k: v for k, v in row.items() if k != "seconds"} for row in whole]
 
@@ -523,8 +523,8 @@ def test_own_data_trains_evaluates_and_predicts(tmp_path, source, classes):
     run_dir = tmp_path / "run"
     result = cli_train(run_dir, tmp_path / "own.yaml", data)
     assert result.exit_code == 0, result.output
-    assert runs.read_json(run_dir / runs.CLASSES)["classes"] == sorted(classes)
-    metrics = runs.read_json(run_dir / runs.METRICS)
+    assert files.read_json(run_dir / runs.CLASSES)["classes"] == sorted(classes)
+    metrics = files.read_json(run_dir / runs.METRICS)
     assert metrics["accuracy"] > 1.5 / len(classes), metrics  # well above chance on this easy data
     model = keras.saving.load_model(run_dir / "model.keras")
     assert model.get_layer("head").units == (1 if len(classes) == 2 else len(classes))
@@ -551,8 +551,8 @@ def test_data_classes_fix_the_order_of_the_model_its_metrics_and_answers(tmp_pat
     run_dir = tmp_path / "run"
     result = cli_train(run_dir, tmp_path / "own.yaml", data, "--set", "data.classes=[sport, music, food]")
     assert result.exit_code == 0, result.output
-    assert runs.read_json(run_dir / runs.CLASSES)["classes"] == order
-    assert runs.read_json(run_dir / runs.METRICS)["confusion_matrix"]["classes"] == order
+    assert files.read_json(run_dir / runs.CLASSES)["classes"] == order
+    assert files.read_json(run_dir / runs.METRICS)["confusion_matrix"]["classes"] == order
     predicted = invoke("predict", "--run", run_dir, "--json", "the goal and the soup")
     assert list(json.loads(predicted.output)["probabilities"]) == order
     wrong = cli_train(tmp_path / "wrong", tmp_path / "own.yaml", data, "--set", "data.classes=[sport, music]")
@@ -567,7 +567,7 @@ def test_an_own_data_run_of_three_classes_resumes_inspects_plots_and_compares(tm
     assert cli_train(run_dir, tmp_path / "own.yaml", data, "--epochs", "1").exit_code == 0
     resumed = invoke("train", "--resume", "--run", run_dir, "--epochs", "2", "--device", "cpu")
     assert resumed.exit_code == 0, resumed.output
-    assert len(runs.read_history(run_dir)) == 2
+    assert len(checkpoints.read_history(run_dir)) == 2
     inspected = invoke("inspect", "--run", run_dir)
     assert inspected.exit_code == 0 and "head: Dense(3, softmax)" in inspected.output
     assert invoke("plot", "--run", run_dir).exit_code == 0 and (run_dir / runs.CURVES).exists()

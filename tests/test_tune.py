@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import checkpoints, runs
 from rnn_cli.config import load_config
 from rnn_cli.tune import open_study, run_trial
 from tests.conftest import invoke
@@ -73,12 +73,12 @@ def test_a_study_trains_its_trials_as_runs_and_reports_them(study_setup, tmp_pat
     assert "epoch_accuracy" in events.Runs()["trial-000/tensorboard/validation"]["tensors"]
     for name in trials:
         record = runs.read_mapping(study / name / runs.RUN_RECORD)
-        assert record["status"] == "finished" and len(runs.read_history(study / name)) == 2
+        assert record["status"] == "finished" and len(checkpoints.read_history(study / name)) == 2
         assert not (study / name / runs.METRICS).exists()  # trials never see the test split
     search = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(study / "study.journal"))))
     best = search.best_trial
-    assert best.value == max(runs.best_row(runs.read_history(study / name))["val_accuracy"] for name in trials)
+    assert best.value == max(checkpoints.best_row(checkpoints.read_history(study / name))["val_accuracy"] for name in trials)
     tuned = load_config(study / "best.yaml")
     assert tuned.train.learning_rate == best.params["train.learning_rate"]
     assert tuned.model.layers[0].type == best.params["model.layers.0.type"] and tuned.train.epochs == 2
@@ -113,7 +113,7 @@ def test_seeds_make_each_trial_a_seed_group_scored_by_its_mean_and_timeout_start
     assert sorted(p.name for p in study.glob("trial-*")) == ["trial-000"]
     seeds = runs.members(study / "trial-000")
     assert [runs.read_mapping(seed / runs.RUN_RECORD)["seed"] for seed in seeds] == [42, 43]
-    bests = [runs.best_row(runs.read_history(seed))["val_accuracy"] for seed in seeds]
+    bests = [checkpoints.best_row(checkpoints.read_history(seed))["val_accuracy"] for seed in seeds]
     search = optuna.load_study(study_name="g", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(study / "study.journal"))))
     assert search.best_trial.value == pytest.approx(sum(bests) / 2)
@@ -134,7 +134,7 @@ def test_a_pruned_trial_stops_as_sigterm_stops_a_run(study_setup, tmp_path, tiny
     assert search.trials[0].state == optuna.trial.TrialState.PRUNED
     folder = study.folder / "trial-000"
     assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "pruned"
-    assert len(runs.read_history(folder)) == 1 and (folder / runs.CHECKPOINT).exists()  # resumable
+    assert len(checkpoints.read_history(folder)) == 1 and (folder / runs.CHECKPOINT).exists()  # resumable
     assert lines[-1].startswith("trial 0: pruned after epoch 1 (val_accuracy ")
 
 
@@ -169,19 +169,19 @@ def test_a_stopped_or_killed_worker_loses_no_trial_and_the_study_continues(study
     assert first.returncode == 143 and "interrupted: finished trials are kept; continue with `rnn tune --study k`" in err
     wait_until_recorded(folder)
     assert runs.read_mapping(folder / runs.RUN_RECORD)["status"] == "interrupted"
-    kept = runs.read_history(folder)
+    kept = checkpoints.read_history(folder)
 
     second = rnn_process("--study", "k", "--trials", "2", cwd=tmp_path)
     stop_in_training(second, "trial 2:", signal.SIGKILL)  # kill -9, in the continued trial's next epoch
     second.wait(timeout=30)
     wait_until_recorded(folder)
-    assert runs.read_history(folder)[:len(kept)] == kept and len(runs.read_history(folder)) > len(kept)
+    assert checkpoints.read_history(folder)[:len(kept)] == kept and len(checkpoints.read_history(folder)) > len(kept)
 
     third = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "k", "--trials", "2"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0, third.stderr
     assert "trial 2 was stopped: queued again, to continue in runs/k/trial-001" in third.stdout
-    history = runs.read_history(folder)
+    history = checkpoints.read_history(folder)
     assert len(history) == 3 and history[:len(kept)] == kept  # continued from its finished epochs each time
     search = optuna.load_study(study_name="k", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "k" / "study.journal"))))

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from rnn_cli import runs
+from rnn_cli import files, loading, runs
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.errors import ConfigError
 from rnn_cli.vectors import check_vectors, read_vectors
@@ -69,11 +69,11 @@ def test_a_run_starts_from_the_vectors_and_records_how_many_words_they_cover(tmp
     assert result.exit_code == 0, result.output
     vocabulary = Vocabulary.load(run_dir / runs.VOCABULARY)
     covered = [word for word in words if word in vocabulary.index and vocabulary.index[word] < 40]
-    recorded = runs.read_json(run_dir / runs.RUN_RECORD)["embedding_file"]
+    recorded = files.read_json(run_dir / runs.RUN_RECORD)["embedding_file"]
     assert recorded == {"path": str(path), "covered": len(covered), "words": min(len(vocabulary.words) + 3, 40) - 3,
                         "trainable": trainable}
     assert f"embedding: {len(covered)} of the vocabulary's" in result.output
-    embeddings = np.asarray(runs.load_trained(run_dir).get_layer("embedding").embeddings)
+    embeddings = np.asarray(loading.load_trained(run_dir).get_layer("embedding").embeddings)
     for word in covered:
         np.testing.assert_allclose(embeddings[vocabulary.index[word]], vectors[word], atol=1e-6)
     assert len(covered) >= 10 and np.ptp(embeddings[vocabulary.index[covered[0]]]) > 0
