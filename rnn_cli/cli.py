@@ -434,18 +434,20 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
     rnn tune --report                                     # the newest study
     """
     require_extra("tune", "optuna")
-    from rnn_cli import tune as tuning
+    from rnn_cli.study import base_config, newest_study, open_study
+    from rnn_cli.tune import tune as run_study
+    from rnn_cli.tune_report import report as study_report
 
     overrides = [*sets, *data_overrides(data, limit), *([f"train.epochs={epochs}"] if epochs else [])]
-    base = tuning.base_config(config_path, overrides)
+    base = base_config(config_path, overrides)
     if report and study_name is None and base is None:
-        study_name = tuning.newest_study().name
-    study = tuning.open_study(study_name, base, space_path, storage, seeds)
+        study_name = newest_study().name
+    study = open_study(study_name, base, space_path, storage, seeds)
     if report:
-        tuning.report(study, echo=click.echo)
+        study_report(study, echo=click.echo)
         return
     try:
-        tuning.tune(study, trials, timeout, device, echo=click.echo)
+        run_study(study, trials, timeout, device, echo=click.echo)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished trials are kept; continue with `rnn tune --study {study.name}"
                    + (" --storage URL`" if study.storage else "`"), err=True)

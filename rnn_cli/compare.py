@@ -137,9 +137,13 @@ def text_table(rows: list[dict]) -> str:
     """Aligned columns for a terminal."""
     keys = _keys(rows) + ["path"]
     table = [[COLUMNS[key] for key in keys]] + [[cells(row)[key] for key in keys] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
-    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip()
-                     for line in table)
+    return aligned(table)
+
+
+def aligned(table: list[list[str]]) -> str:
+    """Rows of cells as left-aligned columns two spaces apart (the first row: the heads)."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in table)
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -10,15 +10,15 @@ PACKAGE = Path(rnn_cli.__file__).parent
 # Bottom first: a module may import only modules of earlier layers (or its own layer's earlier ones).
 LAYERS = [
     ["errors", "stopping", "reference", "metrics", "parsing", "pooling", "pairs", "ensemble"],
-    ["files", "tables", "vectors", "compiled"],
-    ["config", "corpus", "backends"],
+    ["files", "tables", "vectors", "compiled", "storage"],
+    ["config", "corpus", "backends", "space"],
     ["cache"],
     ["data", "runs", "checkpoints", "loading", "budget"],
     ["batches", "model", "process", "results", "plots", "card", "publish"],
     ["inference", "callbacks"],
     ["training"],
     ["evaluate", "seeds", "predict", "explain", "compare", "export", "baseline"],
-    ["launch", "serve", "tune"],
+    ["launch", "serve", "study", "tune", "tune_report"],
     ["api", "cli"],
 ]
 

@@ -14,7 +14,8 @@ import pytest
 
 from rnn_cli import checkpoints, runs
 from rnn_cli.config import load_config
-from rnn_cli.tune import open_study, run_trial
+from rnn_cli.study import open_study
+from rnn_cli.tune import run_trial
 from tests.conftest import invoke
 from tests.test_plots import drawn_whole
 
@@ -265,7 +266,7 @@ def test_a_storage_that_cannot_be_reached_is_one_line_without_its_password(study
 def test_a_database_server_that_never_answers_is_one_line_within_its_timeout(study_setup, tmp_path):
     import socket
 
-    from rnn_cli.tune import CONNECT_TIMEOUT, timeouts
+    from rnn_cli.storage import CONNECT_TIMEOUT, timeouts
 
     assert timeouts("postgresql://u@h/db")["connect_timeout"] == CONNECT_TIMEOUT
     silent = socket.socket()  # accepts connections (the kernel does) and never says a word
@@ -298,7 +299,7 @@ def test_trial_figures_count_trials_in_whole_numbers_and_outline_every_point():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rnn_cli.tune import readable_trials
+    from rnn_cli.tune_report import readable_trials
 
     figure, axis = plt.subplots()
     points = axis.scatter([0, 1, 2, 3], [0.5, 0.6, 0.55, 0.7], c=[0, 1, 2, 3], cmap="Blues")
