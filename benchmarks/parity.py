@@ -1,6 +1,6 @@
 """Does an exported or served model say what `rnn predict` says, on real reviews?
 
-1. The SavedModel's tokeniser (TensorFlow string ops) against `corpus.tokenize` on every review of
+1. The SavedModel's tokeniser (TensorFlow string ops) against `encoding.tokenize` on every review of
    the archive, train and test.
 2. On --reviews test reviews, with made-up edge cases added (empty, no known word, several reviews
    joined so they run far past maxlen, non-ASCII): `rnn predict`'s probabilities against the
@@ -35,17 +35,15 @@ EDGE_CASES = ["", "zzqx qqzv", "ÉNORME déception, naïve, 東京, Ελληνι
 def tokeniser_parity(data: Path) -> dict:
     import tensorflow as tf
 
-    from rnn_cli.corpus import tokenize
     from rnn_cli.data import iter_review_files
-    from rnn_cli.export import lower_case_fixes, re2_patterns, text_words
+    from rnn_cli.encoding import tf_lower_table, tf_words, tokenize
 
     texts = [raw.decode("utf-8") for _, _, _, raw in iter_review_files(data) if raw]
-    keys, values = lower_case_fixes()
-    lower = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+    lower = tf_lower_table()
     differ = 0
     for start in range(0, len(texts), 2000):
         chunk = texts[start:start + 2000]
-        words = text_words(tf.constant(chunk), lower, *re2_patterns()).to_list()
+        words = tf_words(tf.constant(chunk), lower).to_list()
         differ += sum([w.decode() for w in got] != tokenize(text) for got, text in zip(words, chunk))
     return {"reviews": len(texts), "differ": differ}
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import Reviews
+from rnn_cli.encoding import bucket_lengths, padding_side
 
 POOL = 50  # batches sorted together: enough to group similar lengths, few enough to vary batches
 
@@ -140,18 +141,6 @@ class Batches:
 
     def _by_length(self, index: np.ndarray) -> np.ndarray:
         return index[np.argsort(self.lengths[index], kind="stable")]
-
-
-def padding_side(data: DataConfig, masked: bool, bucketed: bool | None = None) -> str:
-    """Where a model's batches are padded: on the right when it masks, on the left for unmasked
-    buckets (`bucketed`, default data.bucketing), else as data.padding says."""
-    bucketed = data.bucketing if bucketed is None else bucketed
-    return "post" if masked else "pre" if bucketed else data.padding
-
-
-def bucket_lengths(data: DataConfig) -> list[int]:
-    """Every length a bucketed batch can have: the multiples of bucket_width below maxlen, and maxlen."""
-    return [*range(data.bucket_width, data.maxlen, data.bucket_width), data.maxlen]
 
 
 def py_dataset(batches: Batches, first_epoch: int):

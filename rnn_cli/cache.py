@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_cli.corpus import FIRST_WORD, SPLITS, TOKENIZER_VERSION, Corpus, Reviews
+from rnn_cli.corpus import SPLITS, Corpus, Reviews
+from rnn_cli.encoding import FIRST_WORD, TOKENIZER_VERSION
 from rnn_cli.errors import UserError
 from rnn_cli.files import atomic_path, cache_dir
 

@@ -1,9 +1,7 @@
-"""Reviews as the model reads them: the tokeniser, reviews stored flat, the vocabulary, a source's
-encoded corpus, and the one encoder every source uses.
-
-Index conventions are Keras': 0 pads, 1 starts every review, 2 stands for a word outside the
-vocabulary, and words take 3, 4, ... by falling frequency in the training split. A vocabulary of
-`num_words` counts those three reserved indices, so every index is below `num_words`.
+"""Reviews as the model reads them: reviews stored flat, the vocabulary, a source's encoded corpus, and
+the one encoder every source uses. The tokeniser, the index conventions and the padding rules are in
+`rnn_cli.encoding`. A vocabulary of `num_words` counts the three reserved indices (pad, start, unknown),
+so every index is below `num_words`.
 
 Why not Keras' `TextVectorization` and `pad_sequences`: the index convention above (a start token,
 so a model trained on Keras' own imdb.npz and one trained on the aclImdb files read alike) is not
@@ -17,28 +15,18 @@ from __future__ import annotations
 import array
 import functools
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rnn_cli.encoding import FIRST_WORD, OOV, PAD, START, TOKENIZER_VERSION, tokenize
 from rnn_cli.errors import DataError, UserError
-from rnn_cli.parsing import load_json
 from rnn_cli.files import write_atomic
+from rnn_cli.parsing import load_json
 
-PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 BINARY = ("negative", "positive")  # IMDB's classes, label 0 and 1
 SPLITS = ("train", "test")
-# Bump when tokenise() changes: it is part of the cache key.
-TOKENIZER_VERSION = 1
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-# Runs of letters or digits, keeping inner apostrophes ("don't"); everything else separates.
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words of a review, with `<br />` and punctuation removed."""
-    return _WORD.findall(_BREAK.sub(" ", text).lower())
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import numpy as np
 
 from rnn_cli.cache import cached
 from rnn_cli.config import DataConfig
-from rnn_cli.corpus import BINARY, FIRST_WORD, SPLITS, Corpus, Reviews, Vocabulary, build_corpus, encode_rows
+from rnn_cli.corpus import BINARY, SPLITS, Corpus, Reviews, Vocabulary, build_corpus, encode_rows
+from rnn_cli.encoding import FIRST_WORD
 from rnn_cli.errors import DataError
 from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_folders, read_rows, read_text_files,
                             split_by_group, stratified_split)

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 
 from rnn_cli import loading
-from rnn_cli.batches import bucket_lengths, padding_side
 from rnn_cli.config import DataConfig
-from rnn_cli.corpus import OOV, Reviews, tokenize
+from rnn_cli.corpus import Reviews
+from rnn_cli.encoding import OOV, batch_ids, padding_side, tokenize
 from rnn_cli.errors import UserError
 from rnn_cli.ensemble import members
 from rnn_cli.model import THRESHOLD, masks_padding
@@ -120,7 +120,7 @@ def model_trace(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple:
 def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[np.ndarray, ...]:
     """The head on the last layer's state after each token: (before any, after each, the prediction),
     each a probability, or a row of the classes' for a softmax head."""
-    x = model_input(Reviews.from_lists([ids], [0]), data, model)
+    x = batch_ids(Reviews.from_lists([ids], [0]), data, masks_padding(model))
     trace = forward(model, x)
     # Unmasked and pre-padded, the review's words are the last steps, after the padding.
     start = x.shape[1] - len(ids) if padding_side(data, masks_padding(model)) == "pre" else 0
@@ -133,20 +133,8 @@ def running_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tup
 def prefix_scores(model: keras.Model, ids: np.ndarray, data: DataConfig) -> tuple[np.ndarray, ...]:
     """The prediction for every prefix, the empty one first, in one batch."""
     prefixes = Reviews.from_lists([ids[:k] for k in range(len(ids) + 1)], np.zeros(len(ids) + 1))
-    scores = forward(model, model_input(prefixes, data, model)).probabilities
+    scores = forward(model, batch_ids(prefixes, data, masks_padding(model))).probabilities
     return scores[0], scores[1:], scores[-1]
-
-
-def model_input(reviews: Reviews, data: DataConfig, model: keras.Model) -> np.ndarray:
-    """Token ids as the model was trained on them: right-padded and masked, left-padded to the
-    longest one's bucket, or padded to maxlen."""
-    longest = min(int(reviews.lengths.max()), data.maxlen)
-    if masks_padding(model):
-        return reviews.padded(longest, "post")
-    if data.bucketing:
-        steps = next(length for length in bucket_lengths(data) if length >= longest)
-        return reviews.padded(steps, "pre", data.truncating)
-    return reviews.padded(data.maxlen, data.padding, data.truncating)
 
 
 def explanation_lines(explanation: Explanation, top: int) -> list[str]:

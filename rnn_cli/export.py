@@ -1,7 +1,7 @@
 """A trained run as files other programs load without rnn-cli.
 
-- `saved_model`: a TensorFlow SavedModel that takes raw text. `corpus.tokenize`, the vocabulary, the
-  start token, truncation and padding are TensorFlow ops inside it, so it scores a text exactly as
+- `saved_model`: a TensorFlow SavedModel that takes raw text. The tokeniser, the vocabulary, the start
+  token, truncation and padding are TensorFlow ops inside it (`rnn_cli.encoding`'s TensorFlow side), so it scores a text exactly as
   `rnn predict` does; written in TensorFlow Serving's layout (`OUT/<version>/`).
 - `onnx`, `litert`: the token-id model, for ONNX Runtime and the LiteRT interpreter, with
   `vocab.json` and a README beside it that says (and shows, in Python) how a client encodes text.
@@ -13,9 +13,7 @@ own exports of text models have failed to reload (keras#16029, #19396).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import re
 import shutil
 import tempfile
 import warnings
@@ -26,9 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_cli import loading, runs
-from rnn_cli.batches import padding_side
 from rnn_cli.card import write_card
-from rnn_cli.corpus import FIRST_WORD, OOV, PAD, START, Reviews, Vocabulary
+from rnn_cli.corpus import Reviews, Vocabulary
+from rnn_cli.encoding import (FIRST_WORD, OOV, PAD, START, client_encoder, fixed_ids, padding_side, tf_ids,
+                              tf_lower_table, tf_padded, tf_vocabulary_table, tf_words)
 from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import make_dir
 from rnn_cli.model import THRESHOLD, class_count, masks_padding
@@ -105,11 +104,9 @@ def probabilities(trained: loading.Trained, texts: list[str]) -> np.ndarray:
 
 
 def token_ids(trained: loading.Trained, texts: list[str]) -> np.ndarray:
-    """(n, maxlen) token ids as training fed them: right-padded for a masked model, else as configured."""
-    data = trained.config.data
+    """(n, maxlen) token ids of `texts` as the token-id exports take them (`encoding.fixed_ids`)."""
     reviews = Reviews.from_lists([trained.vocabulary.encode(text)[0] for text in texts], np.zeros(len(texts)))
-    padding = padding_side(data, masks_padding(trained.model))
-    return reviews.padded(data.maxlen, padding, data.truncating)
+    return fixed_ids(reviews, trained.config.data, masks_padding(trained.model))
 
 
 def probe_texts(vocabulary: Vocabulary, maxlen: int, count: int = 24) -> list[str]:
@@ -197,26 +194,16 @@ def write_saved_model(trained: loading.Trained, out: Path) -> None:
     """The model with the tokeniser, vocabulary, truncation and padding in front, as one signature:
     `serving_default`, a string tensor `texts` of shape [batch] to `probability`, `probabilities`,
     `label`, `words`, `known_words` and `truncated`."""
-    words = list(trained.vocabulary.words)
-    vocabulary = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(words, tf.string),
-                                            tf.range(len(words), dtype=tf.int64) + FIRST_WORD),
-        default_value=OOV)
-    keys, values = lower_case_fixes()
-    lower = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+    vocabulary, lower = tf_vocabulary_table(list(trained.vocabulary.words)), tf_lower_table()
     model, data = trained.model, trained.config.data
     classes = tf.constant(trained.classes)
     masked, count = masks_padding(model), class_count(model)
-    break_pattern, word_pattern = re2_patterns()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
-    def serve(texts):
-        tokens = text_words(texts, lower, break_pattern, word_pattern)
-        word_ids = tf.ragged.map_flat_values(vocabulary.lookup, tokens)
-        start = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(texts)[0], 1], tf.constant(START, tf.int64)))
-        ids = tf.concat([start, word_ids], axis=1)
-        ids = ids[:, -data.maxlen:] if data.truncating == "pre" else ids[:, :data.maxlen]
-        x = padded(ids, None if masked else data.maxlen, "post" if masked else data.padding)
+    def serve(texts):  # rnn_cli/encoding.py's steps as TensorFlow ops, then the model
+        tokens = tf_words(texts, lower)
+        ids, word_ids = tf_ids(tokens, vocabulary)
+        x = tf_padded(ids, data, masked)
         p = tf.cast(model(tf.cast(x, tf.int32), training=False), tf.float32)
         if count == 2:
             p = tf.concat([1 - p, p], axis=1)
@@ -235,72 +222,12 @@ def write_saved_model(trained: loading.Trained, out: Path) -> None:
     archive.write_out(str(out), verbose=False)
 
 
-def text_words(texts: tf.Tensor, lower, break_pattern: str, word_pattern: str) -> tf.RaggedTensor:
-    """`corpus.tokenize` as TensorFlow ops: each text's words, [batch, (words)]."""
-    texts = tf.strings.regex_replace(texts, break_pattern, " ")
-    texts = tf.strings.regex_replace(texts, r"\x00", " ")  # tf.strings.lower stops at a NUL; it separates words
-    texts = tf.strings.lower(texts, encoding="utf-8")
-    # Letters whose lower case TensorFlow's Unicode tables lack but Python's have (newer ones).
-    chars = tf.strings.unicode_decode(texts, "UTF-8")
-    fixed = tf.ragged.map_flat_values(lower.lookup, chars)
-    chars = tf.ragged.map_flat_values(lambda c, f: tf.where(f >= 0, f, c), chars, fixed)
-    texts = tf.strings.unicode_encode(chars, "UTF-8")
-    # findall as a replacement: each word kept and followed by a space, every other character a space.
-    return tf.strings.split(tf.strings.regex_replace(texts, word_pattern, r"\1 "))
-
-
-def padded(ids: tf.RaggedTensor, length: int | None, side: str) -> tf.Tensor:
-    """Ragged ids as a dense matrix of `length` columns (None: the longest row's), zeros on `side`."""
-    shape = None if length is None else [None, length]
-    dense = ids.to_tensor(PAD, shape=shape)
-    if side == "post":
-        return dense
-    # Reverse each row's ids, then the whole row: the ids in order at the end, zeros in front.
-    return tf.reverse(tf.reverse_sequence(dense, ids.row_lengths(), seq_axis=1, batch_axis=0), axis=[1])
-
-
-@functools.lru_cache(maxsize=1)
-def re2_patterns() -> tuple[str, str]:
-    """`corpus.tokenize`'s two patterns in RE2 (TensorFlow's regex engine), their character classes
-    spelled out from Python's own: RE2's \\w and \\s are ASCII only, Python's are Unicode."""
-    word = character_class(lambda c: re.fullmatch(r"[^\W_]", c) is not None)
-    space = character_class(lambda c: re.fullmatch(r"\s", c) is not None)
-    return rf"<[bB][rR]{space}*/?>", rf"(?s)({word}+(?:'{word}+)*)|."
-
-
-def character_class(member) -> str:
-    """An RE2 class of every code point for which `member(chr(c))` holds, as ranges."""
-    ranges, start = [], None
-    for c in range(0x110001):
-        inside = c <= 0x10FFFF and not 0xD800 <= c <= 0xDFFF and member(chr(c))
-        if inside and start is None:
-            start = c
-        elif not inside and start is not None:
-            ranges.append(rf"\x{{{start:x}}}" if start == c - 1 else rf"\x{{{start:x}}}-\x{{{c - 1:x}}}")
-            start = None
-    return "[" + "".join(ranges) + "]"
-
-
-@functools.lru_cache(maxsize=1)
-def lower_case_fixes() -> tuple[tf.Tensor, tf.Tensor]:
-    """Code points that `tf.strings.lower` leaves as they are but `str.lower` maps to one other."""
-    points = [c for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF]
-    chars = [chr(c) for c in points]
-    lowered = tf.strings.lower(tf.constant(chars), encoding="utf-8").numpy()
-    pairs = [(c, ord(chars[i].lower())) for i, c in enumerate(points)
-             if lowered[i].decode("utf-8") == chars[i] and len(chars[i].lower()) == 1 and chars[i].lower() != chars[i]]
-    keys, values = zip(*pairs) if pairs else ((0,), (0,))
-    return tf.constant(keys, tf.int32), tf.constant(values, tf.int32)
-
-
 # The client's note for the token-id formats -------------------------------------------------------
 
 def client_readme(trained: loading.Trained, fmt: str) -> str:
     """How a client turns text into the model's input, with runnable Python for `fmt`."""
     data = trained.config.data
-    padding = padding_side(data, masks_padding(trained.model))
-    keep = "ids[-MAXLEN:]" if data.truncating == "pre" else "ids[:MAXLEN]"
-    pad = ("ids + [0] * (MAXLEN - len(ids))" if padding == "post" else "[0] * (MAXLEN - len(ids)) + ids")
+    padding = padding_side(data, masks_padding(trained.model), bucketed=False)
     classes = list(trained.classes)
     output = ("one column: the probability of " + classes[1] if class_count(trained.model) == 2
               else f"{len(classes)} columns, one probability per class")
@@ -318,11 +245,7 @@ def client_readme(trained: loading.Trained, fmt: str) -> str:
     code = ['import json', 'import re', '', 'import numpy as np', *run[:1], '',
             f'MAXLEN = {data.maxlen}  # tokens the model reads', 'vocabulary = json.load(open("vocab.json", encoding="utf-8"))',
             'index = {word: i + vocabulary["first_word"] for i, word in enumerate(vocabulary["words"])}', '', '',
-            'def encode(text):',
-            '    text = re.sub(r"<br\\s*/?>", " ", text, flags=re.IGNORECASE).lower()',
-            '    words = re.findall(r"[^\\W_]+(?:\'[^\\W_]+)*", text)',
-            '    ids = [vocabulary["start"]] + [index.get(word, vocabulary["oov"]) for word in words]',
-            f'    ids = {keep}', f'    return {pad}', '', '',
+            *client_encoder(data, masks_padding(trained.model)), '', '',
             'texts = ["A moving, beautifully acted film.", "Two hours I will never get back."]',
             'tokens = np.array([encode(text) for text in texts], dtype=np.int32)', *run[1:],
             f'print(json.dumps(probabilities.tolist()))  # {output}']

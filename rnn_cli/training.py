@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from rnn_cli import __version__, backends, checkpoints, files, loading, runs
-from rnn_cli.batches import Batches, bucket_lengths
+from rnn_cli.batches import Batches
 from rnn_cli.budget import check_batches_fit
 from rnn_cli.callbacks import RunRecorder, progress_callbacks, stops_at_batch_end
 from rnn_cli.card import write_card
@@ -21,6 +21,7 @@ from rnn_cli.compiled import compile_cache_folder
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import Splits, load_data
+from rnn_cli.encoding import bucket_lengths
 from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, compile_model, keeps_average, kernel_warnings,

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from rnn_cli.batches import Batches, bucket_lengths
+from rnn_cli.batches import Batches
 from rnn_cli.config import DataConfig, LayerConfig, ModelConfig
-from rnn_cli.corpus import PAD, Reviews
+from rnn_cli.corpus import Reviews
+from rnn_cli.encoding import PAD, bucket_lengths
 from rnn_cli.model import build_model
 from tests.conftest import random_reviews as reviews
 

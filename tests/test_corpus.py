@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from rnn_cli.corpus import PAD, Reviews, Vocabulary, tokenize
+from rnn_cli.corpus import Reviews, Vocabulary
+from rnn_cli.encoding import PAD, tokenize
 
 
 def test_tokenize_lowercases_and_strips_breaks_and_punctuation():

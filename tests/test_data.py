@@ -13,8 +13,9 @@ import pytest
 
 from rnn_cli import data
 from rnn_cli.config import DataConfig
-from rnn_cli.corpus import OOV, START, Vocabulary, tokenize
+from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import load_data
+from rnn_cli.encoding import OOV, START, tokenize
 from rnn_cli.errors import DataError
 from tests.conftest import topic_rows, write_aclimdb, write_archive, write_class_folders, write_table
 

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from rnn_cli import loading, runs
-from rnn_cli.corpus import tokenize
-from rnn_cli.export import lower_case_fixes, probabilities, re2_patterns, text_words
+from rnn_cli.export import probabilities
 from rnn_cli.predict import predict_texts
 from tests.conftest import cli_train, invoke, topic_rows, write_table
 
@@ -43,28 +41,6 @@ def run_isolated(script: str, cwd: Path) -> str:
                           env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-def tf_tokenize(texts: list[str]) -> list[list[str]]:
-    keys, values = lower_case_fixes()
-    lower = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
-    return [[w.decode() for w in row] for row in text_words(tf.constant(texts), lower, *re2_patterns()).to_list()]
-
-
-def test_the_tensorflow_tokeniser_gives_tokenize_s_words_for_every_code_point():
-    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    texts = [" ".join(points),  # each character alone
-             " ".join(f"ab{c}cd" for c in points),  # inside a word: a letter or digit joins it
-             " ".join(f"a'{c}'b" for c in points),  # beside apostrophes
-             "ΣΑΣ ΟΔΟΣ. Σ İstanbul <br/>x<BR   />y<br\t/>z<br\u00a0/>w <b r/> don''t 'tis' a'''b _x_"]
-    assert tf_tokenize(texts) == [tokenize(text) for text in texts]
-
-
-def test_the_tokeniser_check_can_fail():
-    # The ASCII-only classes RE2 would use unasked (\w, \s) split non-ASCII words differently.
-    assert tf_tokenize(["naïve 東京"]) == [["naïve", "東京"]]
-    ascii_words = re.findall(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*", "naïve 東京")
-    assert ascii_words != tokenize("naïve 東京")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnn_cli.batches import bucket_lengths
+from rnn_cli.encoding import bucket_lengths
 from rnn_cli.config import LayerConfig, ModelConfig
 from rnn_cli.inference import predict_probabilities
 from rnn_cli.model import build_model, masks_padding
