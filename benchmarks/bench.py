@@ -98,7 +98,7 @@ def measure_recipe(config, _run_dir) -> list[dict]:
 
 def measure_rnn(config, run_dir) -> list[dict]:
     """`rnn train`'s own path, through the library functions the command calls."""
-    from rnn_cli.process import configure
+    from rnn_cli.process_settings import configure
     from rnn_cli.training import train
 
     configure(config.train, "cpu", config.model)  # the process settings `rnn train` makes

@@ -17,7 +17,7 @@ import random
 import re
 from pathlib import Path
 
-from rnn_cli.data import NUMBERED_FILE, iter_review_files
+from rnn_cli.aclimdb import NUMBERED_FILE, iter_review_files
 
 NAME = re.compile(r"\b[A-Z][a-z]{3,}\b")  # a capitalised word of four letters or more
 

@@ -35,7 +35,7 @@ EDGE_CASES = ["", "zzqx qqzv", "ÉNORME déception, naïve, 東京, Ελληνι
 def tokeniser_parity(data: Path) -> dict:
     import tensorflow as tf
 
-    from rnn_cli.data import iter_review_files
+    from rnn_cli.aclimdb import iter_review_files
     from rnn_cli.encoding import tf_lower_table, tf_words, tokenize
 
     texts = [raw.decode("utf-8") for _, _, _, raw in iter_review_files(data) if raw]

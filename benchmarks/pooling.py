@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from rnn_cli.config import TrainConfig  # noqa: E402
 from rnn_cli.pooling import Pooling  # noqa: E402
-from rnn_cli.process import configure  # noqa: E402
+from rnn_cli.process_settings import configure  # noqa: E402
 
 
 def model(kind: str, bidirectional: bool, jit: bool) -> keras.Model:

@@ -5,7 +5,7 @@ length, with one part taken away at a time. Run once per backend (KERAS_BACKEND=
     python benchmarks/profile_step.py --model simple_rnn --variants "all threads"
 
 The model and optimizer are `rnn train`'s (rnn_cli.model.build_model, compile_model, with the process
-settings of `rnn train`: rnn_cli.process.configure), on random token ids of full length, so the mask is
+settings of `rnn train`: rnn_cli.process_settings.configure), on random token ids of full length, so the mask is
 all ones: the cost of a step of that bucket. Variants, each a fresh model:
   full          the training step as `rnn train` runs it
   frozen        the embedding not trained: no gradient into its 10,000 rows and no optimizer update of them
@@ -13,7 +13,7 @@ all ones: the cost of a step of that bucket. Variants, each a fresh model:
   no mask       mask_zero off: the masking of each time step (tf.where / jnp.where on the state)
   forward       the compiled forward pass alone (predict_on_batch's step), no gradient
   all threads   (TensorFlow only) every core for each operation, where `rnn train` chooses one thread
-                for a small step (rnn_cli.process.one_thread_for_small_steps); alone in its process
+                for a small step (rnn_cli.process_settings.one_thread_for_small_steps); alone in its process
 A least-squares line through the lengths splits each variant into a cost per time step (the slope,
 the recurrent loop) and a cost per step (the intercept: the embedding update, the optimizer, Keras'
 and the runtime's dispatch). The median of --repeats timings of --steps steps, after a warm-up.
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from rnn_cli.config import load_config  # noqa: E402
 from rnn_cli.model import build_model, compile_model  # noqa: E402
-from rnn_cli.process import configure  # noqa: E402
+from rnn_cli.process_settings import configure  # noqa: E402
 
 VARIANTS = ("full", "frozen", "sgd", "no mask", "forward", "all threads")
 

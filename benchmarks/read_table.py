@@ -31,7 +31,7 @@ def run(mode: str, path: Path) -> dict:
     """Read `path` one way; the rows read, seconds and peak MiB."""
     started = time.perf_counter()
     if mode in ("labels", "texts"):  # rnn_cli's reader: the first pass (labels only), or keeping every text
-        from rnn_cli.tables import read_rows
+        from rnn_cli.own_files import read_rows
 
         rows = len(read_rows(path, "csv", "text", "label", texts=mode == "texts").labels)
     elif mode == "load":  # rnn_cli's whole load: labels, test split, every text encoded

@@ -32,7 +32,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
 
 def test_reviews(data: Path, count: int) -> list[str]:
     """`count` test reviews spread over the archive's test split (both classes)."""
-    from rnn_cli.data import iter_review_files
+    from rnn_cli.aclimdb import iter_review_files
 
     texts = [raw.decode("utf-8") for split, _, _, raw in iter_review_files(data) if split == "test" and raw]
     step = max(len(texts) // count, 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 from rnn_cli import loading, runs
 from rnn_cli.config import Config, dump_config, load_config, to_dict
 from rnn_cli.files import write_atomic
-from rnn_cli.results import data_label
+from rnn_cli.run_rows import data_label
 
 CARD = "MODEL_CARD.md"
 

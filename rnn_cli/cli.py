@@ -1,4 +1,7 @@
-"""The `rnn` command: parse options, load the config, call one library function, print."""
+"""The `rnn` command: parse options, load the config, call one library function, print.
+
+Longer than most modules: click keeps each command's options and help text with it, fourteen commands'
+worth; the command bodies themselves are short (the work is in the modules they call)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from rnn_cli import __version__
 from rnn_cli.config import load_config
 from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import log_dir
-from rnn_cli.process import CHOICES as DEVICES
-from rnn_cli.process import VERBOSE, divert_native_logs
+from rnn_cli.process_settings import CHOICES as DEVICES
+from rnn_cli.process_settings import VERBOSE, divert_native_logs
 from rnn_cli.stopping import stop_exit_code, stop_signals
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
@@ -485,7 +488,7 @@ def baseline(config_path, data, limit, sets, run_dir):
               help="Classes the data has: 2 gives Dense(1, sigmoid), more Dense(N, softmax).")
 def summary(config_path, sets, classes):
     """Build the model of a config and print its layers and parameter counts."""
-    from rnn_cli.budget import check_model_fits
+    from rnn_cli.memory import check_model_fits
 
     config = load_config(config_path, sets)
     check_model_fits(config)  # before TensorFlow loads: a model too big to build is one line

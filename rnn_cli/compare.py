@@ -10,7 +10,7 @@ import yaml
 from rnn_cli import runs
 from rnn_cli.config import flat_settings
 from rnn_cli.errors import UserError
-from rnn_cli.results import group_row, run_row
+from rnn_cli.run_rows import group_row, run_row
 
 COLUMNS = {  # key: heading
     "name": "config", "settings": "settings", "data": "data", "runs": "runs", "parameters": "parameters", "epochs": "epochs",

@@ -6,6 +6,9 @@ values are rejected with the file, the key path and what is allowed) and never m
 The checks are hand-made rather than pydantic's: its messages (e.g. "Tuple should have at least 1
 item after validation") would need a rewriting layer to stay one line that names the key and what is
 allowed, for a saving of about a hundred lines and a new core dependency.
+
+Longer than most modules, on purpose: every key a user can write is here, its default, a comment on
+what it means and its check, one section's dataclass after another, with the one parser they share.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ SAFE_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*")
 @dataclass(frozen=True)
 class DataConfig:
     # keras: Keras' imdb.npz download; aclimdb: the official folder or .tar.gz; csv, tsv, jsonl: a
-    # file of labelled texts; folder: train/<class>/*.txt and test/<class>/*.txt (see data.py and tables.py).
+    # file of labelled texts; folder: train/<class>/*.txt and test/<class>/*.txt (see data.py and own_files.py).
     source: Literal["keras", "aclimdb", "csv", "tsv", "jsonl", "folder"] = "keras"
     path: str | None = None  # the data for every source but keras (--data PATH)
     test_path: str | None = None  # csv, tsv, jsonl: a file of test rows; null: hold out test_split

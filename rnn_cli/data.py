@@ -1,31 +1,29 @@
 """The data a config names, as training needs it: IMDB from Keras' download or an aclImdb folder or
-archive, or a user's own CSV, TSV, JSON Lines file or class folders (`rnn_cli.tables`), encoded
-(`rnn_cli.corpus`), cached (`rnn_cli.cache`) and split three ways."""
+archive (`rnn_cli.aclimdb`), or a user's own CSV, TSV, JSON Lines file or class folders (`rnn_cli.own_files`),
+encoded (`rnn_cli.corpus`), cached (`rnn_cli.cache`) and split three ways."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import socket
-import tarfile
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from rnn_cli import aclimdb
+from rnn_cli.aclimdb import ARCHIVES, LABELS, is_archive
 from rnn_cli.cache import cached
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import BINARY, SPLITS, Corpus, Reviews, Vocabulary, build_corpus, encode_rows
 from rnn_cli.encoding import FIRST_WORD
 from rnn_cli.errors import DataError
-from rnn_cli.tables import (class_indices, class_order, iter_rows, read_class_folders, read_rows, read_text_files,
-                            split_by_group, stratified_split)
+from rnn_cli.own_files import (class_indices, class_order, iter_rows, read_class_folders, read_rows,
+                               split_by_group, stratified_split)
 
-LABELS = {"neg": 0, "pos": 1}
 DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"  # the Large Movie Review Dataset
 DOWNLOAD_TIMEOUT = 60  # seconds Keras' download may wait for the server's next word (not for the whole file)
 # What each source's --data is, for messages.
@@ -34,16 +32,10 @@ EXPECTED = {"aclimdb": "an aclImdb folder or aclImdb_v1.tar.gz", "csv": "a .csv 
             "folder": "a folder of train/<class>/*.txt and test/<class>/*.txt"}
 DATA_KINDS = ("a .csv, .tsv or .jsonl file of texts and labels, an aclImdb folder or its .tar.gz archive, or a "
               "folder of train/<class>/*.txt and test/<class>/*.txt")
-ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # what aclimdb reads, as tarfile does
 # aclImdb numbers each label's reviews movie by movie (docs/data.md, benchmarks/movie_order.py).
 # validation_by: movie holds out blocks of this many consecutive numbers, four times the most reviews
 # the dataset keeps of one movie (30), so only the movies at a block's edges can be cut.
 MOVIE_BLOCK = 125
-_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
-NUMBERED_FILE = re.compile(r"(\d+)_\d+\.txt")  # <review number>_<rating>.txt
-# aclImdb's longest review is about 14 KB: a larger file is no review (and reading it whole could
-# exhaust memory); skipped and counted, like a review that is not UTF-8.
-MAX_REVIEW_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -189,14 +181,14 @@ def load_aclimdb(path: str | Path) -> Corpus:
     path = check_source(path)
 
     def build() -> Corpus:
-        texts, numbers, skipped = _read_reviews(path)
+        texts, numbers, skipped = aclimdb.read_reviews(path)
         return build_corpus(texts, source=f"aclimdb:{path.resolve()}", skipped=skipped, train_numbers=numbers)
 
-    return cached(path, "aclimdb", _source_version(path, _review_folders), build)
+    return cached(path, "aclimdb", _source_version(path, aclimdb.review_folders), build)
 
 
 def load_own(config: DataConfig) -> Corpus:
-    """A user's own labelled texts (`rnn_cli.tables`), through a disk cache like aclImdb's."""
+    """A user's own labelled texts (`rnn_cli.own_files`), through a disk cache like aclImdb's."""
     path = check_source(config.path, config.source)
     options = [f"text={config.text_column}", f"label={config.label_column}", f"positive={config.positive_label}",
                f"group={config.group_column}", f"classes={config.classes}"]
@@ -213,7 +205,7 @@ def _build_own(config: DataConfig, path: Path) -> Corpus:
     """Classes ordered, the test rows read or held out by class; then every row encoded."""
     source = f"{config.source}:{path.resolve()}"
     if config.source == "folder":
-        rows, skipped = read_class_folders(path, MAX_REVIEW_BYTES)
+        rows, skipped = read_class_folders(path, aclimdb.MAX_REVIEW_BYTES)
         train, test = rows["train"], rows["test"]
         classes = class_order(train.labels, config.positive_label, path / "train", config.classes)
         y_train, y_test = class_indices(train, classes, path / "train"), class_indices(test, classes, path / "test")
@@ -267,17 +259,10 @@ def source_of(path: Path) -> str:
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
         if not all((root / "train" / label).is_dir() for label in LABELS) and (path / "train").is_dir():
             return "folder"
-    elif path.is_file() and not name.endswith(ARCHIVES) and not _is_archive(path):
+    elif path.is_file() and not name.endswith(ARCHIVES) and not is_archive(path):
         raise DataError(f"--data {path}: cannot read a {path.suffix or 'file without extension'} file; --data takes "
                         f"{DATA_KINDS}")
     return "aclimdb"
-
-
-def _is_archive(path: Path) -> bool:
-    try:
-        return tarfile.is_tarfile(path)
-    except OSError:
-        return False  # unreadable: check_source and the loader say why
 
 
 def check_source(path: str | Path, source: str = "aclimdb") -> Path:
@@ -288,46 +273,6 @@ def check_source(path: str | Path, source: str = "aclimdb") -> Path:
     if not (path.is_dir() or path.is_file()):
         raise DataError(f"{path}: not a folder nor a regular file; expected {expected}")
     return path
-
-
-def _read_reviews(path: Path) -> tuple[dict[str, list[tuple[str, int]]], np.ndarray | None, int]:
-    """(text, label) pairs per split in a stable order, the training reviews' numbers (None unless
-    every file is named <number>_<rating>.txt) and how many reviews were not UTF-8."""
-    found = {(split, label): [] for split in SPLITS for label in LABELS}
-    skipped = 0
-    for split, label, name, raw in iter_review_files(path):
-        try:
-            found[split, label].append((name, raw.decode("utf-8")))
-        except (UnicodeDecodeError, AttributeError):  # AttributeError: None, a file not read (see iter_review_files)
-            skipped += 1
-    for (split, label), items in found.items():
-        if not items:
-            raise DataError(f"{path}: no reviews in {split}/{label}; expected the aclImdb layout "
-                            f"train/pos, train/neg, test/pos, test/neg with one .txt per review")
-    for items in found.values():
-        items.sort()
-    texts = {split: [(text, LABELS[label]) for label in LABELS for _, text in found[split, label]]
-             for split in SPLITS}
-    names = [name for label in LABELS for name, _ in found["train", label]]
-    numbered = [NUMBERED_FILE.fullmatch(name) for name in names]
-    numbers = np.array([int(m[1]) for m in numbered], dtype=np.int64) if all(numbered) else None
-    return texts, numbers, skipped
-
-
-def iter_review_files(path: Path) -> Iterator[tuple[str, str, str, bytes | None]]:
-    """(split, label, file name, bytes) of every review in an aclImdb folder or archive; bytes None
-    for a file that is not read: over MAX_REVIEW_BYTES, or in a folder not a regular file (a link, a
-    FIFO, a device)."""
-    if path.is_dir():
-        yield from _iter_folder(path)
-    else:
-        yield from _iter_archive(path)
-
-
-def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes | None]]:
-    for split, label, folder in _review_folders(path):
-        for name, raw in read_text_files(folder, MAX_REVIEW_BYTES):
-            yield split, label, name, raw
 
 
 def _source_version(path: Path, folders) -> list[str]:
@@ -349,35 +294,6 @@ def _class_folders(path: Path) -> Iterator[tuple[str, str, Path]]:
             for label in sorted(os.scandir(path / split), key=lambda entry: entry.name):
                 if label.is_dir(follow_symlinks=False):
                     yield split, label.name, Path(label.path)
-
-
-def _review_folders(path: Path) -> Iterator[tuple[str, str, Path]]:
-    """The four review folders of an aclImdb folder, each inside it (no link out of it)."""
-    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
-    for split in SPLITS:
-        for label in LABELS:
-            folder = root / split / label
-            if not folder.is_dir():
-                raise DataError(f"{path}: missing folder {split}/{label}; expected the aclImdb "
-                                f"layout train/pos, train/neg, test/pos, test/neg")
-            if not folder.resolve().is_relative_to(root.resolve()):
-                raise DataError(f"{path}: {split}/{label} links out of the dataset folder, to "
-                                f"{folder.resolve()}; copy the reviews in instead")
-            yield split, label, folder
-
-
-def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    """Stream review files out of a tar archive; nothing is ever extracted to disk."""
-    try:
-        with tarfile.open(path, mode="r:*") as archive:
-            for member in archive:
-                match = _MEMBER.search(member.name)
-                if match and member.isfile():
-                    # The member's size is known before it is read: an oversized one is skipped unread.
-                    raw = archive.extractfile(member).read() if member.size <= MAX_REVIEW_BYTES else None
-                    yield match[1], match[2], match[3], raw
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        raise DataError(f"{path}: not a readable aclImdb archive, corrupt or truncated ({err})") from None
 
 
 def data_overrides(data: Path | None, limit: int | None) -> list[str]:

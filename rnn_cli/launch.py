@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Callable
 
 from rnn_cli import backends, checkpoints, files, loading, runs
-from rnn_cli.budget import check_model_fits
+from rnn_cli.memory import check_model_fits
 from rnn_cli.config import TABLES, Config
 from rnn_cli.data import check_source
 from rnn_cli.errors import StorageError, UserError, require_extra
 from rnn_cli.stopping import stop_signals
-from rnn_cli.tables import check_columns
+from rnn_cli.own_files import check_columns
 from rnn_cli.vectors import check_vectors
 
 
@@ -65,7 +65,7 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
             if launch.group:  # this process never loads TensorFlow: each seed trains in its own
                 return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
                                    device=device, echo=echo, progress=progress)
-            from rnn_cli.process import configure, load_backend
+            from rnn_cli.process_settings import configure, load_backend
 
             load_backend(launch.config.train, device, launch.run_dir)
             from rnn_cli.training import train

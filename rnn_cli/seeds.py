@@ -26,8 +26,8 @@ from rnn_cli.config import Config
 from rnn_cli.errors import UserError
 from rnn_cli.files import make_dir
 from rnn_cli.plots import plot_curves
-from rnn_cli.process import progress_kind
-from rnn_cli.results import group_row, run_row
+from rnn_cli.process_settings import progress_kind
+from rnn_cli.run_rows import group_row, run_row
 
 
 def train_seeds(config: Config, group_dir: Path, seeds: int | None = None, *, resume: bool = False,
@@ -208,7 +208,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
             runs.lock(run_dir)  # the seed's own folder too: `rnn train --resume` on it alone is refused
-            from rnn_cli.process import configure, load_backend
+            from rnn_cli.process_settings import configure, load_backend
 
             load_backend(config.train, options.get("device", "auto"), run_dir)
             from rnn_cli.training import train
@@ -232,7 +232,7 @@ def _score_child(sender, group_dir: Path, device: str) -> None:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
             from rnn_cli.config import load_config
-            from rnn_cli.process import configure, load_backend
+            from rnn_cli.process_settings import configure, load_backend
 
             source = loading.model_source(group_dir)
             train_config = load_config(source / runs.CONFIG).train

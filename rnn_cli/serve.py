@@ -14,6 +14,9 @@ EXPLAIN_QUEUE waiting: a long review's trace never holds up predictions.
 Who may call it: a POST must say `Content-Type: application/json` (a web page on another site can send
 a "simple" cross-site POST, which cannot), and on a loopback address the Host header must name loopback
 (a page whose domain is re-pointed at 127.0.0.1, DNS rebinding, cannot read the answers).
+
+One module, if over 300 lines: the routes, the batcher they share, the guard in front of them and the
+server's start and stop are one piece, each part small and read with the others.
 """
 
 from __future__ import annotations

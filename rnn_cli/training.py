@@ -14,7 +14,7 @@ import numpy as np
 
 from rnn_cli import __version__, backends, checkpoints, files, loading, runs
 from rnn_cli.batches import Batches
-from rnn_cli.budget import check_batches_fit
+from rnn_cli.memory import check_batches_fit
 from rnn_cli.callbacks import RunRecorder, progress_callbacks, stops_at_batch_end
 from rnn_cli.card import write_card
 from rnn_cli.compiled import compile_cache_folder
@@ -28,7 +28,7 @@ from rnn_cli.model import (averages_over_weights, build_model, compile_model, ke
                            masks_padding, parameters_before_head, precision_warnings, save_model, start_embedding,
                            summary_text)
 from rnn_cli.plots import plot_curves
-from rnn_cli.process import current_backend, determinism, progress_kind, select_device, set_seed, threads
+from rnn_cli.process_settings import current_backend, determinism, progress_kind, select_device, set_seed, threads
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
@@ -37,7 +37,7 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
           hparams: dict | None = None) -> checkpoints.TrainResult:
     """Train `config` into `run_dir`, or continue the run there with `resume`.
 
-    Process-wide settings (repeatable arithmetic, memory) are the caller's: `rnn_cli.process.configure`.
+    Process-wide settings (repeatable arithmetic, memory) are the caller's: `rnn_cli.process_settings.configure`.
 
     Args:
         config: the checked config (on resume, the run's own).

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from rnn_cli import data
+from rnn_cli import aclimdb
 from rnn_cli.config import DataConfig
 from rnn_cli.data import load_data
 from rnn_cli.files import cache_dir
@@ -24,7 +24,7 @@ def test_second_load_uses_the_cache(imdb_archive, monkeypatch):
     def no_reading(path):
         raise AssertionError("the archive was read again")
 
-    monkeypatch.setattr(data, "_read_reviews", no_reading)
+    monkeypatch.setattr(aclimdb, "read_reviews", no_reading)
     second = load_data(acl(imdb_archive))
     assert second.vocabulary == first.vocabulary
     np.testing.assert_array_equal(second.train.padded(30), first.train.padded(30))

@@ -6,7 +6,7 @@ import re
 from rnn_cli import callbacks
 from rnn_cli.callbacks import RunRecorder
 from rnn_cli.config import EarlyStoppingConfig, TrainConfig
-from rnn_cli.process import progress_kind
+from rnn_cli.process_settings import progress_kind
 from tests.conftest import cli_train
 
 

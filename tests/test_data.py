@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from rnn_cli import data
+from rnn_cli import aclimdb, data
 from rnn_cli.config import DataConfig
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import load_data
@@ -35,7 +35,7 @@ def test_index_conventions_and_vocabulary_cap(imdb_folder):
     assert np.any(everything == OOV)  # words beyond the cap became out-of-vocabulary
     # The most frequent training word gets 3, the next 4, ...
     counts = {}
-    for split, _, _, raw in data.iter_review_files(imdb_folder):
+    for split, _, _, raw in aclimdb.iter_review_files(imdb_folder):
         for w in tokenize(raw.decode("utf-8")) if split == "train" else []:
             counts[w] = counts.get(w, 0) + 1
     expected = sorted(counts, key=lambda w: (-counts[w], w))[:7]
@@ -259,7 +259,7 @@ def test_an_oversized_review_is_skipped_unread(tmp_path, monkeypatch):
     folder = write_aclimdb(tmp_path / "data", {"train": 6, "test": 6})
     (folder / "train" / "pos" / "900_9.txt").write_text("huge " * 400)
     archive = write_archive(folder, tmp_path / "big.tar.gz")
-    monkeypatch.setattr(data, "MAX_REVIEW_BYTES", 1000)
+    monkeypatch.setattr(aclimdb, "MAX_REVIEW_BYTES", 1000)
     for source in (folder, archive):
         splits = load_data(acl(source))
         assert splits.skipped == 1 and "huge" not in splits.vocabulary.words

@@ -10,11 +10,11 @@ PACKAGE = Path(rnn_cli.__file__).parent
 # Bottom first: a module may import only modules of earlier layers (or its own layer's earlier ones).
 LAYERS = [
     ["errors", "stopping", "reference", "metrics", "parsing", "encoding", "pooling", "pairs", "ensemble"],
-    ["files", "tables", "vectors", "compiled", "storage"],
+    ["files", "own_files", "vectors", "compiled", "storage"],
     ["config", "corpus", "backends", "space"],
     ["cache"],
-    ["data", "runs", "checkpoints", "loading", "budget"],
-    ["batches", "model", "process", "results", "plots", "card", "publish"],
+    ["aclimdb", "data", "runs", "checkpoints", "loading", "memory"],
+    ["batches", "model", "process_settings", "run_rows", "plots", "card", "publish"],
     ["inference", "callbacks"],
     ["training"],
     ["evaluate", "seeds", "predict", "explain", "compare", "export", "baseline"],

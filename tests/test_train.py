@@ -294,7 +294,7 @@ def test_fast_path_is_the_default(trained_run):
     record = files.read_json(trained_run / "run.json")
     fast_path = dict(record["fast_path"])
     # Where compiled steps are kept (the session's folder), and the threads: 1 unless TensorFlow had
-    # started in this test process before the run (test_process.py checks both in processes of their own).
+    # started in this test process before the run (test_process_settings.py checks both in processes of their own).
     assert Path(fast_path.pop("compile_cache")).parent == Path(os.environ["RNN_CLI_COMPILE_CACHE"])
     assert fast_path.pop("threads") in (1, None)
     assert fast_path == {"bucketing": True, "jit_compile": True, "determinism": "xla",
@@ -462,7 +462,7 @@ import os, signal, sys
 from pathlib import Path
 import keras
 from rnn_cli.config import load_config
-from rnn_cli.process import configure
+from rnn_cli.process_settings import configure
 from rnn_cli.training import train
 
 class KillInEpoch2(keras.callbacks.Callback):

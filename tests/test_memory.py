@@ -1,4 +1,4 @@
-"""rnn_cli.budget: sizes the checks accept but the machine cannot hold are refused before anything
+"""rnn_cli.memory: sizes the checks accept but the machine cannot hold are refused before anything
 is allocated, naming the key."""
 
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rnn_cli.budget import check_batches_fit, check_model_fits, parameter_terms
+from rnn_cli.memory import check_batches_fit, check_model_fits, parameter_terms
 from rnn_cli.config import load_config
 from rnn_cli.errors import ConfigError
 

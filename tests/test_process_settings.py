@@ -1,13 +1,13 @@
-"""rnn_cli.process: the device, and the memory settings, added once and never over a user's own."""
+"""rnn_cli.process_settings: the device, and the memory settings, added once and never over a user's own."""
 
 import os
 import platform
 import subprocess
 import sys
 
-from rnn_cli import process
+from rnn_cli import process_settings as process
 from rnn_cli.config import TrainConfig
-from rnn_cli.process import LEAN_XLA_CPU_FLAG, few_malloc_arenas, lean_xla
+from rnn_cli.process_settings import LEAN_XLA_CPU_FLAG, few_malloc_arenas, lean_xla
 from tests.conftest import invoke
 
 
@@ -62,7 +62,7 @@ def test_a_small_recurrent_step_runs_on_one_thread_a_large_one_on_tensorflows_ow
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
     assert process.one_thread_for_small_steps(small, 32) is None  # the user's own count wins
     # One thread is set before TensorFlow's runtime starts: in a process of its own.
-    script = ("import tensorflow as tf\nfrom rnn_cli import process\nfrom rnn_cli.config import ModelConfig, "
+    script = ("import tensorflow as tf\nfrom rnn_cli import process_settings as process\nfrom rnn_cli.config import ModelConfig, "
               "LayerConfig, TrainConfig\nmodel = ModelConfig(layers=(LayerConfig('lstm', 32),))\n"
               "process.configure(TrainConfig(), 'cpu', model)\n"
               "print(process.threads(), tf.config.threading.get_intra_op_parallelism_threads())\n")

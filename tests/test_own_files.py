@@ -1,10 +1,10 @@
-"""rnn_cli.tables: a user's own CSV, TSV, JSON Lines files and class folders, and one line for each
+"""rnn_cli.own_files: a user's own CSV, TSV, JSON Lines files and class folders, and one line for each
 kind of bad row."""
 
 import pytest
 
 from rnn_cli.errors import DataError
-from rnn_cli.tables import class_order, read_class_folders, read_rows
+from rnn_cli.own_files import class_order, read_class_folders, read_rows
 from tests.conftest import topic_rows, write_class_folders, write_table
 
 

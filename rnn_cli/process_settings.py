@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rnn_cli import backends, loading
 from rnn_cli.backends import xla
-from rnn_cli.budget import GATES
+from rnn_cli.memory import GATES
 from rnn_cli.compiled import compile_cache
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UserError
