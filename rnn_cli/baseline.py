@@ -52,39 +52,16 @@ def baseline_run(config: Config, run_dir: Path | None = None, echo: Callable[[st
 
 def train_baseline(config: Config, run_dir: Path, echo: Callable[[str], None] = print) -> dict:
     """Fit the baseline on `config`'s data and split into `run_dir`; its test metrics (also in metrics.json)."""
-    require_extra("baseline", "sklearn")
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
     started = time.perf_counter()
-    splits = load_data(dataclasses.replace(config.data, num_words=MAX_INT))  # every word of the training split
-    texts = {name: documents(getattr(splits, name)) for name in ("train", "val", "test")}
-    vectorizer = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), min_df=MIN_COUNT, sublinear_tf=True,
-                                 dtype=np.float32)
-    features = {"train": vectorizer.fit_transform(texts["train"])}
-    features.update({name: vectorizer.transform(texts[name]) for name in ("val", "test")})
-    model = MODEL
-    if len(splits.classes) == 2:
-        ratio = log_count_ratio(features["train"], splits.train.labels)
-        features = {name: matrix.multiply(ratio).tocsr() for name, matrix in features.items()}
-        model = NB_MODEL
-    echo(f"baseline: {model}, {features['train'].shape[1]:,} n-grams from {len(texts['train']):,} training "
-         f"reviews")
-    fitted, val_accuracy = {}, {}
-    for c in C_CHOICES:
-        fitted[c] = LogisticRegression(C=c, max_iter=1000).fit(features["train"], splits.train.labels)
-        val_accuracy[c] = float((fitted[c].predict(features["val"]) == splits.val.labels).mean())
-        echo(f"  C {c:g}: val_accuracy {val_accuracy[c]:.4f}")
-    best = max(C_CHOICES, key=lambda c: (val_accuracy[c], -c))
-    probabilities = fitted[best].predict_proba(features["test"])
-    if len(splits.classes) == 2:
-        probabilities = probabilities[:, 1]
+    fitted = fit_baseline(config, echo)
+    splits, best, val_accuracy = fitted.splits, fitted.best, fitted.val_accuracy
+    probabilities = fitted.probabilities("test")
     metrics = score(splits.test.labels, probabilities, splits.classes)
     seconds = time.perf_counter() - started
     write_run(run_dir, config, splits.classes, metrics, {
-        "kind": "baseline", "model": model, "C": best, "val_accuracy": val_accuracy[best],
+        "kind": "baseline", "model": fitted.name, "C": best, "val_accuracy": val_accuracy[best],
         "val_accuracy_by_C": {f"{c:g}": a for c, a in val_accuracy.items()},
-        "parameters": int(np.prod(fitted[best].coef_.shape) + fitted[best].intercept_.size),
+        "parameters": int(np.prod(fitted.models[best].coef_.shape) + fitted.models[best].intercept_.size),
         "data": {"source": splits.source, "sizes": {"train": len(splits.train), "val": len(splits.val),
                                                     "test": len(splits.test)}},
         "timings": {"train_seconds": seconds}})
@@ -93,6 +70,51 @@ def train_baseline(config: Config, run_dir: Path, echo: Callable[[str], None] = 
     echo(f"test accuracy {metrics['accuracy']:.4f}  (C {best:g} chosen on validation, {seconds:.0f} s)  "
          f"run: {run_dir}")
     return metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    """The baseline fitted on a config's data: the splits, each split's features, a model per C, and the C
+    validation chose."""
+
+    splits: object  # data.Splits
+    features: dict  # split name -> sparse (reviews, n-grams) matrix
+    name: str
+    models: dict  # C -> LogisticRegression
+    val_accuracy: dict  # C -> validation accuracy
+    best: float
+
+    def probabilities(self, split: str) -> np.ndarray:
+        """The chosen model's probabilities for `split`: of the second class for two, (n, classes) for more."""
+        p = self.models[self.best].predict_proba(self.features[split])
+        return p[:, 1] if len(self.splits.classes) == 2 else p
+
+
+def fit_baseline(config: Config, echo: Callable[[str], None] = print) -> Fitted:
+    """The n-gram features of `config`'s data and a logistic regression per C, the best on validation chosen."""
+    require_extra("baseline", "sklearn")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    splits = load_data(dataclasses.replace(config.data, num_words=MAX_INT))  # every word of the training split
+    texts = {name: documents(getattr(splits, name)) for name in ("train", "val", "test")}
+    vectorizer = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), min_df=MIN_COUNT, sublinear_tf=True,
+                                 dtype=np.float32)
+    features = {"train": vectorizer.fit_transform(texts["train"])}
+    features.update({name: vectorizer.transform(texts[name]) for name in ("val", "test")})
+    name = MODEL
+    if len(splits.classes) == 2:
+        ratio = log_count_ratio(features["train"], splits.train.labels)
+        features = {split: matrix.multiply(ratio).tocsr() for split, matrix in features.items()}
+        name = NB_MODEL
+    echo(f"baseline: {name}, {features['train'].shape[1]:,} n-grams from {len(texts['train']):,} training reviews")
+    models, val_accuracy = {}, {}
+    for c in C_CHOICES:
+        models[c] = LogisticRegression(C=c, max_iter=1000).fit(features["train"], splits.train.labels)
+        val_accuracy[c] = float((models[c].predict(features["val"]) == splits.val.labels).mean())
+        echo(f"  C {c:g}: val_accuracy {val_accuracy[c]:.4f}")
+    best = max(C_CHOICES, key=lambda c: (val_accuracy[c], -c))
+    return Fitted(splits, features, name, models, val_accuracy, best)
 
 
 def log_count_ratio(features, labels: np.ndarray, alpha: float = 1.0) -> np.ndarray:

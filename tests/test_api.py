@@ -45,6 +45,8 @@ def test_the_walkthrough(tmp_path, tiny_config, imdb_archive):
     figure = run.plot()
     assert isinstance(figure, matplotlib.figure.Figure) and len(figure.axes) == 2
     figure.savefig(tmp_path / "curves.png")
+    exported = run.export(out=tmp_path / "exported")  # rnn export's SavedModel, loaded back and checked
+    assert exported == tmp_path / "exported" / "1" and (exported / "saved_model.pb").exists()
 
     again = rnn_cli.load(run.path)
     assert again == run and rows_of(again.history) == rows_of(history) and again.config.train.epochs == 3
