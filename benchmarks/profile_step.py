@@ -8,6 +8,7 @@ The model and optimizer are `rnn train`'s (rnn_cli.model.build_model, compile_mo
 settings of `rnn train`: rnn_cli.process_settings.configure), on random token ids of full length, so the mask is
 all ones: the cost of a step of that bucket. Variants, each a fresh model:
   full          the training step as `rnn train` runs it
+  keras loop    Keras' own SimpleRNN loop, the input projection inside it (rnn_cli.projected takes it out)
   frozen        the embedding not trained: no gradient into its 10,000 rows and no optimizer update of them
   sgd           plain SGD instead of RMSprop: the optimizer's own arithmetic
   no mask       mask_zero off: the masking of each time step (tf.where / jnp.where on the state)
@@ -43,7 +44,7 @@ from rnn_cli.config import load_config  # noqa: E402
 from rnn_cli.model import build_model, compile_model  # noqa: E402
 from rnn_cli.process_settings import configure  # noqa: E402
 
-VARIANTS = ("full", "frozen", "sgd", "no mask", "forward", "all threads")
+VARIANTS = ("full", "keras loop", "frozen", "sgd", "no mask", "forward", "all threads")
 
 
 def step_seconds(config, variant: str, length: int, steps: int, repeats: int) -> float:
@@ -55,6 +56,8 @@ def step_seconds(config, variant: str, length: int, steps: int, repeats: int) ->
     if variant == "sgd":
         train_config = dataclasses.replace(train_config, optimizer="sgd")
     model = build_model(model_config, config.data.num_words, mask_zero=variant != "no mask")
+    if variant == "keras loop":  # Keras' own layers from the same config: SimpleRNN's input projection in its loop
+        model = keras.Model.from_config(model.get_config())
     compile_model(model, train_config)
     batch = train_config.batch_size
     rng = np.random.default_rng(0)

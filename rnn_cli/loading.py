@@ -56,11 +56,14 @@ def load_keras(path: Path):
 
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
         raise damaged(path, "not a .keras archive: truncated, or overwritten")
+    from rnn_cli.projected import project_inputs
+
     try:
-        return keras.saving.load_model(path)
+        model = keras.saving.load_model(path)
     except Exception as err:  # noqa: BLE001 - Keras reports a damaged file in many ways
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise damaged(path, f"Keras cannot load it: {reason[:200]}") from None
+    return project_inputs(model)  # the loop it was trained with
 
 
 def model_source(run_dir: Path) -> Path:

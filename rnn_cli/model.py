@@ -16,6 +16,7 @@ from rnn_cli.files import atomic_path
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
 from rnn_cli.pairs import WordPairs
 from rnn_cli.pooling import Pooling
+from rnn_cli.projected import project_inputs
 from rnn_cli.vectors import read_vectors
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -57,7 +58,8 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
         x = Pooling(config.pooling, name="pooling", dtype="float32")([x, inputs])
     units, activation = (1, "sigmoid") if classes == 2 else (classes, "softmax")
     outputs = keras.layers.Dense(units, activation=activation, name="head", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
+    model = keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
+    return project_inputs(model)  # SimpleRNN's faster loop (rnn_cli/projected.py)
 
 
 def start_embedding(model: keras.Model, config: ModelConfig, index: dict[str, int]) -> dict:
