@@ -95,6 +95,18 @@ def xla(train: TrainConfig, backend: str) -> bool:
     return train.jit_compile if train.jit_compile is not None else backend != "torch"
 
 
+STEPS_PER_EXECUTION = 8  # TensorFlow: about 1 ms less per batch (SimpleRNN's 704 batches an epoch: 0.8 s)
+
+
+def steps_per_execution(train: TrainConfig, backend: str) -> int:
+    """Batches per call of Keras' compiled loop: train.steps_per_execution, or when it is not set,
+    STEPS_PER_EXECUTION on TensorFlow, whose loop over them runs in the graph, and 1 elsewhere (Keras' JAX
+    and PyTorch trainers loop over them in Python: nothing to save)."""
+    if train.steps_per_execution is not None:
+        return train.steps_per_execution
+    return STEPS_PER_EXECUTION if backend == "tensorflow" else 1
+
+
 @dataclass(frozen=True)
 class Plan:
     """How a training's batches are padded on this backend and device, and what each recurrent

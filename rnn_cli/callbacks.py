@@ -129,14 +129,15 @@ class ProgressLines(keras.callbacks.Callback):
         super().__init__()
         self.steps, self.epochs, self.batch_size, self.echo = steps, epochs, batch_size, echo
         self.every = PROGRESS_EVERY if every is None else every
-        self.last, self.last_done, self.epoch = 0.0, 0, 0
+        self.last, self.last_done, self.epoch = None, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        self.epoch, self.last = epoch, None
 
     def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last of the batches Keras ran in one call (train.steps_per_execution).
         now, done = time.perf_counter(), batch + 1
-        if batch == 0:  # the clock starts after the epoch's first step, which waits for its batches to start
+        if self.last is None:  # the clock starts after the epoch's first call, which waits for its batches to start
             self.last, self.last_done = now, done
             return
         if now - self.last < self.every or done >= self.steps:
@@ -170,8 +171,9 @@ class Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        self.bar.update(1)
-        if "loss" in logs and batch % 10 == 0:
+        # `batch` is the last of the batches Keras ran in one call (train.steps_per_execution).
+        self.bar.update(batch + 1 - self.bar.n)
+        if "loss" in logs:
             self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}",
                                  acc=f"{float(logs.get('accuracy', 0.0)):.4f}", refresh=False)
 

@@ -197,6 +197,10 @@ class TrainConfig:
     # On GPU Keras turns it off itself for LSTM/GRU layers that run on cuDNN. null: on with
     # TensorFlow and JAX, off with PyTorch, which has no XLA (rnn_cli/backends.py).
     jit_compile: bool | None = None
+    # Batches Keras runs in one call of its compiled loop: Python and the runtime are paid once for them
+    # (callbacks, the progress bar and a Ctrl-C see every N-th batch's end); the same steps, the same
+    # history. null: 8 on TensorFlow, 1 on JAX and PyTorch, whose Keras loops over them in Python anyway.
+    steps_per_execution: int | None = None
     deterministic: bool = True  # CPU: same seed, same history (XLA, else the backend's own switch); GPU: ignored
     # Keras' dtype policy: mixed_float16 computes in 16 bits with float32 weights and loss scaling
     # (GPUs; also the cuDNN kernels), mixed_bfloat16 needs no loss scaling. The head stays float32.
@@ -215,6 +219,8 @@ class TrainConfig:
                  "a number >= 0 (e.g. 0.004), or null for the optimizer's default")
         _require(self.batch_size >= 1, f"{where}.batch_size", self.batch_size, "an integer >= 1")
         _require(self.epochs >= 1, f"{where}.epochs", self.epochs, "an integer >= 1")
+        _require(self.steps_per_execution is None or self.steps_per_execution >= 1, f"{where}.steps_per_execution",
+                 self.steps_per_execution, "an integer >= 1, or null for the backend's default")
         _require(self.seed >= 0, f"{where}.seed", self.seed, "an integer >= 0")
         # Keras' loss-scale wrapper hides the average from the callback that validates it.
         _require_with(self.ema_momentum is None or self.precision != "mixed_float16", f"{where}.ema_momentum",

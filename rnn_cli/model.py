@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from rnn_cli.backends import xla
+from rnn_cli.backends import steps_per_execution, xla
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
 from rnn_cli.ensemble import members
 from rnn_cli.files import atomic_path
@@ -106,7 +106,8 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
     loss = (keras.losses.BinaryCrossentropy if class_count(model) == 2
             else keras.losses.SparseCategoricalCrossentropy)(reduction=LOSS_REDUCTION)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                  jit_compile=xla(config, keras.backend.backend()))
+                  jit_compile=xla(config, keras.backend.backend()),
+                  steps_per_execution=steps_per_execution(config, keras.backend.backend()))
 
 
 def class_count(model: keras.Model) -> int:

@@ -132,6 +132,7 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
                   data={"source": splits.source, "sizes": splits.sizes(), "classes": list(splits.classes)},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
                   fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
+                             "steps_per_execution": model.steps_per_execution,
                              "determinism": determinism(config.train, device, backend),
                              "precision": config.train.precision, "batches": plan.batches,
                              "compile_cache": compile_cache_record(model),

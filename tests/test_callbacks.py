@@ -1,6 +1,7 @@
 """rnn_cli.callbacks: early stopping from the history, one line per epoch in a log, progress lines within an
 epoch where no bar can redraw."""
 
+import io
 import re
 
 from rnn_cli import callbacks
@@ -40,7 +41,8 @@ def test_without_a_terminal_progress_comes_as_lines_within_each_epoch(tmp_path, 
         assert progress_kind(None, Terminal()) == "bar" and progress_kind(None, log) == "lines"
     assert progress_kind(False) is None and progress_kind("lines") == "lines"
     monkeypatch.setattr(callbacks, "PROGRESS_EVERY", 0.0)  # a line after every batch, for the test
-    result = cli_train(tmp_path / "run", tiny_config, imdb_archive)  # CliRunner: no terminal
+    result = cli_train(tmp_path / "run", tiny_config, imdb_archive,  # CliRunner: no terminal
+                       "--set", "train.steps_per_execution=1")  # a callback at every batch's end
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     progress = [line for line in lines if line.startswith("  epoch ")]
@@ -53,3 +55,19 @@ def test_without_a_terminal_progress_comes_as_lines_within_each_epoch(tmp_path, 
     assert lines[epoch_lines[0] - 1].startswith("  epoch 1/2  batch 19/20")
     quiet = cli_train(tmp_path / "quiet", tiny_config, imdb_archive, "--quiet")
     assert "  epoch " not in quiet.output
+
+
+def test_progress_counts_the_batches_keras_ran_in_one_call():
+    # train.steps_per_execution 8 over 20 batches: Keras calls back with the last batch of each call.
+    lines = []
+    progress_lines = callbacks.ProgressLines(20, 1, 8, lines.append, every=0.0)
+    bar = callbacks.Progress(20, 1, stream=io.StringIO())
+    for callback in (progress_lines, bar):
+        callback.on_epoch_begin(0)
+    for batch in (7, 15):
+        for callback in (progress_lines, bar):
+            callback.on_train_batch_end(batch, {"loss": 0.5, "accuracy": 0.75})
+    assert bar.bar.n == 16
+    bar.on_train_batch_end(19, {"loss": 0.5})
+    assert bar.bar.n == 20
+    assert [re.match(r"  epoch 1/1  batch (\d+)/20 ", line)[1] for line in lines] == ["16"]  # the first call starts the clock

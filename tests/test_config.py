@@ -98,6 +98,8 @@ def test_overrides_with_dotted_keys(tmp_path):
     ("train: {ema_momentum: 1}\n", [], "train.ema_momentum: 1.0 is out of range; expected a number between 0 and 1"),
     ("{}\n", ["train.ema_momentum=fast"], "--set train.ema_momentum=fast: expected a number or null, got str 'fast'"),
     ("{}\n", ["train.batch_size=big"], "--set train.batch_size=big: expected an integer, got str 'big'"),
+    ("{}\n", ["train.steps_per_execution=0"],
+     "--set train.steps_per_execution=0: 0 is out of range; expected an integer >= 1, or null for the backend's default"),
     ("{}\n", ["train.precision=float16"],
      "--set train.precision=float16: 'float16' is not allowed; allowed: float32, mixed_float16, mixed_bfloat16"),
     ("train: {precision: mixed_float16, ema_momentum: 0.99}\n", [],
