@@ -95,7 +95,9 @@ def xla(train: TrainConfig, backend: str) -> bool:
     return train.jit_compile if train.jit_compile is not None else backend != "torch"
 
 
-STEPS_PER_EXECUTION = 8  # TensorFlow: about 1 ms less per batch (SimpleRNN's 704 batches an epoch: 0.8 s)
+# TensorFlow: about 1 ms less per batch; more per call saves a little more and holds more memory
+# (docs/performance.md#batches-per-call).
+STEPS_PER_EXECUTION = 2
 
 
 def steps_per_execution(train: TrainConfig, backend: str) -> int:

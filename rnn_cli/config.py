@@ -199,7 +199,7 @@ class TrainConfig:
     jit_compile: bool | None = None
     # Batches Keras runs in one call of its compiled loop: Python and the runtime are paid once for them
     # (callbacks, the progress bar and a Ctrl-C see every N-th batch's end); the same steps, the same
-    # history. null: 8 on TensorFlow, 1 on JAX and PyTorch, whose Keras loops over them in Python anyway.
+    # history. null: 2 on TensorFlow, 1 on JAX and PyTorch, whose Keras loops over them in Python anyway.
     steps_per_execution: int | None = None
     deterministic: bool = True  # CPU: same seed, same history (XLA, else the backend's own switch); GPU: ignored
     # Keras' dtype policy: mixed_float16 computes in 16 bits with float32 weights and loss scaling

@@ -67,7 +67,7 @@ def test_tiny_model_learns_the_signal(trained_run):
 
 
 def test_same_seed_gives_the_same_history_whatever_the_batches_per_call(tmp_path, tiny_config, imdb_archive):
-    # TensorFlow runs 8 batches per call of its compiled loop by default, one by one here: the same steps.
+    # TensorFlow runs 2 batches per call of its compiled loop by default, one by one here: the same steps.
     histories = []
     for name, settings in (("a", ()), ("b", ("--set", "train.steps_per_execution=1"))):
         assert cli_train(tmp_path / name, tiny_config, imdb_archive, *settings).exit_code == 0
@@ -300,7 +300,7 @@ def test_fast_path_is_the_default(trained_run):
     # started in this test process before the run (test_process_settings.py checks both in processes of their own).
     assert Path(fast_path.pop("compile_cache")).parent == Path(os.environ["RNN_CLI_COMPILE_CACHE"])
     assert fast_path.pop("threads") in (1, None)
-    assert fast_path == {"bucketing": True, "jit_compile": True, "determinism": "xla", "steps_per_execution": 8,
+    assert fast_path == {"bucketing": True, "jit_compile": True, "determinism": "xla", "steps_per_execution": 2,
                          "precision": "float32", "batches": "length buckets, right-padded and masked"}
     assert record["backend"] == "tensorflow"
     assert record["kernels"] == {"simple_rnn_0": {"kernel": "loop", "why": "SimpleRNN has no fused kernel on any backend; "
@@ -317,7 +317,7 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     fast_path = dict(files.read_json(tmp_path / "a" / "run.json")["fast_path"])
     fast_path.pop("threads")  # the process' (test_fast_path_is_the_default)
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA); nothing compiled.
-    assert fast_path == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism", "steps_per_execution": 8,
+    assert fast_path == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism", "steps_per_execution": 2,
                          "precision": "float32", "batches": "padded to maxlen, no mask", "compile_cache": None}
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
@@ -500,7 +500,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_history_of_one_never_stopped(tmp_
     done = subprocess.run([sys.executable, script, tmp_path / "config.yaml", tmp_path / "killed"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stderr
-    assert len(checkpoints.read_history(tmp_path / "killed")) == 1  # epoch 2 was cut after its eighth batch of 20
+    assert len(checkpoints.read_history(tmp_path / "killed")) == 1  # epoch 2 was cut in its sixth batch
     result = invoke("train", "--resume", "--run", tmp_path / "killed", "--device", "cpu")
     assert result.exit_code == 0, result.output
     resumed = checkpoints.read_history(tmp_path / "killed")
