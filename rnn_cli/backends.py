@@ -87,6 +87,9 @@ def check(train: TrainConfig, backend: str) -> None:
         raise ConfigError("train.jit_compile: true means XLA, which the torch backend lacks (Keras would "
                           "torch.compile every batch shape anew, which costs more than it saves); set it "
                           "false, or leave it out (on PyTorch: off)")
+    if backend == "torch" and (train.steps_per_execution or 1) > 1:
+        raise ConfigError(f"train.steps_per_execution: {train.steps_per_execution} batches per call, which Keras' "
+                          "PyTorch trainer refuses; set 1, or leave it out (on PyTorch: 1)")
 
 
 def xla(train: TrainConfig, backend: str) -> bool:

@@ -63,6 +63,8 @@ def load_keras(path: Path):
     except Exception as err:  # noqa: BLE001 - Keras reports a damaged file in many ways
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise damaged(path, f"Keras cannot load it: {reason[:200]}") from None
+    if keras.backend.backend() == "torch" and getattr(model, "steps_per_execution", 1) != 1:
+        model.steps_per_execution = 1  # a TensorFlow run's batches per call, which Keras' PyTorch trainer refuses
     return project_inputs(model)  # the loop it was trained with
 
 

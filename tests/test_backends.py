@@ -36,6 +36,9 @@ def test_xla_is_on_where_the_backend_has_it_and_refused_on_torch_only_when_asked
     backends.check(TrainConfig(jit_compile=False), "torch")
     with pytest.raises(ConfigError, match="train.jit_compile: true means XLA, which the torch backend lacks"):
         backends.check(TrainConfig(jit_compile=True), "torch")
+    backends.check(TrainConfig(steps_per_execution=1), "torch")
+    with pytest.raises(ConfigError, match="train.steps_per_execution: 2 batches per call, which Keras' PyTorch"):
+        backends.check(TrainConfig(steps_per_execution=2), "torch")
 
 
 def test_a_backend_that_is_not_installed_is_one_line(monkeypatch):
