@@ -171,8 +171,9 @@ class Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        # `batch` is the last of the batches Keras ran in one call (train.steps_per_execution).
-        self.bar.update(batch + 1 - self.bar.n)
+        # `batch` is the last of the batches Keras ran in one call (train.steps_per_execution); an epoch's
+        # last call may run fewer than it says.
+        self.bar.update(min(batch + 1, self.steps) - self.bar.n)
         if "loss" in logs:
             self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}",
                                  acc=f"{float(logs.get('accuracy', 0.0)):.4f}", refresh=False)

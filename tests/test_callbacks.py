@@ -58,7 +58,8 @@ def test_without_a_terminal_progress_comes_as_lines_within_each_epoch(tmp_path, 
 
 
 def test_progress_counts_the_batches_keras_ran_in_one_call():
-    # train.steps_per_execution 8 over 20 batches: Keras calls back with the last batch of each call.
+    # train.steps_per_execution 8 over 20 batches: Keras calls back with the last batch of each call, as
+    # it would be in a full call (the third call runs batches 16-19 and says 23).
     lines = []
     progress_lines = callbacks.ProgressLines(20, 1, 8, lines.append, every=0.0)
     bar = callbacks.Progress(20, 1, stream=io.StringIO())
@@ -68,6 +69,6 @@ def test_progress_counts_the_batches_keras_ran_in_one_call():
         for callback in (progress_lines, bar):
             callback.on_train_batch_end(batch, {"loss": 0.5, "accuracy": 0.75})
     assert bar.bar.n == 16
-    bar.on_train_batch_end(19, {"loss": 0.5})
+    bar.on_train_batch_end(23, {"loss": 0.5})
     assert bar.bar.n == 20
     assert [re.match(r"  epoch 1/1  batch (\d+)/20 ", line)[1] for line in lines] == ["16"]  # the first call starts the clock
