@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from rnn_cli import stopping
 from rnn_cli.errors import StorageError, UserError
 from rnn_cli.parsing import load_json
 
@@ -18,20 +19,22 @@ from rnn_cli.parsing import load_json
 def atomic_path(path: Path) -> Iterator[Path]:
     """A unique temporary path beside `path`, with its suffixes (Keras and savefig go by them),
     renamed to `path` when the block ends; removed if it raises. A reader never sees half a file."""
-    path = Path(path)
+    path, tmp = Path(path), None
     try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
-    except OSError as err:
-        raise storage_error(path, err) from None
-    os.close(handle)
-    try:
+        # A stop (Ctrl-C, SIGTERM) raised between the file's creation and `tmp` naming it would leave it
+        # behind: it waits for the end of this block, where `tmp` is known.
+        with stopping.deferred():
+            handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+            os.close(handle)
         yield Path(tmp)
         _publish(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise storage_error(path, err) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

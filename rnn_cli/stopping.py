@@ -61,14 +61,18 @@ def stop_signals(again: str = "raise"):
 
 @contextlib.contextmanager
 def deferred():
-    """Inside the block (model.fit, the test evaluation) a stop signal waits for `raise_if_stopped`;
-    one that came during the block's last steps is raised when it ends."""
+    """Inside the block (model.fit, the test evaluation, creating a temporary file) a stop signal waits for
+    `raise_if_stopped`; one that came during the block's last steps is raised when it ends. Inside another
+    such block it changes nothing: the outer block's end, or its batch's, raises it."""
+    outer = _DEFERRING.is_set()
     _DEFERRING.set()
     try:
         yield
     finally:
-        _DEFERRING.clear()
-    raise_if_stopped()
+        if not outer:
+            _DEFERRING.clear()
+    if not outer:
+        raise_if_stopped()
 
 
 @contextlib.contextmanager

@@ -1,9 +1,12 @@
 """rnn_cli.files: a write is whole or absent, never half; the temporary file never stays."""
 
 import os
+import signal
+import tempfile
 
 import pytest
 
+from rnn_cli import files, stopping
 from rnn_cli.files import atomic_path, read_json, write_json
 from rnn_cli.errors import UserError
 
@@ -41,3 +44,19 @@ def test_unreadable_json_is_a_users_error_naming_the_file(tmp_path):
         read_json(tmp_path / "run.json")
     with pytest.raises(UserError, match="nope.json: no such file"):
         read_json(tmp_path / "nope.json")
+
+
+def test_a_stop_while_the_temporary_file_is_made_leaves_none(tmp_path, monkeypatch):
+    made, mkstemp = [], tempfile.mkstemp
+
+    def mkstemp_then_stop(*args, **options):
+        handle_and_name = mkstemp(*args, **options)
+        made.append(handle_and_name[1])
+        signal.raise_signal(signal.SIGTERM)  # its handler runs as soon as Python can: before `tmp` names the file
+        return handle_and_name
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp_then_stop)
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
+        with atomic_path(tmp_path / "history.json") as tmp:
+            tmp.write_text("{}")
+    assert made and list(tmp_path.iterdir()) == []

@@ -31,6 +31,16 @@ def test_during_fit_a_stop_waits_for_the_end_of_the_batch():
     assert stopping.stop_exit_code() == 143
 
 
+def test_a_deferral_inside_fit_leaves_the_stop_to_fit():
+    reached = []
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals(), stopping.deferred():
+        with stopping.deferred():  # a file written during fit (the run's history)
+            signal.raise_signal(signal.SIGTERM)
+        reached.append("after the file")  # the inner block's end did not raise it
+        signal.raise_signal(signal.SIGTERM)  # a second signal: raised at once, as outside fit
+    assert reached == ["after the file"]
+
+
 def test_a_stop_in_the_last_steps_of_fit_is_raised_when_fit_ends():
     with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
         with stopping.deferred():
