@@ -63,15 +63,16 @@ def stop_signals(again: str = "raise"):
 def deferred():
     """Inside the block (model.fit, the test evaluation, creating a temporary file) a stop signal waits for
     `raise_if_stopped`; one that came during the block's last steps is raised when it ends. Inside another
-    such block it changes nothing: the outer block's end, or its batch's, raises it."""
-    outer = _DEFERRING.is_set()
+    such block it changes nothing: the outer block's end, or its batch's, raises it. A stop already raised
+    before the block (a run recording that it was interrupted) is not raised again at its end."""
+    outer, before = _DEFERRING.is_set(), _STOPPED.is_set()
     _DEFERRING.set()
     try:
         yield
     finally:
         if not outer:
             _DEFERRING.clear()
-    if not outer:
+    if not outer and not before:
         raise_if_stopped()
 
 
