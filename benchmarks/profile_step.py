@@ -9,6 +9,10 @@ settings of `rnn train`: rnn_cli.process_settings.configure), on random token id
 all ones: the cost of a step of that bucket. Variants, each a fresh model:
   full          the training step as `rnn train` runs it
   keras loop    Keras' own SimpleRNN loop, the input projection inside it (rnn_cli.projected takes it out)
+  autodiff loop the projected loop differentiated by TensorFlow, not with the gradient rnn_cli.recurrence
+                writes out
+  token rows    the embedding's gradient as TensorFlow gives it, a row per token, to Keras' optimizer (rnn-cli
+                sums it per word first: rnn_cli.gradients)
   frozen        the embedding not trained: no gradient into its 10,000 rows and no optimizer update of them
   sgd           plain SGD instead of RMSprop: the optimizer's own arithmetic
   no mask       mask_zero off: the masking of each time step (tf.where / jnp.where on the state)
@@ -40,11 +44,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402 - after the log level; KERAS_BACKEND picks the backend
 import numpy as np  # noqa: E402
 
+from rnn_cli import model as model_module  # noqa: E402
+from rnn_cli import projected  # noqa: E402
 from rnn_cli.config import load_config  # noqa: E402
 from rnn_cli.model import build_model, compile_model  # noqa: E402
 from rnn_cli.process_settings import configure  # noqa: E402
 
-VARIANTS = ("full", "keras loop", "frozen", "sgd", "no mask", "forward", "all threads")
+written_gradient, summed_rows = projected.written_gradient, model_module.summed_rows
+
+VARIANTS = ("full", "keras loop", "autodiff loop", "token rows", "frozen", "sgd", "no mask", "forward", "all threads")
 
 
 def step_seconds(config, variant: str, length: int, steps: int, repeats: int) -> float:
@@ -56,6 +64,8 @@ def step_seconds(config, variant: str, length: int, steps: int, repeats: int) ->
     if variant == "sgd":
         train_config = dataclasses.replace(train_config, optimizer="sgd")
     model = build_model(model_config, config.data.num_words, mask_zero=variant != "no mask")
+    projected.written_gradient = (lambda layer: False) if variant == "autodiff loop" else written_gradient
+    model_module.summed_rows = (lambda model: model) if variant == "token rows" else summed_rows
     if variant == "keras loop":  # Keras' own layers from the same config: SimpleRNN's input projection in its loop
         model = keras.Model.from_config(model.get_config())
     compile_model(model, train_config)

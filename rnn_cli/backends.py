@@ -152,7 +152,8 @@ def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[
     report = {}
     for i, layer in enumerate(config.layers):
         if layer.type == "simple_rnn":
-            found = ("loop", "SimpleRNN has no fused kernel on any backend; its inputs are projected before the loop")
+            found = ("loop", "SimpleRNN has no fused kernel on any backend; its inputs are projected before the loop"
+                             + ("; its gradient in training is written out" if backend == "tensorflow" else ""))
         elif layer.recurrent_dropout > 0:
             found = ("loop", f"recurrent_dropout {layer.recurrent_dropout}: the fused kernels need 0")
         elif backend == "tensorflow":

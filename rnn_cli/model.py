@@ -13,6 +13,7 @@ from rnn_cli.backends import steps_per_execution, xla
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig, layer_name
 from rnn_cli.ensemble import members
 from rnn_cli.files import atomic_path
+from rnn_cli.gradients import summed_rows
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
 from rnn_cli.pairs import WordPairs
 from rnn_cli.pooling import Pooling
@@ -108,6 +109,7 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int 
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   jit_compile=xla(config, keras.backend.backend()),
                   steps_per_execution=steps_per_execution(config, keras.backend.backend()))
+    summed_rows(model)  # an embedding's gradient summed per word, as every backend but TensorFlow gives it
 
 
 def class_count(model: keras.Model) -> int:

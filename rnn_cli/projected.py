@@ -11,6 +11,7 @@ a quarter less per time step.
 itself: the saved model keeps Keras' own SimpleRNN, so a model.keras loads with Keras alone and computes the
 same (to float32 rounding); rnn-cli gives every model it builds or loads the faster loop. The dropout masks
 are drawn as Keras' cell draws them (input then recurrent, once per batch), so a seed gives the same masks.
+On TensorFlow a training step runs the recurrence with its gradient written out (rnn_cli/recurrence.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def _simple_rnns(layers):
             yield from _simple_rnns(layer.layers)
 
 
+def written_gradient(layer) -> bool:
+    """Whether a training step runs `layer`'s loop with its gradient written out (rnn_cli/recurrence.py):
+    on TensorFlow, for the tanh SimpleRNN of every shipped config, when Keras does not unroll it."""
+    return (keras.backend.backend() == "tensorflow" and not layer.unroll
+            and layer.cell.activation is keras.activations.tanh)
+
+
 def projected_loop(self, sequences, initial_state, mask, training=False):
     """`keras.layers.RNN.inner_loop` for a SimpleRNN: x W + b for every step at once, then the recurrence."""
     cell = self.cell
@@ -50,6 +58,12 @@ def projected_loop(self, sequences, initial_state, mask, training=False):
     projected = ops.matmul(sequences, cell.kernel)
     if cell.bias is not None:
         projected = ops.add(projected, cell.bias)
+    if training and written_gradient(self):
+        from rnn_cli.recurrence import simple_rnn_loop  # TensorFlow's: imported only on that backend
+
+        return simple_rnn_loop(projected, cell.recurrent_kernel, state, mask, state_mask,
+                               go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask,
+                               return_sequences=self.return_sequences)
 
     def step(inputs, states):
         previous = states[0]
@@ -63,3 +77,4 @@ def projected_loop(self, sequences, initial_state, mask, training=False):
     return backend.rnn(step, projected, [state], go_backwards=self.go_backwards, mask=mask, unroll=self.unroll,
                        input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
                        return_all_outputs=self.return_sequences)
+

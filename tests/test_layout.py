@@ -9,7 +9,8 @@ import rnn_cli
 PACKAGE = Path(rnn_cli.__file__).parent
 # Bottom first: a module may import only modules of earlier layers (or its own layer's earlier ones).
 LAYERS = [
-    ["errors", "stopping", "reference", "metrics", "parsing", "encoding", "pooling", "pairs", "projected", "ensemble"],
+    ["errors", "stopping", "reference", "metrics", "parsing", "encoding", "pooling", "pairs", "recurrence", "projected",
+     "gradients", "ensemble"],
     ["files", "own_files", "vectors", "compiled", "storage"],
     ["config", "corpus", "backends", "space"],
     ["cache"],

@@ -173,3 +173,27 @@ def test_more_than_two_classes_get_a_softmax_head_and_rnn_summary_shows_it():
     result = invoke("summary", "--config", "configs/simple_rnn.yaml", "--classes", "3")
     assert result.exit_code == 0, result.output
     assert "Parameters before the Dense head: 322,080" in result.output and "(None, 3)" in result.output
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_a_word_seen_twice_in_a_batch_steps_on_its_summed_gradient_and_so_does_a_loaded_model(tmp_path, optimizer):
+    """The optimizer's average of squared gradients gets the square of a word's whole gradient (JAX's and
+    PyTorch's arithmetic), not the sum of its squares per occurrence (Keras 3 on TensorFlow's own)."""
+    import tensorflow as tf
+
+    from rnn_cli.loading import load_keras
+
+    config = ModelConfig(embedding_dim=3, layers=(LayerConfig(type="simple_rnn", units=2),))
+    model = build_model(config, 6, mask_zero=True)
+    compile_model(model, TrainConfig(optimizer=optimizer, learning_rate=0.1))
+    x, y = np.array([[1, 2, 1, 1], [2, 3, 0, 0]]), np.array([1.0, 0.0])
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True))
+    table = model.get_layer("embedding").embeddings
+    whole = tf.convert_to_tensor(tape.gradient(loss, [table])[0]).numpy()  # a row per word, summed
+    model.train_on_batch(x, y)
+    squares = next(v for v in model.optimizer.variables if v.path.endswith("embeddings_velocity")).numpy()
+    rho = 0.999 if optimizer == "adam" else 0.9
+    np.testing.assert_allclose(squares[1:4], (1 - rho) * whole[1:4] ** 2, rtol=1e-4)
+    model.save(tmp_path / "model.keras")
+    assert "apply" in vars(load_keras(tmp_path / "model.keras").optimizer)  # a resumed run steps alike

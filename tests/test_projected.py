@@ -58,18 +58,31 @@ def test_the_projected_loop_gives_keras_outputs(layers, masked, padding):
     np.testing.assert_allclose(projected.predict(x, verbose=0), own.predict(x, verbose=0), atol=TOLERANCE)
 
 
-def test_training_steps_with_dropout_match_keras_loop():
-    """Input and recurrent dropout drawn as Keras' cell draws them: the same seed, the same masks, so the
-    same weights after a few steps (a mask drawn otherwise moves them apart at once)."""
-    projected, own = pair([True], dropout=0.3)
-    x, y = tokens("post"), np.arange(8) % 2
+@pytest.mark.parametrize("layers", [[False], [True], [False, True]], ids=["one", "bidirectional", "stacked"])
+@pytest.mark.parametrize("masked, dropout, jit", [(True, 0.3, True), (False, 0.3, False), (True, 0.0, False)])
+def test_training_steps_match_keras_loop(layers, masked, dropout, jit, monkeypatch):
+    """Training runs the loop with its gradient written out (rnn_cli/recurrence.py), whose steps move the
+    weights as Keras' loop does; input and recurrent dropout drawn as Keras' cell draws them: the same seed,
+    the same masks, so the same weights after a few steps (a mask drawn otherwise moves them apart at once)."""
+    from rnn_cli import recurrence
+
+    calls = []
+    monkeypatch.setattr(recurrence, "simple_rnn_loop", lambda *a, _loop=recurrence.simple_rnn_loop, **k:
+                        calls.append(k) or _loop(*a, **k))
+    projected, own = pair(layers, masked=masked, dropout=dropout)
+    x, y = tokens("post" if masked else "pre"), np.arange(8) % 2
+    start = projected.get_weights()
     for model in (projected, own):
-        compile_model(model, TrainConfig(learning_rate=0.01, jit_compile=False))
+        compile_model(model, TrainConfig(learning_rate=0.01, jit_compile=jit))
         reseed_dropout(model, seed=7, epoch=1)  # the two models' mask generators in the same state
         for _ in range(3):
             model.train_on_batch(x, y)
-    for a, b in zip(projected.get_weights(), own.get_weights()):
+    assert len(calls) >= len(layers) + sum(layers)  # every loop of the model (traced more than once)
+    moved = 0.0
+    for a, b, before in zip(projected.get_weights(), own.get_weights(), start):
         np.testing.assert_allclose(a, b, atol=TOLERANCE)
+        moved = max(moved, np.abs(b - before).max())
+    assert moved > 0.01  # the steps did move the weights
 
 
 def test_a_saved_model_keeps_keras_own_layer(tmp_path):

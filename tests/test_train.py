@@ -304,7 +304,8 @@ def test_fast_path_is_the_default(trained_run):
                          "precision": "float32", "batches": "length buckets, right-padded and masked"}
     assert record["backend"] == "tensorflow"
     assert record["kernels"] == {"simple_rnn_0": {"kernel": "loop", "why": "SimpleRNN has no fused kernel on any backend; "
-                                                                  "its inputs are projected before the loop"}}
+                                                                  "its inputs are projected before the loop; its "
+                                                                  "gradient in training is written out"}}
     model = keras.saving.load_model(trained_run / "model.keras")
     assert model.get_layer("embedding").mask_zero
 
