@@ -178,10 +178,9 @@ def test_a_stopped_or_killed_worker_loses_no_trial_and_the_study_continues(study
     wait_until_recorded(folder)
     assert checkpoints.read_history(folder)[:len(kept)] == kept and len(checkpoints.read_history(folder)) > len(kept)
 
-    third = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "k", "--trials", "2"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert third.returncode == 0, third.stderr
-    assert "trial 2 was stopped: queued again, to continue in runs/k/trial-001" in third.stdout
+    third = invoke("tune", "--study", "k", "--trials", "2")  # in this process: a third worker, later
+    assert third.exit_code == 0, third.output
+    assert "trial 2 was stopped: queued again, to continue in runs/k/trial-001" in third.output
     history = checkpoints.read_history(folder)
     assert len(history) == 3 and history[:len(kept)] == kept  # continued from its finished epochs each time
     search = optuna.load_study(study_name="k", storage=optuna.storages.JournalStorage(
@@ -205,7 +204,7 @@ def with_password(url: str, form: int) -> str:
 SECRET = "s3cr3t-Pa55"
 
 
-def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_url):
+def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_url, monkeypatch):
     # Each worker gives the password in another form; neither proposes a point the other tried.
     workers = [rnn_process(*study_setup, "--trials", "4", "--study", "pg", "--storage", with_password(postgres_url, i),
                            cwd=tmp_path) for i in range(2)]
@@ -223,29 +222,26 @@ def test_two_workers_share_one_postgresql_study(study_setup, tmp_path, postgres_
                for f in folders)
     elsewhere = tmp_path / "other-machine"  # no runs/pg/ here: the study's settings come from the database
     elsewhere.mkdir()
-    third = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "pg", "--storage", postgres_url,
-                            "--trials", str(len(complete) + 1)], cwd=elsewhere, capture_output=True, text=True,
-                           timeout=300)
-    assert third.returncode == 0, third.stderr
+    monkeypatch.chdir(elsewhere)  # the commands after the workers run in this process, in their folders
+    third = invoke("tune", "--study", "pg", "--storage", postgres_url, "--trials", len(complete) + 1)
+    assert third.exit_code == 0, third.output
     assert [p.name for p in (elsewhere / "runs" / "pg").glob("trial-*")] == [f"trial-{len(complete):03d}"]
+    monkeypatch.chdir(tmp_path)
     # A continuation where the study began, without --storage: study.json's URL, which keeps no password
-    continued = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "pg", "--trials",
-                                str(len(complete) + 2)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert continued.returncode == 0, continued.stderr
-    report = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", "--study", "pg", "--report"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
-    assert report.returncode == 0, report.stderr
+    continued = invoke("tune", "--study", "pg", "--trials", len(complete) + 2)
+    assert continued.exit_code == 0, continued.output
+    report = invoke("tune", "--study", "pg", "--report")
+    assert report.exit_code == 0, report.output
     search = optuna.load_study(study_name="pg", storage=postgres_url)
     points = [tuple(sorted(t.params.items())) for t in search.trials]
     assert len(points) >= len(complete) + 2 and len(set(points)) == len(points), points  # no point proposed twice
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".yaml", ".csv", ".md", ".log")]
     assert written and not [p for p in written if SECRET in p.read_text(errors="replace")]
-    assert SECRET not in continued.stdout + continued.stderr + report.stdout + report.stderr + third.stderr
+    assert SECRET not in continued.output + report.output + third.output
     (tmp_path / "third-machine").mkdir()
-    other = subprocess.run([sys.executable, "-m", "rnn_cli.cli", "tune", *map(str, study_setup), "--epochs", "3",
-                            "--study", "pg", "--storage", postgres_url],
-                           cwd=tmp_path / "third-machine", capture_output=True, text=True, timeout=120)
-    assert other.returncode == 2 and "its workers train another base config or space" in other.stderr
+    monkeypatch.chdir(tmp_path / "third-machine")
+    other = invoke("tune", *study_setup, "--epochs", "3", "--study", "pg", "--storage", postgres_url)
+    assert other.exit_code == 2 and "its workers train another base config or space" in other.output
 
 
 @pytest.mark.parametrize("url, shown", [
