@@ -6,7 +6,7 @@ average of squared gradients gets g1^2 + g2^2 + g3^2 where the word's gradient i
 square (g1 + g2 + g3)^2. A word's step then depends on how often it occurs in the batch, and TensorFlow
 trains another optimizer than JAX and PyTorch, whose gradients arrive summed per row, as they did in
 Keras 2. Summed first (`tf.convert_to_tensor`, a dense 10,000 x 32 gradient), every backend computes the
-optimizer's own formula; under XLA on this CPU it is also the faster update (docs/performance.md).
+optimizer's own formula, at the same speed within the noise (docs/performance.md).
 """
 
 from __future__ import annotations

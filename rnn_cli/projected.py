@@ -77,4 +77,3 @@ def projected_loop(self, sequences, initial_state, mask, training=False):
     return backend.rnn(step, projected, [state], go_backwards=self.go_backwards, mask=mask, unroll=self.unroll,
                        input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
                        return_all_outputs=self.return_sequences)
-
