@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from rnn_cli.corpus import Reviews, Vocabulary
 from rnn_cli.encoding import (FIRST_WORD, OOV, PAD, START, client_encoder, fixed_ids, padding_side, tf_ids,
                               tf_lower_table, tf_padded, tf_vocabulary_table, tf_words)
 from rnn_cli.errors import UserError, require_extra
-from rnn_cli.files import make_dir
+from rnn_cli.files import make_dir, temporary_folder
 from rnn_cli.model import THRESHOLD, class_count, masks_padding
 from rnn_cli.publish import check_destination, destination, publish
 
@@ -56,8 +55,8 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, echo=print, for
     source = trained.source  # a seed group's files are its runs'
     texts = probe_texts(trained.vocabulary, trained.config.data.maxlen)
     expected = probabilities(trained, texts)
-    with quiet_converters(), tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        staging = Path(tmp) / "export"
+    with quiet_converters(), temporary_folder(out) as tmp:
+        staging = tmp / "export"
         staging.mkdir()
         if fmt == "saved_model":
             write_saved_model(trained, staging)

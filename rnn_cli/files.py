@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +37,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def temporary_folder(beside: Path) -> Iterator[Path]:
+    """A new hidden folder beside `beside` (on its file system, so what is made in it can be renamed into
+    place), removed with whatever is left in it when the block ends, however it ends."""
+    tmp = None
+    try:
+        with stopping.deferred():  # as in atomic_path: a stop waits until `tmp` names the new folder
+            tmp = tempfile.mkdtemp(dir=Path(beside).parent, prefix=f".{Path(beside).name}.")
+        yield Path(tmp)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace(source: Path, target: Path) -> None:

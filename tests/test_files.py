@@ -7,7 +7,7 @@ import tempfile
 import pytest
 
 from rnn_cli import files, stopping
-from rnn_cli.files import atomic_path, read_json, write_json
+from rnn_cli.files import atomic_path, read_json, temporary_folder, write_json
 from rnn_cli.errors import UserError
 
 
@@ -59,4 +59,23 @@ def test_a_stop_while_the_temporary_file_is_made_leaves_none(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
         with atomic_path(tmp_path / "history.json") as tmp:
             tmp.write_text("{}")
+    assert made and list(tmp_path.iterdir()) == []
+
+
+def test_a_stop_while_a_temporary_folder_is_made_leaves_none(tmp_path, monkeypatch):
+    with temporary_folder(tmp_path / "export") as tmp:  # without a stop: gone at the end, its contents too
+        assert tmp.parent == tmp_path and tmp.name.startswith(".export.")
+        (tmp / "inner").mkdir()
+    assert list(tmp_path.iterdir()) == []
+    made, mkdtemp = [], tempfile.mkdtemp
+
+    def mkdtemp_then_stop(*args, **options):
+        made.append(mkdtemp(*args, **options))
+        signal.raise_signal(signal.SIGTERM)  # before `tmp` names the folder
+        return made[-1]
+
+    monkeypatch.setattr(files.tempfile, "mkdtemp", mkdtemp_then_stop)
+    with pytest.raises(KeyboardInterrupt), stopping.stop_signals():
+        with temporary_folder(tmp_path / "export") as tmp:
+            (tmp / "model.onnx").write_text("half")
     assert made and list(tmp_path.iterdir()) == []
