@@ -79,4 +79,3 @@ def _recurrence(masked: bool, dropout: bool):
         return states, gradient
 
     return states_of
-

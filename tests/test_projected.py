@@ -78,6 +78,9 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, monkeypatch):
         for _ in range(3):
             model.train_on_batch(x, y)
     assert len(calls) >= len(layers) + sum(layers)  # every loop of the model (traced more than once)
+    traced = len(calls)
+    projected.predict(x, verbose=0)  # inference keeps Keras' loop: a saved or exported model has no rnn-cli op
+    assert len(calls) == traced
     moved = 0.0
     for a, b, before in zip(projected.get_weights(), own.get_weights(), start):
         np.testing.assert_allclose(a, b, atol=TOLERANCE)
