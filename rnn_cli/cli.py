@@ -21,7 +21,7 @@ from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import log_dir
 from rnn_cli.process_settings import CHOICES as DEVICES
 from rnn_cli.process_settings import VERBOSE, divert_native_logs
-from rnn_cli.stopping import stop_exit_code, stop_signals
+from rnn_cli.stopping import StopExit, end_process, exit_stopped, stop_signals
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,7 +50,7 @@ class Cli(click.Group):
             raise error from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
-            sys.exit(stop_exit_code())
+            exit_stopped()
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise  # click's own; a closed pipe (`rnn inspect | head`) click ends quietly
         except Exception as err:  # noqa: BLE001 - the last net: one line, the traceback kept
@@ -192,7 +192,7 @@ def train(config_path, data, epochs, limit, sets, run_dir, device, resume, seeds
                                       progress=False if quiet else None)
     except KeyboardInterrupt:
         click.echo(launch.interrupted_message(plan), err=True)
-        sys.exit(stop_exit_code())
+        exit_stopped()
     for line in launch.result_lines(plan, results):
         click.echo(line)
 
@@ -404,7 +404,7 @@ def serve(run_dir, host, port, name, no_batching):
                   warn=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
-        sys.exit(stop_exit_code())
+        exit_stopped()
 
 
 @main.command()
@@ -454,7 +454,7 @@ def tune(config_path, space_path, trials, timeout, storage, study_name, seeds, d
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished trials are kept; continue with `rnn tune --study {study.name}"
                    + (" --storage URL`" if study.storage else "`"), err=True)
-        sys.exit(stop_exit_code())
+        exit_stopped()
 
 
 @main.command()
@@ -501,5 +501,14 @@ def summary(config_path, sets, classes):
     click.echo(summary_text(build_model(config.model, config.data.num_words, classes=classes)), nl=False)
 
 
+def run() -> None:
+    """The `rnn` command (its console script, `python -m rnn_cli.cli`): `main`, the process ending with the
+    code of a stop as `main` gave it (`rnn_cli.stopping.end_process`)."""
+    try:
+        main()
+    except StopExit as stop:
+        end_process(stop.code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

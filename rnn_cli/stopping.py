@@ -13,10 +13,13 @@ module does not import TensorFlow: the process that waits for a seed group's see
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
+import sys
 import threading
+from typing import NoReturn
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Seconds a process may still take, after a second stop signal, before it ends without its clean-up: Python
@@ -51,12 +54,29 @@ def stop_signals(again: str = "raise"):
 
     previous = handle_signals(dict.fromkeys(STOP_SIGNALS, stop))
     watch = watch_second_signal() if again == "raise" and previous is not None else contextlib.nullcontext()
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_stops(unraisable)
     try:
         with watch:
             yield
+            raise_if_stopped()  # a stop that Python dropped (`_quiet_stops`) ends the block as a raised one does
     finally:
+        sys.unraisablehook = unraisable
         handle_signals(previous)
         _STOPPED.clear()
+
+
+def _quiet_stops(hook):
+    """`hook`, but silent on the KeyboardInterrupt of a stop raised where Python drops what is raised (a
+    garbage collector's callback, a `__del__`: JAX, which TensorFlow imports when it is installed, adds a
+    callback to every collection). The stop is not lost: it is noted, and a training raises it at its next
+    batch's end (`raise_if_stopped`); without this Python prints a traceback that says nothing to a user."""
+
+    def quiet(unraisable):
+        if not (_STOPPED.is_set() and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            hook(unraisable)
+
+    return quiet
 
 
 @contextlib.contextmanager
@@ -119,6 +139,30 @@ def raise_if_stopped() -> None:
     """KeyboardInterrupt if a stop signal came: a training calls this at the end of every batch."""
     if _STOPPED.is_set():
         raise KeyboardInterrupt
+
+
+class StopExit(SystemExit):
+    """The end of a command that a stop signal ended; its code is `stop_exit_code()`. The `rnn` process
+    ends with it by `end_process`."""
+
+
+def exit_stopped() -> NoReturn:
+    """End the command as the stop signal asks: StopExit with 130 (Ctrl-C) or 143 (SIGTERM)."""
+    raise StopExit(stop_exit_code())
+
+
+def end_process(code: int) -> NoReturn:
+    """End the process now with `code`, after what Python's own exit runs that matters here (the atexit
+    functions: multiprocessing's, logging's; the standard streams flushed). Python's own exit can turn a
+    stop's 130 or 143 into death by SIGINT (a return code of -2 to the process that started it): CPython
+    counts a KeyboardInterrupt as never handled once it passed through code that a C extension ran with
+    `PyRun_String`, even though `rnn` caught it (seen under load, a SIGTERM landing while TensorFlow built a
+    model)."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing left to flush
+            stream.flush()
+    os._exit(code)
 
 
 def stop_exit_code() -> int:

@@ -98,3 +98,48 @@ def test_a_second_ctrl_c_ends_a_process_stuck_in_a_long_native_call():
     assert process.wait(timeout=60) == 130
     assert time.monotonic() - started < stopping.SECOND_SIGNAL_GRACE + 2
     assert process.stdout.read() == ""  # it did not wait for the product
+
+
+# A command whose stop lands in Python code that C code ran with PyRun_String, as TensorFlow's extensions run
+# some: CPython then counts the KeyboardInterrupt as never handled and, at its own exit, ends the process by
+# SIGINT (-2) whatever code the command exits with; seen under load as `rnn train` built its model.
+STOP_IN_RUN_STRING = '''\
+import ctypes
+from rnn_cli import cli
+
+
+@cli.main.command()
+def stuck():
+    run_string = ctypes.pythonapi.PyRun_String
+    run_string.restype = ctypes.py_object
+    run_string.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    names = {}
+    run_string(b"import os, signal\\nos.kill(os.getpid(), signal.SIGTERM)\\nwhile True: pass", 257, names, names)
+
+
+if __name__ == "__main__":
+    cli.run()
+'''
+
+
+def test_a_stop_that_passed_through_c_code_still_ends_the_process_with_its_code(tmp_path):
+    (tmp_path / "stuck_cli.py").write_text(STOP_IN_RUN_STRING, encoding="utf-8")
+    ended = subprocess.run([sys.executable, "-m", "stuck_cli", "stuck"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60)
+    assert ended.returncode == 143, ended.stderr
+    assert ended.stderr.strip().splitlines() == ["interrupted"]
+    from importlib.metadata import entry_points
+
+    assert entry_points(group="console_scripts")["rnn"].value == "rnn_cli.cli:run"  # the `rnn` command ends so
+
+
+def test_a_stop_that_python_drops_is_quiet_and_raised_when_the_block_ends():
+    # Raised in a garbage collector's callback (JAX adds one to every collection), Python drops the
+    # KeyboardInterrupt and prints its traceback; the stop must neither print it nor be lost.
+    script = ("import gc, signal\nfrom rnn_cli.stopping import stop_signals\n"
+              "def callback(phase, info):\n    if phase == 'start':\n        signal.raise_signal(signal.SIGTERM)\n"
+              "gc.callbacks.append(callback)\n"
+              "try:\n    with stop_signals():\n        gc.collect()\n        print('went on', flush=True)\n"
+              "except KeyboardInterrupt:\n    print('stopped', flush=True)\n")
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert ended.stdout.split() == ["went", "on", "stopped"] and ended.stderr == "", ended.stderr
