@@ -25,9 +25,10 @@ def compile_cache(backend: str) -> Path | None:
     that a process meeting the same model and shapes again (a --seeds run, a tune trial, a resumed or
     repeated run) loads them instead of compiling; returns the folder, or None where there is none.
 
-    The folder is `<backend>-<version>-<machine>` in $RNN_CLI_COMPILE_CACHE ("off": none), else in
-    `compiled/` in the cache folder: no version reads another's programs, and no CPU one compiled for
-    another (a home folder shared by several machines), whose instructions it may lack. Both caches
+    The folder is `<backend>-<version>-<machine>[-<XLA_FLAGS>]` in $RNN_CLI_COMPILE_CACHE ("off": none), else in
+    `compiled/` in the cache folder: no version reads another's programs, no CPU one compiled for
+    another (a home folder shared by several machines), whose instructions it may lack, and no XLA_FLAGS
+    one compiled under others. Both caches
     write an entry under a temporary name and rename it, and check that a loaded entry's program is the
     one asked for. The
     user's own TF_XLA_FLAGS cache folder wins; a folder that cannot be written, or whose path has a
@@ -40,7 +41,7 @@ def compile_cache(backend: str) -> Path | None:
     if chosen.lower() == "off" or (backend == "tensorflow" and TF_CACHE_FLAG in os.environ.get("TF_XLA_FLAGS", "")):
         return None
     module = __import__(backend)
-    name = f"{backend}-{module.__version__}-{machine_tag()}"
+    name = f"{backend}-{module.__version__}-{machine_tag()}{flags_tag()}"
     folder = (Path(chosen) if chosen else cache_dir() / "compiled") / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +85,13 @@ def machine_tag() -> str:
     except OSError:
         identity += platform.processor()  # not Linux
     return hashlib.sha256(identity.encode()).hexdigest()[:8]
+
+
+def flags_tag() -> str:
+    """"-" and a short hash of XLA_FLAGS, "" without them: XLA's flags change what it compiles (its CPU emitters,
+    rnn_cli.process_settings.choose_emitters), and TensorFlow's cache does not tell its entries apart by them."""
+    flags = " ".join(os.environ.get("XLA_FLAGS", "").split())
+    return f"-{hashlib.sha256(flags.encode()).hexdigest()[:8]}" if flags else ""
 
 
 def compile_cache_folder() -> Path | None:

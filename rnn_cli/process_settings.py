@@ -24,9 +24,11 @@ from rnn_cli.errors import UserError
 from rnn_cli.files import log_dir
 
 CHOICES = ("auto", "cpu", "gpu")  # --device
-# XLA's newer CPU fusion emitters keep more memory while compiling a recurrent training step, for no
-# speed gained; the classic emitters are used.
-LEAN_XLA_CPU_FLAG = "--xla_cpu_use_fusion_emitters=false"
+# XLA's CPU emitters: the newer fusion emitters compile the optimizer's update of the embedding table (a square
+# root over every row) about 1 ms a step faster here, but compile longer and keep more memory while compiling;
+# they are used where that millisecond is a large part of a step (docs/performance.md#xlas-emitters).
+EMITTERS_FLAG = "--xla_cpu_use_fusion_emitters"
+FUSION_EMITTERS_WORK = 1 << 18  # a recurrent step this small (multiply-adds): the shipped SimpleRNN, not the LSTM
 # glibc gives a thread that finds the other threads' malloc arenas busy an arena of its own (up to 8
 # per core), and each keeps the memory freed into it: one arena is enough for a CPU training.
 MALLOC_ARENAS = 1
@@ -87,13 +89,13 @@ def configure(config: TrainConfig, choice: str, model: ModelConfig | None = None
     `choice`, on the backend Keras loaded with (`rnn_cli.backends.use`); returns the device ("cpu" or
     "gpu:<name>")."""
     backend = current_backend()
+    if backend == "tensorflow":  # measured there; JAX's XLA may know other flags, and aborts on unknown ones
+        choose_emitters(model, config.batch_size)  # before the compile folder, whose name follows XLA_FLAGS
     compile_cache(backend)  # before TensorFlow's devices start: they read TF_XLA_FLAGS once
     device = select_device(choice, backend)
     if backend == "tensorflow" and model is not None and device == "cpu":
         one_thread_for_small_steps(model, config.batch_size)
     set_determinism(config, device, backend)
-    if backend == "tensorflow":  # measured there; JAX's XLA may know other flags, and aborts on unknown ones
-        lean_xla()
     if device == "cpu":  # on a GPU the host's threads feed the device; one arena was never measured there
         few_malloc_arenas()
     return device
@@ -192,14 +194,19 @@ def determinism(config: TrainConfig, device: str, backend: str = "tensorflow") -
     return "xla" if config.deterministic and device == "cpu" else None
 
 
-def lean_xla() -> None:
-    """Ask XLA for its leaner CPU compiler, unless XLA_FLAGS already sets that flag.
+def choose_emitters(model: ModelConfig | None, batch_size: int) -> bool | None:
+    """Choose XLA's CPU emitters for training `model` (None: no training), unless XLA_FLAGS already sets
+    them: the fusion emitters for a step of at most FUSION_EMITTERS_WORK multiply-adds, the classic (leaner)
+    ones otherwise. Returns whether the fusion emitters were chosen; None where XLA_FLAGS had the flag.
 
     XLA reads XLA_FLAGS once, at the process' first compilation, so this runs before any.
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    if LEAN_XLA_CPU_FLAG.split("=")[0] not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {LEAN_XLA_CPU_FLAG}".strip()
+    if EMITTERS_FLAG in flags:
+        return None
+    fusion = model is not None and step_work(model, batch_size) <= FUSION_EMITTERS_WORK
+    os.environ["XLA_FLAGS"] = f"{flags} {EMITTERS_FLAG}={str(fusion).lower()}".strip()
+    return fusion
 
 
 def step_work(model: ModelConfig, batch_size: int) -> int:

@@ -3,6 +3,7 @@ folder), finish (best weights, model.keras, test metrics, curves). Resumable at 
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -136,6 +137,7 @@ def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: 
                              "determinism": determinism(config.train, device, backend),
                              "precision": config.train.precision, "batches": plan.batches,
                              "compile_cache": compile_cache_record(model),
+                             "xla_flags": os.environ.get("XLA_FLAGS", "") if model.jit_compile else "",
                              "threads": threads()},
                   kernels=plan.kernels,
                   versions=versions(backend), started=record.fields.get("started", timestamp()),

@@ -18,6 +18,7 @@ def test_compiled_steps_are_kept_per_backend_version_and_the_users_own_folder_wi
     monkeypatch.setenv("RNN_CLI_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(COMPILE_CACHE, raising=False)
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
     folder = compile_cache("tensorflow")
     assert folder == tmp_path / "cache" / "compiled" / f"tensorflow-{tf.__version__}-{compiled.machine_tag()}"
     assert folder.is_dir() and len(compiled.machine_tag()) == 8 and compiled.machine_tag() == compiled.machine_tag()
@@ -26,6 +27,16 @@ def test_compiled_steps_are_kept_per_backend_version_and_the_users_own_folder_wi
     assert compile_cache("tensorflow") is None  # a folder already named (the user's, or this one) is kept
     assert os.environ["TF_XLA_FLAGS"].count(TF_CACHE_FLAG) == 1
     assert compile_cache("torch") is None  # nothing compiled there
+
+
+def test_programs_compiled_under_other_xla_flags_are_kept_apart(monkeypatch):
+    # TensorFlow's cache would load a step compiled under other flags (XLA's CPU emitters, chosen per model).
+    tags = []
+    for flags in ("", "--xla_cpu_use_fusion_emitters=true", "--xla_cpu_use_fusion_emitters=false",
+                  "  --xla_cpu_use_fusion_emitters=false "):
+        monkeypatch.setenv("XLA_FLAGS", flags)
+        tags.append(compiled.flags_tag())
+    assert tags[0] == "" and len({*tags[:3]}) == 3 and tags[2] == tags[3] and len(tags[1]) == 9
 
 
 def test_no_compile_cache_when_off_unwritable_or_unsayable(tmp_path, monkeypatch):

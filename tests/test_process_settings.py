@@ -6,18 +6,23 @@ import subprocess
 import sys
 
 from rnn_cli import process_settings as process
-from rnn_cli.config import TrainConfig
-from rnn_cli.process_settings import LEAN_XLA_CPU_FLAG, few_malloc_arenas, lean_xla
+from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
+from rnn_cli.process_settings import EMITTERS_FLAG, choose_emitters, few_malloc_arenas
 from tests.conftest import invoke
 
 
-def test_lean_xla_adds_its_flag_once_and_keeps_the_users_own(monkeypatch):
+def test_xla_emitters_follow_the_step_once_and_keep_the_users_own(monkeypatch):
+    small = ModelConfig()  # the shipped SimpleRNN(32): at batch 32, 65,536 multiply-adds a step
+    large = ModelConfig(layers=(LayerConfig(type="lstm", units=32),))  # the shipped LSTM's, at batch 128: 2^20
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    lean_xla()
-    lean_xla()
-    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {LEAN_XLA_CPU_FLAG}"
+    assert choose_emitters(small, 32) is True
+    assert choose_emitters(large, 128) is None  # set once: XLA reads its flags at the first compilation
+    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {EMITTERS_FLAG}=true"
+    for model, batch in ((large, 128), (small, 1024), (None, 32)):  # a large step, or no training: the lean ones
+        monkeypatch.delenv("XLA_FLAGS")
+        assert choose_emitters(model, batch) is False and os.environ["XLA_FLAGS"] == f"{EMITTERS_FLAG}=false"
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
-    lean_xla()
+    assert choose_emitters(large, 128) is None
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
 
 
