@@ -158,7 +158,8 @@ def run_child(path: str, model: str, args, seed: int, backend: str = "tensorflow
     with tempfile.TemporaryDirectory() as compiled:
         result = measure_child(path, model, args, seed, backend, compiled)
         if args.warm and path == "rnn":
-            result["warm"] = measure_child(path, model, args, seed, backend, compiled)["epochs"]
+            warm = measure_child(path, model, args, seed, backend, compiled)
+            result["warm"], result["warm_peak_mib"] = warm["epochs"], warm["peak_mib"]
     return result
 
 
@@ -192,7 +193,8 @@ def run_seeds(path: str, model: str, args, backend: str = "tensorflow") -> list[
             f"{e['seconds']:.1f}s {e['val_accuracy']:.4f}" for e in runs[-1]["epochs"]), file=sys.stderr)
         if "warm" in runs[-1]:
             print(f"{model}/{where}/seed {seed}/warm: " + ", ".join(
-                f"{e['seconds']:.1f}s" for e in runs[-1]["warm"]), file=sys.stderr)
+                f"{e['seconds']:.1f}s" for e in runs[-1]["warm"]) + f"; peak {runs[-1]['warm_peak_mib']:.0f} MiB",
+                file=sys.stderr)
     return runs
 
 
