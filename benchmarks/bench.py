@@ -101,7 +101,7 @@ def measure_rnn(config, run_dir) -> list[dict]:
     from rnn_cli.process_settings import configure
     from rnn_cli.training import train
 
-    configure(config.train, "cpu", config.model)  # the process settings `rnn train` makes
+    configure(config.train, "cpu", config.model, config.data.num_words)  # the process settings `rnn train` makes
     timer = EpochTimer()
     result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False, callbacks=(timer,))
     return [{"seconds": seconds, "val_accuracy": row["val_accuracy"], "first_batch": timer.first_batch}

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8, help="turns per value")
     args = parser.parse_args()
     config = load_config(f"configs/{args.model}.yaml")
-    configure(config.train, "cpu", config.model)
+    configure(config.train, "cpu", config.model, config.data.num_words)
     data = dataset(config.train.batch_size, config.data.num_words, args.batches)
     keras.utils.set_random_seed(config.train.seed)
     model = build_model(config.model, config.data.num_words)

@@ -128,7 +128,7 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if not (v == "all threads" and backend != "tensorflow")]
     if "all threads" in variants and len(variants) > 1:  # the thread count is the process'
         parser.error("--variants 'all threads' runs alone, in a process of its own")
-    configure(config.train, "cpu", None if variants == ["all threads"] else config.model)
+    configure(config.train, "cpu", None if variants == ["all threads"] else config.model, config.data.num_words)
     lengths = [int(n) for n in args.lengths.split(",")]
     if args.first_calls:
         return print(f"{args.model} on {backend}: " + first_calls(config, lengths))

@@ -70,7 +70,7 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
             load_backend(launch.config.train, device, launch.run_dir)
             from rnn_cli.training import train
 
-            configure(launch.config.train, device, launch.config.model)
+            configure(launch.config.train, device, launch.config.model, launch.config.data.num_words)
             resume = launch.resume and (launch.run_dir / runs.CHECKPOINT).exists()
             return [train(launch.config, launch.run_dir, device=device, resume=resume, echo=echo,
                           progress=progress)]

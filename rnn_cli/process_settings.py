@@ -29,6 +29,7 @@ CHOICES = ("auto", "cpu", "gpu")  # --device
 # they are used where that millisecond is a large part of a step (docs/performance.md#xlas-emitters).
 EMITTERS_FLAG = "--xla_cpu_use_fusion_emitters"
 FUSION_EMITTERS_WORK = 1 << 18  # a recurrent step this small (multiply-adds): the shipped SimpleRNN, not the LSTM
+FUSION_EMITTERS_TABLE = 1 << 17  # an embedding table this large (words x dimensions): the shipped ones, not the tests'
 # glibc gives a thread that finds the other threads' malloc arenas busy an arena of its own (up to 8
 # per core), and each keeps the memory freed into it: one arena is enough for a CPU training.
 MALLOC_ARENAS = 1
@@ -84,13 +85,13 @@ def load_backend(config: TrainConfig, device: str, run_dir: Path) -> str:
     return backends.use(backend, device)
 
 
-def configure(config: TrainConfig, choice: str, model: ModelConfig | None = None) -> str:
-    """Every process-wide setting for training `config` (of the model `model`, when given) on the device
-    `choice`, on the backend Keras loaded with (`rnn_cli.backends.use`); returns the device ("cpu" or
-    "gpu:<name>")."""
+def configure(config: TrainConfig, choice: str, model: ModelConfig | None = None, words: int = 0) -> str:
+    """Every process-wide setting for training `config` (of the model `model` on a vocabulary of `words`, when
+    given) on the device `choice`, on the backend Keras loaded with (`rnn_cli.backends.use`); returns the
+    device ("cpu" or "gpu:<name>")."""
     backend = current_backend()
     if backend == "tensorflow":  # measured there; JAX's XLA may know other flags, and aborts on unknown ones
-        choose_emitters(model, config.batch_size)  # before the compile folder, whose name follows XLA_FLAGS
+        choose_emitters(model, config.batch_size, words)  # before the compile folder, named by XLA_FLAGS too
     compile_cache(backend)  # before TensorFlow's devices start: they read TF_XLA_FLAGS once
     device = select_device(choice, backend)
     if backend == "tensorflow" and model is not None and device == "cpu":
@@ -194,17 +195,20 @@ def determinism(config: TrainConfig, device: str, backend: str = "tensorflow") -
     return "xla" if config.deterministic and device == "cpu" else None
 
 
-def choose_emitters(model: ModelConfig | None, batch_size: int) -> bool | None:
-    """Choose XLA's CPU emitters for training `model` (None: no training), unless XLA_FLAGS already sets
-    them: the fusion emitters for a step of at most FUSION_EMITTERS_WORK multiply-adds, the classic (leaner)
-    ones otherwise. Returns whether the fusion emitters were chosen; None where XLA_FLAGS had the flag.
+def choose_emitters(model: ModelConfig | None, batch_size: int, words: int) -> bool | None:
+    """Choose XLA's CPU emitters for training `model` on a vocabulary of `words` (model None: no training),
+    unless XLA_FLAGS already sets them: the fusion emitters where the optimizer's update of the embedding table
+    (at least FUSION_EMITTERS_TABLE numbers) is a large part of a small step (at most FUSION_EMITTERS_WORK
+    multiply-adds), the classic (leaner, quicker to compile) ones otherwise. Returns whether the fusion
+    emitters were chosen; None where XLA_FLAGS had the flag.
 
     XLA reads XLA_FLAGS once, at the process' first compilation, so this runs before any.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if EMITTERS_FLAG in flags:
         return None
-    fusion = model is not None and step_work(model, batch_size) <= FUSION_EMITTERS_WORK
+    fusion = (model is not None and words * model.embedding_dim >= FUSION_EMITTERS_TABLE
+              and step_work(model, batch_size) <= FUSION_EMITTERS_WORK)
     os.environ["XLA_FLAGS"] = f"{flags} {EMITTERS_FLAG}={str(fusion).lower()}".strip()
     return fusion
 

@@ -213,7 +213,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
             load_backend(config.train, options.get("device", "auto"), run_dir)
             from rnn_cli.training import train
 
-            configure(config.train, options.get("device", "auto"), config.model)
+            configure(config.train, options.get("device", "auto"), config.model, config.data.num_words)
             train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
         with contextlib.suppress(OSError):  # the parent is gone (see _stop_with_parent): nobody to tell

@@ -11,18 +11,19 @@ from rnn_cli.process_settings import EMITTERS_FLAG, choose_emitters, few_malloc_
 from tests.conftest import invoke
 
 
-def test_xla_emitters_follow_the_step_once_and_keep_the_users_own(monkeypatch):
+def test_xla_emitters_follow_the_step_and_the_table_once_and_keep_the_users_own(monkeypatch):
     small = ModelConfig()  # the shipped SimpleRNN(32): at batch 32, 65,536 multiply-adds a step
     large = ModelConfig(layers=(LayerConfig(type="lstm", units=32),))  # the shipped LSTM's, at batch 128: 2^20
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    assert choose_emitters(small, 32) is True
-    assert choose_emitters(large, 128) is None  # set once: XLA reads its flags at the first compilation
+    assert choose_emitters(small, 32, 10000) is True  # a table of 320,000 numbers
+    assert choose_emitters(large, 128, 10000) is None  # set once: XLA reads its flags at the first compilation
     assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {EMITTERS_FLAG}=true"
-    for model, batch in ((large, 128), (small, 1024), (None, 32)):  # a large step, or no training: the lean ones
+    # A large step, a small table (the tests' tiny models: compiling is most of their time), or no training:
+    for model, batch, words in ((large, 128, 10000), (small, 1024, 10000), (small, 32, 4000), (None, 32, 10000)):
         monkeypatch.delenv("XLA_FLAGS")
-        assert choose_emitters(model, batch) is False and os.environ["XLA_FLAGS"] == f"{EMITTERS_FLAG}=false"
+        assert choose_emitters(model, batch, words) is False and os.environ["XLA_FLAGS"] == f"{EMITTERS_FLAG}=false"
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
-    assert choose_emitters(large, 128) is None
+    assert choose_emitters(large, 128, 10000) is None
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
 
 

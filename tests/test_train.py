@@ -300,6 +300,7 @@ def test_fast_path_is_the_default(trained_run):
     # started in this test process before the run (test_process_settings.py checks both in processes of their own).
     assert Path(fast_path.pop("compile_cache")).parent == Path(os.environ["RNN_CLI_COMPILE_CACHE"])
     assert fast_path.pop("threads") in (1, None)
+    assert "--xla_cpu_use_fusion_emitters=" in fast_path.pop("xla_flags")  # the process' XLA emitters, chosen once
     assert fast_path == {"bucketing": True, "jit_compile": True, "determinism": "xla", "steps_per_execution": 2,
                          "precision": "float32", "batches": "length buckets, right-padded and masked"}
     assert record["backend"] == "tensorflow"
@@ -319,7 +320,8 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     fast_path.pop("threads")  # the process' (test_fast_path_is_the_default)
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA); nothing compiled.
     assert fast_path == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism", "steps_per_execution": 2,
-                         "precision": "float32", "batches": "padded to maxlen, no mask", "compile_cache": None}
+                         "precision": "float32", "batches": "padded to maxlen, no mask", "compile_cache": None,
+                         "xla_flags": ""}
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
 
 
