@@ -156,8 +156,7 @@ def end_process(code: int) -> NoReturn:
     functions: multiprocessing's, logging's; the standard streams flushed). Python's own exit can turn a
     stop's 130 or 143 into death by SIGINT (a return code of -2 to the process that started it): CPython
     counts a KeyboardInterrupt as never handled once it passed through code that a C extension ran with
-    `PyRun_String`, even though `rnn` caught it (seen under load, a SIGTERM landing while TensorFlow built a
-    model)."""
+    `PyRun_String`, even though `rnn` caught it (seen under load: a SIGTERM in `rnn train`'s first seconds)."""
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe: nothing left to flush
