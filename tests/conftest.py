@@ -125,7 +125,7 @@ def train_quietly(config, run_dir: Path, **options):
     from rnn_cli.process_settings import configure
     from rnn_cli.training import train
 
-    configure(config.train, "cpu", config.model)
+    configure(config.train, "cpu", config.model, config.data.num_words)
     run_dir.mkdir(exist_ok=True)
     return train(config, run_dir, **{"device": "cpu", "echo": lambda line: None, **options})
 

@@ -293,6 +293,39 @@ def history_without_time(run_dir):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoints.read_history(run_dir)]
 
 
+# Two trainings of the tiny config in one process whose XLA_FLAGS name the emitters (read once a process).
+UNDER_EMITTERS = """\
+import json, sys
+from pathlib import Path
+from rnn_cli.config import load_config
+from tests.conftest import train_quietly
+from tests.test_train import history_without_time
+config = load_config(sys.argv[1], ["data.source=aclimdb", "data.path=" + sys.argv[2]])
+Path(sys.argv[3]).mkdir()
+for name in ("a", "b"):
+    train_quietly(config, Path(sys.argv[3]) / name)
+print(json.dumps([history_without_time(Path(sys.argv[3]) / name) for name in ("a", "b")]))
+"""
+
+
+def test_xlas_two_emitters_give_one_history_and_repeat_it(tmp_path, tiny_config, imdb_archive):
+    # The shipped SimpleRNN trains under the fusion emitters, the tests' tiny models under the classic ones
+    # (rnn_cli.process_settings.choose_emitters): both repeat a seed's history, and it is the same history.
+    processes = {emitters: subprocess.Popen(
+        [sys.executable, "-c", UNDER_EMITTERS, str(tiny_config), str(imdb_archive), str(tmp_path / emitters)],
+        env={**os.environ, "XLA_FLAGS": f"--xla_cpu_use_fusion_emitters={emitters}"}, cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for emitters in ("true", "false")}
+    histories = {}
+    for emitters, process in processes.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        histories[emitters] = json.loads(out.strip().splitlines()[-1])
+        assert files.read_json(tmp_path / emitters / "a" / "run.json")["fast_path"]["xla_flags"].endswith(emitters)
+    for runs_of_one in histories.values():
+        assert runs_of_one[0] == runs_of_one[1] and len(runs_of_one[0]) == 2
+    assert histories["true"][0] == histories["false"][0]
+
+
 def test_fast_path_is_the_default(trained_run):
     record = files.read_json(trained_run / "run.json")
     fast_path = dict(record["fast_path"])
