@@ -54,6 +54,13 @@ from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# A child loads Keras as `rnn train`'s process does, without the libraries Keras only probes for (installed with
+# the extras; about 190 MiB and 1.5 s): the recipe's child too, so that both compare code, not what is installed.
+if sys.argv[1:2] == ["--child"]:
+    from rnn_cli.process_settings import skip_probed_imports
+
+    skip_probed_imports()
+
 import keras  # noqa: E402 - KERAS_BACKEND, set by the parent for a child, picks the backend
 
 ROOT = Path(__file__).resolve().parent.parent

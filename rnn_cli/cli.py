@@ -20,7 +20,7 @@ from rnn_cli.config import load_config
 from rnn_cli.errors import UserError, require_extra
 from rnn_cli.files import log_dir
 from rnn_cli.process_settings import CHOICES as DEVICES
-from rnn_cli.process_settings import VERBOSE, divert_native_logs
+from rnn_cli.process_settings import VERBOSE, divert_native_logs, skip_probed_imports
 from rnn_cli.stopping import StopExit, end_process, exit_stopped, stop_signals
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
@@ -504,6 +504,7 @@ def summary(config_path, sets, classes):
 def run() -> None:
     """The `rnn` command (its console script, `python -m rnn_cli.cli`): `main`, the process ending with the
     code of a stop as `main` gave it (`rnn_cli.stopping.end_process`)."""
+    skip_probed_imports()
     try:
         main()
     except StopExit as stop:

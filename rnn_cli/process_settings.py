@@ -10,6 +10,7 @@ This module imports Keras and its backend only inside its functions: the CLI rea
 from __future__ import annotations
 
 import ctypes
+import importlib.abc
 import os
 import platform
 import sys
@@ -39,6 +40,12 @@ M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 ONE_THREAD_WORK = 1 << 20
 _THREADS: int | None = None
 
+
+# Installed libraries that TensorFlow and Keras import while they load only to see whether they are there
+# (TFLite's JAX converter, Keras' pandas slicing and scikit-learn wrappers), none of which rnn uses: about
+# 1.5 s of every process's start where they are installed (docs/performance.md#starting-a-process).
+PROBED = ("jax", "pandas", "sklearn")
+PROBING = ("keras", "tensorflow")
 
 VERBOSE = "RNN_CLI_VERBOSE"  # set (by --verbose): TensorFlow's own log lines stay on the terminal
 NATIVE_LOG_LIMIT = 1 << 20  # bytes; a longer log is started anew
@@ -74,6 +81,30 @@ def divert_native_logs() -> Path | None:
                                             errors="backslashreplace")
     _DIVERTED = True
     return log
+
+
+class _SkipProbes(importlib.abc.MetaPathFinder):
+    """An import of a PROBED library while Keras or TensorFlow is loading finds it missing, as where it is not
+    installed; any import after is as usual. On the TensorFlow backend only: JAX is a backend itself, and PyTorch's
+    compiler, loading with Keras, asks importlib.util.find_spec about these libraries, which must not raise."""
+
+    def find_spec(self, name, path=None, target=None):
+        backend = os.environ.get(backends.ENV, backends.DEFAULT)
+        if name in PROBED and backend == backends.DEFAULT and any(map(_loading, PROBING)):
+            raise ModuleNotFoundError(f"No module named {name!r} (not loaded with Keras by rnn)", name=name)
+        return None
+
+
+def _loading(module: str) -> bool:
+    """Whether `module` is being imported now: its spec is marked so until it has run (CPython's import)."""
+    return bool(getattr(getattr(sys.modules.get(module), "__spec__", None), "_initializing", False))
+
+
+def skip_probed_imports() -> None:
+    """In rnn's own processes (the command, a seed's process), before Keras loads: Keras and TensorFlow load
+    without the PROBED libraries. Not for a library caller, whose own Keras may want them."""
+    if not any(isinstance(finder, _SkipProbes) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SkipProbes())
 
 
 def load_backend(config: TrainConfig, device: str, run_dir: Path) -> str:

@@ -26,7 +26,7 @@ from rnn_cli.config import Config
 from rnn_cli.errors import UserError
 from rnn_cli.files import make_dir
 from rnn_cli.plots import plot_curves
-from rnn_cli.process_settings import progress_kind
+from rnn_cli.process_settings import progress_kind, skip_probed_imports
 from rnn_cli.run_rows import group_row, run_row
 
 
@@ -207,6 +207,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     try:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
+            skip_probed_imports()
             runs.lock(run_dir)  # the seed's own folder too: `rnn train --resume` on it alone is refused
             from rnn_cli.process_settings import configure, load_backend
 
@@ -231,6 +232,7 @@ def _score_child(sender, group_dir: Path, device: str) -> None:
     try:
         with stopping.stop_signals(again="ignore"):
             _stop_with_parent()
+            skip_probed_imports()
             from rnn_cli.config import load_config
             from rnn_cli.process_settings import configure, load_backend
 

@@ -75,3 +75,33 @@ def test_a_small_recurrent_step_runs_on_one_thread_a_large_one_on_tensorflows_ow
     env = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.split("\n")[-2] == "1 1", done.stderr[-2000:]
+
+
+PROBED_LOADED = "print(sorted(set(process.PROBED) & set(sys.modules)), 'keras' in sys.modules, file=sys.__stdout__)"
+
+
+def printed(script: str, **env) -> list[str]:
+    """The lines a Python process running `script` prints (PROBED_LOADED's, say)."""
+    setup = "import atexit, sys\nfrom rnn_cli import process_settings as process\n"
+    done = subprocess.run([sys.executable, "-c", setup + script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.splitlines()
+
+
+def test_keras_loads_without_the_libraries_it_only_probes_for_and_they_load_after():
+    skipped = f"process.skip_probed_imports()\nimport keras\n{PROBED_LOADED}\n"
+    probes = ("from keras.src.trainers.data_adapters import array_slicing\nfrom keras.src.wrappers import fixes\n"
+              "print(array_slicing.pandas, fixes.sklearn)\n")
+    # Keras asked for pandas and scikit-learn, found them missing; installed (make test installs every extra),
+    # they load as usual after.
+    assert printed(skipped + probes + f"import jax, pandas, sklearn\n{PROBED_LOADED}") == [
+        "[] True", "None None", "['jax', 'pandas', 'sklearn'] True"]
+    # On the TensorFlow backend only (JAX is a backend; PyTorch's compiler asks importlib about them while it loads).
+    assert printed(skipped, KERAS_BACKEND="jax") == ["['jax', 'pandas', 'sklearn'] True"]
+
+
+def test_rnns_own_process_loads_keras_without_them(tiny_config):
+    command = (f"atexit.register(lambda: {PROBED_LOADED})\nfrom rnn_cli.cli import run\n"
+               f"sys.argv = ['rnn', 'summary', '--config', {str(tiny_config)!r}]\nrun()\n")
+    assert printed(command)[-1] == "[] True"
