@@ -85,14 +85,20 @@ def divert_native_logs() -> Path | None:
 
 class _SkipProbes(importlib.abc.MetaPathFinder):
     """An import of a PROBED library while Keras or TensorFlow is loading finds it missing, as where it is not
-    installed; any import after is as usual. On the TensorFlow backend only: JAX is a backend itself, and PyTorch's
-    compiler, loading with Keras, asks importlib.util.find_spec about these libraries, which must not raise."""
+    installed; any import after is as usual. Never the backend Keras is to load (KERAS_BACKEND: JAX), and only for
+    an `import`: a question to importlib.util.find_spec (PyTorch's compiler asks it about these libraries while it
+    loads with Keras) gets the true answer, as raising there would break the one who asked."""
 
     def find_spec(self, name, path=None, target=None):
-        backend = os.environ.get(backends.ENV, backends.DEFAULT)
-        if name in PROBED and backend == backends.DEFAULT and any(map(_loading, PROBING)):
+        if name in PROBED and name != os.environ.get(backends.ENV) and any(map(_loading, PROBING)) and _importing():
             raise ModuleNotFoundError(f"No module named {name!r} (not loaded with Keras by rnn)", name=name)
         return None
+
+
+def _importing() -> bool:
+    """Whether the finder was asked by an import statement (CPython's import calls it from these two frames)."""
+    frame = sys._getframe(3)  # here <- _SkipProbes.find_spec <- importlib._bootstrap._find_spec <- the one who asks
+    return frame.f_code.co_name == "_find_and_load_unlocked" and frame.f_globals.get("__name__") == "importlib._bootstrap"
 
 
 def _loading(module: str) -> bool:
