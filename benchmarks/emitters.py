@@ -18,8 +18,7 @@ FORMS = ("mul", "div", "sqrt_mul", "rsqrt", "div_sqrt")
 
 def child(repeats: int = 5, calls: int = 100) -> None:
     """Time each form in this process, under the XLA_FLAGS it was started with."""
-    import statistics
-    import time
+    from timing import median_seconds
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -33,13 +32,7 @@ def child(repeats: int = 5, calls: int = 100) -> None:
     for name in FORMS:
         update = tf.function(lambda form=forms[name]: w.assign_sub(1e-3 * form()), jit_compile=True)
         update(), update()  # compile
-        timings = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                update()
-            timings.append((time.perf_counter() - start) / calls)
-        cells.append(f"{statistics.median(timings) * 1e3:.3f}")
+        cells.append(f"{median_seconds(update, calls, repeats) * 1e3:.3f}")
     print(" | ".join(cells))
 
 

@@ -8,8 +8,8 @@ them: the LSTM's h U at batch 128 ((128 x 32) x (32 x 128)) and SimpleRNN's at b
 from __future__ import annotations
 
 import os
-import statistics
-import time
+
+from timing import median_seconds
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
@@ -30,13 +30,7 @@ def rate(batch: int, units: int, outputs: int) -> float:
         return tf.scan(lambda h, x: tf.matmul(h, kernel)[:, :units] + x, inputs, initializer=tf.zeros((batch, units)))
 
     loop()
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(10):
-            loop()
-        timings.append((time.perf_counter() - start) / 10)
-    return 2 * batch * units * outputs * STEPS / statistics.median(timings) / 1e9
+    return 2 * batch * units * outputs * STEPS / median_seconds(loop, 10, 5) / 1e9
 
 
 if __name__ == "__main__":

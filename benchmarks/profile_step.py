@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from rnn_cli import projected  # noqa: E402
 from rnn_cli.config import load_config  # noqa: E402
 from rnn_cli.model import build_model, compile_model  # noqa: E402
 from rnn_cli.process_settings import configure  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 written_gradient, summed_rows = projected.written_gradient, model_module.summed_rows
 
@@ -80,13 +80,7 @@ def step_seconds(config, variant: str, length: int, steps: int, repeats: int) ->
         def step():
             return model.train_on_batch(x, y)
     step(), step()  # trace and compile
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        timings.append((time.perf_counter() - start) / steps)
-    return statistics.median(timings)
+    return median_seconds(step, steps, repeats)
 
 
 def first_calls(config, lengths: list[int]) -> str:
