@@ -105,10 +105,10 @@ def measure_recipe(config, _run_dir) -> list[dict]:
 
 def measure_rnn(config, run_dir) -> list[dict]:
     """`rnn train`'s own path, through the library functions the command calls."""
-    from rnn_cli.process_settings import configure
+    from rnn_cli.process_settings import configure_training
     from rnn_cli.training import train
 
-    configure(config.train, "cpu", config.model, config.data.num_words)  # the process settings `rnn train` makes
+    configure_training(config, "cpu")  # the process settings `rnn train` makes
     timer = EpochTimer()
     result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False, callbacks=(timer,))
     return [{"seconds": seconds, "val_accuracy": row["val_accuracy"], "first_batch": timer.first_batch}

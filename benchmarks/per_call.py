@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from rnn_cli.config import load_config  # noqa: E402
 from rnn_cli.model import build_model, compile_model  # noqa: E402
-from rnn_cli.process_settings import configure  # noqa: E402
+from rnn_cli.process_settings import configure_training  # noqa: E402
 
 LENGTHS, SHARES = [128, 256, 384, 500], [0.45, 0.3, 0.15, 0.1]  # roughly IMDB's bucketed batches
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8, help="turns per value")
     args = parser.parse_args()
     config = load_config(f"configs/{args.model}.yaml")
-    configure(config.train, "cpu", config.model, config.data.num_words)
+    configure_training(config, "cpu")
     data = dataset(config.train.batch_size, config.data.num_words, args.batches)
     keras.utils.set_random_seed(config.train.seed)
     model = build_model(config.model, config.data.num_words)

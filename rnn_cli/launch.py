@@ -65,12 +65,12 @@ def train_launch(launch: Launch, device: str, echo: Callable[[str], None],
             if launch.group:  # this process never loads TensorFlow: each seed trains in its own
                 return train_seeds(launch.config, launch.run_dir, launch.seeds, resume=launch.resume,
                                    device=device, echo=echo, progress=progress)
-            from rnn_cli.process_settings import configure, load_backend
+            from rnn_cli.process_settings import configure_training, load_backend
 
             load_backend(launch.config.train, device, launch.run_dir)
             from rnn_cli.training import train
 
-            configure(launch.config.train, device, launch.config.model, launch.config.data.num_words)
+            configure_training(launch.config, device)
             resume = launch.resume and (launch.run_dir / runs.CHECKPOINT).exists()
             return [train(launch.config, launch.run_dir, device=device, resume=resume, echo=echo,
                           progress=progress)]

@@ -20,7 +20,7 @@ from rnn_cli import backends, loading
 from rnn_cli.backends import xla
 from rnn_cli.memory import GATES
 from rnn_cli.compiled import compile_cache
-from rnn_cli.config import ModelConfig, TrainConfig
+from rnn_cli.config import Config, ModelConfig, TrainConfig
 from rnn_cli.errors import UserError
 from rnn_cli.files import log_dir
 
@@ -137,6 +137,12 @@ def configure(config: TrainConfig, choice: str, model: ModelConfig | None = None
     if device == "cpu":  # on a GPU the host's threads feed the device; one arena was never measured there
         few_malloc_arenas()
     return device
+
+
+def configure_training(config: Config, choice: str) -> str:
+    """`configure` for training the whole `config` (its model, on its vocabulary) on the device `choice`, as `rnn
+    train` and each seed's process do; returns the device."""
+    return configure(config.train, choice, config.model, config.data.num_words)
 
 
 def set_seed(seed: int) -> None:

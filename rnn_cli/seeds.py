@@ -209,12 +209,12 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
             _stop_with_parent()
             skip_probed_imports()
             runs.lock(run_dir)  # the seed's own folder too: `rnn train --resume` on it alone is refused
-            from rnn_cli.process_settings import configure, load_backend
+            from rnn_cli.process_settings import configure_training, load_backend
 
             load_backend(config.train, options.get("device", "auto"), run_dir)
             from rnn_cli.training import train
 
-            configure(config.train, options.get("device", "auto"), config.model, config.data.num_words)
+            configure_training(config, options.get("device", "auto"))
             train(config, run_dir, echo=lambda line: sender.send(("echo", line)), **options)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C too: the parent raises it in turn
         with contextlib.suppress(OSError):  # the parent is gone (see _stop_with_parent): nobody to tell

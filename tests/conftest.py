@@ -122,10 +122,10 @@ def cli_train(run_dir, config, data, *extra):
 
 def train_quietly(config, run_dir: Path, **options):
     """`rnn_cli.training.train` as `rnn train` calls it (process settings first), on the CPU, silent."""
-    from rnn_cli.process_settings import configure
+    from rnn_cli.process_settings import configure_training
     from rnn_cli.training import train
 
-    configure(config.train, "cpu", config.model, config.data.num_words)
+    configure_training(config, "cpu")
     run_dir.mkdir(exist_ok=True)
     return train(config, run_dir, **{"device": "cpu", "echo": lambda line: None, **options})
 
