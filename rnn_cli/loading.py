@@ -57,7 +57,7 @@ def load_keras(path: Path):
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
         raise damaged(path, "not a .keras archive: truncated, or overwritten")
     from rnn_cli.gradients import summed_rows
-    from rnn_cli.projected import project_inputs
+    from rnn_cli.projected import faster_loops
 
     try:
         model = keras.saving.load_model(path)
@@ -66,7 +66,7 @@ def load_keras(path: Path):
         raise damaged(path, f"Keras cannot load it: {reason[:200]}") from None
     if keras.backend.backend() == "torch" and getattr(model, "steps_per_execution", 1) != 1:
         model.steps_per_execution = 1  # a TensorFlow run's batches per call, which Keras' PyTorch trainer refuses
-    return summed_rows(project_inputs(model))  # the loop and the optimizer's gradients it was trained with
+    return summed_rows(faster_loops(model))  # the loop and the optimizer's gradients it was trained with
 
 
 def model_source(run_dir: Path) -> Path:

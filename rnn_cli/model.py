@@ -17,7 +17,7 @@ from rnn_cli.gradients import summed_rows
 from rnn_cli.metrics import THRESHOLD  # noqa: F401 - the model's threshold, where its users look
 from rnn_cli.pairs import WordPairs
 from rnn_cli.pooling import Pooling
-from rnn_cli.projected import project_inputs
+from rnn_cli.projected import faster_loops
 from rnn_cli.vectors import read_vectors
 
 RECURRENT = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -60,7 +60,7 @@ def build_model(config: ModelConfig, num_words: int, mask_zero: bool = False,
     units, activation = (1, "sigmoid") if classes == 2 else (classes, "softmax")
     outputs = keras.layers.Dense(units, activation=activation, name="head", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="imdb_" + "_".join(l.type for l in config.layers))
-    return project_inputs(model)  # SimpleRNN's faster loop (rnn_cli/projected.py)
+    return faster_loops(model)  # the faster loops (rnn_cli/projected.py)
 
 
 def start_embedding(model: keras.Model, config: ModelConfig, index: dict[str, int]) -> dict:

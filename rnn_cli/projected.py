@@ -7,11 +7,14 @@ GRU), and the loop keeps only `h_(t-1) U`. Measured on this 2-core CPU, TensorFl
 under a mask, batch 32 (`python benchmarks/profile_step.py --model simple_rnn`, docs/performance.md): about
 a quarter less per time step.
 
-`project_inputs(model)` gives every SimpleRNN of a model (Bidirectional's copies too) this loop, on the layer
+`faster_loops(model)` gives every SimpleRNN of a model (Bidirectional's copies too) this loop, on the layer
 itself: the saved model keeps Keras' own SimpleRNN, so a model.keras loads with Keras alone and computes the
 same (to float32 rounding); rnn-cli gives every model it builds or loads the faster loop. The dropout masks
 are drawn as Keras' cell draws them (input then recurrent, once per batch), so a seed gives the same masks.
 On TensorFlow a training step runs the recurrence with its gradient written out (rnn_cli/recurrence.py).
+
+`faster_loops` also gives every LSTM and GRU, on TensorFlow, Keras' loop run only over the steps some row of
+the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py).
 """
 
 from __future__ import annotations
@@ -23,21 +26,25 @@ from keras import ops
 from keras.src import backend  # its rnn(): the loop every Keras recurrent layer runs (not in the public API)
 
 
-def project_inputs(model: keras.Model) -> keras.Model:
-    """`model` with every SimpleRNN layer's loop replaced by `projected_loop`; returns the model."""
-    for layer in _simple_rnns(model.layers):
-        layer.inner_loop = types.MethodType(projected_loop, layer)
+def faster_loops(model: keras.Model) -> keras.Model:
+    """`model` with every SimpleRNN layer's loop replaced by `projected_loop`, and on TensorFlow every other
+    recurrent layer's by `spanned_loop`; returns the model."""
+    for layer in _recurrent(model.layers):
+        if isinstance(layer, keras.layers.SimpleRNN):
+            layer.inner_loop = types.MethodType(projected_loop, layer)
+        elif isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)) and keras.backend.backend() == "tensorflow":
+            layer.inner_loop = types.MethodType(spanned_loop, layer)
     return model
 
 
-def _simple_rnns(layers):
+def _recurrent(layers):
     for layer in layers:
         if isinstance(layer, keras.layers.Bidirectional):
-            yield from _simple_rnns([layer.forward_layer, layer.backward_layer])
-        elif isinstance(layer, keras.layers.SimpleRNN):
+            yield from _recurrent([layer.forward_layer, layer.backward_layer])
+        elif isinstance(layer, keras.layers.RNN):
             yield layer
         elif isinstance(layer, keras.Model):  # a seed group's members
-            yield from _simple_rnns(layer.layers)
+            yield from _recurrent(layer.layers)
 
 
 def written_gradient(layer) -> bool:
@@ -77,3 +84,24 @@ def projected_loop(self, sequences, initial_state, mask, training=False):
     return backend.rnn(step, projected, [state], go_backwards=self.go_backwards, mask=mask, unroll=self.unroll,
                        input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
                        return_all_outputs=self.return_sequences)
+
+
+def spanned_loop(self, sequences, initial_state, mask, training=False):
+    """`keras.layers.RNN.inner_loop` for an LSTM or GRU on TensorFlow: Keras' own where cuDNN may run it (a GPU),
+    or with no mask to span, else Keras' loop over the span of steps some row keeps (rnn_cli/recurrence.py)."""
+    if keras.tree.is_nested(mask):
+        mask = mask[0]
+    import tensorflow as tf
+
+    cudnn = self.use_cudnn is True or (self.use_cudnn == "auto" and tf.config.list_logical_devices("GPU"))
+    if cudnn or mask is None or self.unroll:
+        return type(self).inner_loop(self, sequences, initial_state, mask, training=training)
+    from rnn_cli.recurrence import masked_rnn
+
+    def step(inputs, states):
+        output, new_states = self.cell(inputs, states, training=training)
+        return output, new_states if keras.tree.is_nested(new_states) else [new_states]
+
+    initial_state = initial_state if keras.tree.is_nested(initial_state) else [initial_state]
+    return masked_rnn(step, sequences, initial_state, mask, go_backwards=self.go_backwards,
+                      zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)

@@ -1,5 +1,6 @@
-"""rnn_cli/projected.py: SimpleRNN's input projection out of its loop computes what Keras' own loop does:
-the same outputs, the same dropout masks, the same training steps, to float32 rounding."""
+"""rnn_cli/projected.py: SimpleRNN's input projection out of its loop, and every masked loop run over the span of
+steps some row keeps (rnn_cli/recurrence.py), compute what Keras' own loop does: the same outputs, the same
+dropout masks, the same training steps, to float32 rounding."""
 
 import keras
 import numpy as np
@@ -7,14 +8,14 @@ import pytest
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.model import build_model, compile_model, reseed_dropout
-from rnn_cli.projected import project_inputs
+from rnn_cli.projected import faster_loops
 
 TOLERANCE = 1e-5
 
 
-def pair(layers, masked=True, dropout=0.0):
-    """The same model twice, from the same weights: rnn-cli's (projected) and Keras' own loop."""
-    config = ModelConfig(embedding_dim=6, layers=tuple(LayerConfig(type="simple_rnn", units=5, bidirectional=b,
+def pair(layers, masked=True, dropout=0.0, kind="simple_rnn"):
+    """The same model twice, from the same weights: rnn-cli's (its faster loops) and Keras' own loop."""
+    config = ModelConfig(embedding_dim=6, layers=tuple(LayerConfig(type=kind, units=5, bidirectional=b,
                                                                    dropout=dropout, recurrent_dropout=dropout)
                                                        for b in layers))
     projected = build_model(config, 50, mask_zero=masked)
@@ -26,50 +27,56 @@ def pair(layers, masked=True, dropout=0.0):
     return projected, own
 
 
-def tokens(padding: str) -> np.ndarray:
+def tokens(padding: str, width: int = 16) -> np.ndarray:
+    """Reviews of 2 to 12 words padded to `width`: the last steps (the first, backwards) are padding in every row,
+    as in a bucket whose longest review is shorter than its length."""
     rng = np.random.default_rng(1)
-    batch = np.zeros((8, 12), dtype=np.int32)
+    batch = np.zeros((8, width), dtype=np.int32)
     for row, length in enumerate(rng.integers(2, 13, size=8)):
         words = rng.integers(1, 50, size=length)
         if padding == "pre":
-            batch[row, 12 - length:] = words
+            batch[row, width - length:] = words
         else:
             batch[row, :length] = words
     return batch
 
 
-def simple_rnns(model):
-    return [layer for layer in model.layers if isinstance(layer, (keras.layers.SimpleRNN, keras.layers.Bidirectional))]
+def recurrent(model):
+    return [layer for layer in model.layers if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
 
 
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
 @pytest.mark.parametrize("layers", [[False], [True], [False, True]], ids=["one", "bidirectional", "stacked"])
 @pytest.mark.parametrize("masked, padding", [(True, "post"), (False, "pre"), (False, "post")])
-def test_the_projected_loop_gives_keras_outputs(layers, masked, padding):
-    projected, own = pair(layers, masked)
+def test_the_faster_loops_give_keras_outputs(layers, masked, padding, kind):
+    projected, own = pair(layers, masked, kind=kind)
     assert all("inner_loop" in vars(layer) or "inner_loop" in vars(layer.forward_layer)
-               for layer in simple_rnns(projected))  # the faster loop is the one that runs
-    assert not any("inner_loop" in vars(layer) for layer in simple_rnns(own))
+               for layer in recurrent(projected))  # the faster loop is the one that runs
+    assert not any("inner_loop" in vars(layer) for layer in recurrent(own))
     x = tokens(padding)
-    for a, b in zip(simple_rnns(projected), simple_rnns(own)):
+    for a, b in zip(recurrent(projected), recurrent(own)):
         got = keras.Model(projected.inputs[0], a.output)(x, training=False)
         want = keras.Model(own.inputs[0], b.output)(x, training=False)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=TOLERANCE)
-        assert np.ptp(np.asarray(want)) > 0.5
+        assert np.ptp(np.asarray(want)) > 0.2  # outputs that differ by row and unit
     np.testing.assert_allclose(projected.predict(x, verbose=0), own.predict(x, verbose=0), atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
 @pytest.mark.parametrize("masked, dropout, jit", [(True, 0.3, True), (False, 0.3, False), (True, 0.0, False)])
-def test_training_steps_match_keras_loop(masked, dropout, jit, monkeypatch):
-    """Training runs the loop with its gradient written out (rnn_cli/recurrence.py), whose steps move the
-    weights as Keras' loop does; input and recurrent dropout drawn as Keras' cell draws them: the same seed,
-    the same masks, so the same weights after a few steps (a mask drawn otherwise moves them apart at once)."""
+def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch):
+    """Training runs SimpleRNN's loop with its gradient written out, and every masked loop over the span of steps
+    some row keeps (rnn_cli/recurrence.py), whose steps move the weights as Keras' loop does; input and recurrent
+    dropout drawn as Keras' cell draws them: the same seed, the same masks, so the same weights after a few steps
+    (a mask drawn otherwise moves them apart at once)."""
     from rnn_cli import recurrence
 
     calls = []
-    monkeypatch.setattr(recurrence, "simple_rnn_loop", lambda *a, _loop=recurrence.simple_rnn_loop, **k:
-                        calls.append(k) or _loop(*a, **k))
+    for name in ("simple_rnn_loop", "masked_rnn"):
+        monkeypatch.setattr(recurrence, name, lambda *a, _loop=getattr(recurrence, name), _name=name, **k:
+                            calls.append(_name) or _loop(*a, **k))
     layers = [False, True]  # a layer returning its sequence, then a bidirectional one (a loop backwards)
-    projected, own = pair(layers, masked=masked, dropout=dropout)
+    projected, own = pair(layers, masked=masked, dropout=dropout, kind=kind)
     x, y = tokens("post" if masked else "pre"), np.arange(8) % 2
     start = projected.get_weights()
     for model in (projected, own):
@@ -77,15 +84,25 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, monkeypatch):
         reseed_dropout(model, seed=7, epoch=1)  # the two models' mask generators in the same state
         for _ in range(3):
             model.train_on_batch(x, y)
-    assert len(calls) >= len(layers) + sum(layers)  # every loop of the model (traced more than once)
+    loop = "simple_rnn_loop" if kind == "simple_rnn" else "masked_rnn" if masked else None
+    assert calls.count(loop) >= len(layers) + sum(layers) or loop is None  # every loop of the model (traced more than once)
+    assert (loop is None) == (not calls)
     traced = len(calls)
-    projected.predict(x, verbose=0)  # inference keeps Keras' loop: a saved or exported model has no rnn-cli op
-    assert len(calls) == traced
+    projected.predict(x, verbose=0)  # SimpleRNN's inference keeps Keras' loop: a saved model has no rnn-cli op
+    assert len(calls) == traced or kind != "simple_rnn"
     moved = 0.0
     for a, b, before in zip(projected.get_weights(), own.get_weights(), start):
         np.testing.assert_allclose(a, b, atol=TOLERANCE)
         moved = max(moved, np.abs(b - before).max())
     assert moved > 0.01  # the steps did move the weights
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_batch_of_padding_alone_gives_keras_outputs(kind):
+    """No step to span (every row empty): the loop runs no step, and gives Keras' zeros and initial states."""
+    projected, own = pair([False, True], kind=kind)
+    x = np.zeros((3, 8), dtype=np.int32)
+    np.testing.assert_allclose(projected.predict(x, verbose=0), own.predict(x, verbose=0), atol=TOLERANCE)
 
 
 def test_a_saved_model_keeps_keras_own_layer(tmp_path):
@@ -98,4 +115,4 @@ def test_a_saved_model_keeps_keras_own_layer(tmp_path):
     assert type(plain.get_layer("simple_rnn_0")) is keras.layers.SimpleRNN
     assert "inner_loop" not in vars(plain.get_layer("simple_rnn_0"))
     assert "inner_loop" in vars(load_keras(tmp_path / "model.keras").get_layer("simple_rnn_0"))
-    assert project_inputs(plain) is plain
+    assert faster_loops(plain) is plain
