@@ -6,9 +6,12 @@ length, with one part taken away at a time. Run once per backend (KERAS_BACKEND=
 
 The model and optimizer are `rnn train`'s (rnn_cli.model.build_model, compile_model, with the process
 settings of `rnn train`: rnn_cli.process_settings.configure), on random token ids of full length, so the mask is
-all ones: the cost of a step of that bucket. Variants, each a fresh model:
+all ones: the cost of a step of that bucket (`--filled 0.8`: each row's last fifth padding, as in a bucket whose
+longest review is shorter than its length). Variants, each a fresh model:
   full          the training step as `rnn train` runs it
-  keras loop    Keras' own SimpleRNN loop, the input projection inside it (rnn_cli.projected takes it out)
+  keras loop    Keras' own loops: SimpleRNN's input projection inside its loop (rnn_cli.projected takes it
+                out), LSTM's and GRU's over every padded step (rnn_cli.recurrence.masked_rnn skips those no
+                row keeps)
   autodiff loop the projected loop differentiated by TensorFlow, not with the gradient rnn_cli.recurrence
                 writes out
   token rows    the embedding's gradient as TensorFlow gives it, a row per token, to Keras' optimizer (rnn-cli
@@ -55,7 +58,7 @@ written_gradient, summed_rows = projected.written_gradient, model_module.summed_
 VARIANTS = ("full", "keras loop", "autodiff loop", "token rows", "frozen", "sgd", "no mask", "forward", "all threads")
 
 
-def step_seconds(config, variant: str, length: int, steps: int, repeats: int) -> float:
+def step_seconds(config, variant: str, length: int, steps: int, repeats: int, filled: float = 1.0) -> float:
     """Median seconds per step of one variant at one length."""
     model_config = config.model
     if variant == "frozen":
@@ -72,6 +75,7 @@ def step_seconds(config, variant: str, length: int, steps: int, repeats: int) ->
     batch = train_config.batch_size
     rng = np.random.default_rng(0)
     x = rng.integers(3, config.data.num_words, size=(batch, length)).astype("int32")
+    x[:, round(filled * length):] = 0  # padding
     y = rng.integers(0, 2, size=(batch,)).astype("float32")
     if variant == "forward":
         def step():
@@ -113,6 +117,8 @@ def main() -> None:
     parser.add_argument("--lengths", default="128,256,384,500")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--filled", type=float, default=1.0, help="the share of each row that is words, the rest "
+                        "padding (default: all)")
     parser.add_argument("--first-calls", action="store_true", help="only the first steps' seconds per length")
     parser.add_argument("--variants", default=",".join(VARIANTS[:-1]), help="comma-separated, of: "
                         + ", ".join(VARIANTS) + " (all threads alone: its own process)")
@@ -130,7 +136,7 @@ def main() -> None:
     print("| variant | " + " | ".join(str(n) for n in lengths) + " | µs per time step | ms per step |")
     print("| --- |" + " --- |" * (len(lengths) + 2))
     for variant in variants:
-        seconds = [step_seconds(config, variant, n, args.steps, args.repeats) for n in lengths]
+        seconds = [step_seconds(config, variant, n, args.steps, args.repeats, args.filled) for n in lengths]
         slope, intercept = line(lengths, seconds)
         print(f"| {variant} | " + " | ".join(f"{s * 1e3:.2f}" for s in seconds)
               + f" | {slope * 1e6:.1f} | {intercept * 1e3:.2f} |", flush=True)

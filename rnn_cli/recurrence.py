@@ -57,29 +57,29 @@ def masked_rnn(step, inputs, initial_states, mask, *, go_backwards: bool, zero_o
     output, _ = step(inputs[0], tuple(initial_states))
     zeros = tf.zeros_like(output)
     step_inputs = tf.TensorArray(inputs.dtype, size=steps).unstack(inputs)
-    written = tf.TensorArray(output.dtype, size=steps if return_all_outputs else 1, element_shape=output.shape)
+    # Every step's output where the layer returns them all, else none: the last is carried.
+    written = [tf.TensorArray(output.dtype, size=steps, element_shape=output.shape)] if return_all_outputs else []
 
-    def body(time, written, previous, *states):
+    def body(time, previous, states, written):
         output, new_states = step(step_inputs.read(time), states)
         kept = keep[time][:, None]
         output = tf.where(kept, output, zeros if zero_output_for_mask else previous)
-        states = tuple(tf.where(kept, new, old) for new, old in zip(tf.nest.flatten(new_states), states))
-        return (time + 1, written.write(time if return_all_outputs else 0, output), output) + states
+        states = [tf.where(kept, new, old) for new, old in zip(tf.nest.flatten(new_states), states)]
+        return time + 1, output, states, [outputs.write(time, output) for outputs in written]
 
-    _, written, last, *states = tf.while_loop(lambda time, *_: time < stop, body,
-                                              (first, written, zeros, *initial_states), maximum_iterations=steps)
+    _, last, states, written = tf.while_loop(lambda time, *_: time < stop, body,
+                                             (first, zeros, list(initial_states), written), maximum_iterations=steps)
     # After the span every row is masked: Keras' loop repeats the last output there, or writes zeros.
-    after = stop < steps
     if return_all_outputs:
-        outputs = written.stack()  # steps never written (before the span, and after it) are zeros
+        outputs = written[0].stack()  # steps never written (before the span, and after it) are zeros
         if not zero_output_for_mask:
             outputs = tf.where(tf.range(steps)[:, None, None] >= stop, last[None], outputs)
         last = outputs[-1]
         outputs = tf.transpose(outputs, (1, 0, 2))
     else:
-        last = tf.where(after, zeros, last) if zero_output_for_mask else last
+        last = tf.where(stop < steps, zeros, last) if zero_output_for_mask else last
         outputs = last[:, None]
-    return last, outputs, list(states)
+    return last, outputs, states
 
 
 def simple_rnn_loop(projected, recurrent_kernel, state, mask, state_mask, *, go_backwards: bool,
