@@ -27,8 +27,8 @@ from keras.src import backend  # its rnn(): the loop every Keras recurrent layer
 
 
 def faster_loops(model: keras.Model) -> keras.Model:
-    """`model` with every SimpleRNN layer's loop replaced by `projected_loop`, and on TensorFlow every other
-    recurrent layer's by `spanned_loop`; returns the model."""
+    """`model` with every SimpleRNN layer's loop replaced by `projected_loop`, and on TensorFlow every LSTM's and
+    GRU's by `spanned_loop`; returns the model."""
     for layer in _recurrent(model.layers):
         if isinstance(layer, keras.layers.SimpleRNN):
             layer.inner_loop = types.MethodType(projected_loop, layer)
@@ -38,6 +38,7 @@ def faster_loops(model: keras.Model) -> keras.Model:
 
 
 def _recurrent(layers):
+    """Every recurrent layer among `layers`, inside Bidirectional wrappers and seed groups' members too."""
     for layer in layers:
         if isinstance(layer, keras.layers.Bidirectional):
             yield from _recurrent([layer.forward_layer, layer.backward_layer])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def span(keep):
+def _span(keep):
     """(first, stop): the steps [first, stop) of a time-major mask (steps, batch) holding every step where some
     row is kept; (0, 0) when none is."""
     kept = tf.reduce_any(keep, axis=1)
@@ -51,7 +51,7 @@ def masked_rnn(step, inputs, initial_states, mask, *, go_backwards: bool, zero_o
     if go_backwards:
         inputs, keep = tf.reverse(inputs, [0]), tf.reverse(keep, [0])
     steps = _steps(inputs)
-    first, stop = span(keep)
+    first, stop = _span(keep)
     # Keras' loop calls the step once before looping, for the output's shape; the cell draws its dropout
     # masks there, outside the loop, and the loop's steps reuse them.
     output, _ = step(inputs[0], tuple(initial_states))

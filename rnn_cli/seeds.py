@@ -206,8 +206,7 @@ def _train_child(sender, config: Config, run_dir: Path, options: dict) -> None:
     """
     try:
         with stopping.stop_signals(again="ignore"):
-            _stop_with_parent()
-            skip_probed_imports()
+            _start_child()
             runs.lock(run_dir)  # the seed's own folder too: `rnn train --resume` on it alone is refused
             from rnn_cli.process_settings import configure_training, load_backend
 
@@ -231,8 +230,7 @@ def _score_child(sender, group_dir: Path, device: str) -> None:
     """The child process of `score_isolated`: load the group as one model, score it, write metrics.json."""
     try:
         with stopping.stop_signals(again="ignore"):
-            _stop_with_parent()
-            skip_probed_imports()
+            _start_child()
             from rnn_cli.config import load_config
             from rnn_cli.process_settings import configure, load_backend
 
@@ -253,6 +251,12 @@ def _score_child(sender, group_dir: Path, device: str) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _start_child() -> None:
+    """What a child process does first: end with its parent, and load Keras as the `rnn` command does."""
+    _stop_with_parent()
+    skip_probed_imports()
 
 
 def _stop_with_parent() -> None:
