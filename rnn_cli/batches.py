@@ -47,6 +47,9 @@ class Batches:
     seed: int | None = None
     filled: bool = False  # a short batch is filled up with zero-weight copies; batches carry weights
     bucketed: bool | None = None  # None: as masked; True without masked: left-padded buckets
+    # Every batch padded to the bucket of the split's longest review: one shape to compile, for a model whose
+    # loops skip the padding past each batch's longest review (`projected.skips_padding`).
+    one_length: bool = False
 
     def __len__(self) -> int:
         if self.seed is None:
@@ -85,10 +88,11 @@ class Batches:
         return x, labels, (np.arange(len(rows)) < len(index)).astype(np.float32)
 
     def length(self, index: np.ndarray) -> int:
-        """Time steps of the batch at `index`: its bucket, or maxlen."""
+        """Time steps of the batch at `index`: its bucket (with `one_length`, the split's longest review's), or maxlen."""
         if not self.is_bucketed:
             return self.data.maxlen
-        return self.buckets[bisect.bisect_left(self.buckets, int(self.lengths[index].max()))]
+        longest = self.lengths.max(initial=0) if self.one_length else self.lengths[index].max()
+        return self.buckets[bisect.bisect_left(self.buckets, int(longest))]
 
     @functools.cached_property
     def fixed_order(self) -> list[np.ndarray]:

@@ -11,10 +11,12 @@ a quarter less per time step.
 itself: the saved model keeps Keras' own SimpleRNN, so a model.keras loads with Keras alone and computes the
 same (to float32 rounding); rnn-cli gives every model it builds or loads the faster loop. The dropout masks
 are drawn as Keras' cell draws them (input then recurrent, once per batch), so a seed gives the same masks.
-On TensorFlow a training step runs the recurrence with its gradient written out (rnn_cli/recurrence.py).
+On TensorFlow a training step runs the recurrence with its gradient written out, and a forward pass under a
+mask runs it only over the steps some row of the batch keeps (rnn_cli/recurrence.py).
 
 `faster_loops` also gives every LSTM and GRU, on TensorFlow, Keras' loop run only over the steps some row of
-the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py).
+the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py). Where every loop of a model skips the
+padding so (`skips_padding`), validation pads its batches to one length: one shape to compile.
 """
 
 from __future__ import annotations
@@ -82,20 +84,20 @@ def projected_loop(self, sequences, initial_state, mask, training=False):
             output = cell.activation(output)
         return output, [output]
 
+    if not training and _spans(self, mask):  # a training step keeps the fixed length, cheaper per step for SimpleRNN
+        from rnn_cli.recurrence import masked_rnn
+
+        return masked_rnn(step, projected, [state], _first(mask), go_backwards=self.go_backwards,
+                          zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
     return backend.rnn(step, projected, [state], go_backwards=self.go_backwards, mask=mask, unroll=self.unroll,
                        input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
                        return_all_outputs=self.return_sequences)
 
 
 def spanned_loop(self, sequences, initial_state, mask, training=False):
-    """`keras.layers.RNN.inner_loop` for an LSTM or GRU on TensorFlow: Keras' own where cuDNN may run it (a GPU),
-    or with no mask to span, else Keras' loop over the span of steps some row keeps (rnn_cli/recurrence.py)."""
-    if keras.tree.is_nested(mask):
-        mask = mask[0]
-    import tensorflow as tf
-
-    cudnn = self.use_cudnn is True or (self.use_cudnn == "auto" and tf.config.list_logical_devices("GPU"))
-    if cudnn or mask is None or self.unroll:
+    """`keras.layers.RNN.inner_loop` for an LSTM or GRU on TensorFlow: Keras' loop over the span of steps some row
+    keeps (rnn_cli/recurrence.py), or Keras' own where cuDNN may run it (a GPU), or with no mask to span."""
+    if not _spans(self, mask):
         return type(self).inner_loop(self, sequences, initial_state, mask, training=training)
     from rnn_cli.recurrence import masked_rnn
 
@@ -104,5 +106,32 @@ def spanned_loop(self, sequences, initial_state, mask, training=False):
         return output, new_states if keras.tree.is_nested(new_states) else [new_states]
 
     initial_state = initial_state if keras.tree.is_nested(initial_state) else [initial_state]
-    return masked_rnn(step, sequences, initial_state, mask, go_backwards=self.go_backwards,
+    return masked_rnn(step, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
                       zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
+
+
+def skips_padding(model: keras.Model) -> bool:
+    """Whether every recurrent layer of `model`, in a forward pass, loops only over the span of steps some row of
+    the batch keeps, so that padding a batch further costs it almost nothing: on TensorFlow, under a mask, where
+    cuDNN does not run the loop. Validation then pads every batch to one length: one shape to compile."""
+    layers = list(_recurrent(model.layers))
+    return bool(layers) and all(_spans(layer, True) for layer in layers)
+
+
+def _spans(layer, mask) -> bool:
+    """Whether `layer`'s loop runs over the span alone (given a `mask`): `faster_loops`' loop on TensorFlow,
+    not unrolled, and for an LSTM or GRU not where cuDNN may run it."""
+    loop = getattr(layer.inner_loop, "__func__", None)
+    if mask is None or layer.unroll or keras.backend.backend() != "tensorflow" or loop not in (projected_loop,
+                                                                                               spanned_loop):
+        return False
+    if loop is projected_loop:
+        return True
+    import tensorflow as tf
+
+    return not (layer.use_cudnn is True or (layer.use_cudnn == "auto" and tf.config.list_logical_devices("GPU")))
+
+
+def _first(mask):
+    """The mask of the sequence: Keras passes a layer's masks as a list at times."""
+    return mask[0] if keras.tree.is_nested(mask) else mask

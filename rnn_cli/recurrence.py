@@ -9,7 +9,7 @@ it) and fills in the rest as Keras' loop would. The outputs, the states and thei
 test_projected.py); a full-data epoch runs about a fifth fewer steps, and the shipped LSTM's about a fifth less
 time (docs/performance.md). A loop whose length is known only when it runs costs XLA more per step than one of
 a fixed length: nothing next to an LSTM's step, as much as the skipped steps save for SimpleRNN's small one,
-which keeps its fixed length.
+whose training step keeps its fixed length.
 
 SimpleRNN's training loop: TensorFlow differentiates Keras' loop step by step: each backward step multiplies by
 the recurrent kernel and adds `h_(t-1)^T dh_t` into its gradient, two small products per time step. Written
@@ -18,8 +18,10 @@ the loop (as rnn_cli/projected.py does for the input kernel forwards): 12-23% le
 shipped SimpleRNN on this CPU (docs/performance.md). The forward loop computes what Keras' does, operation for
 operation; the gradients agree to float32 rounding (tests/test_projected.py).
 
-Only the training step takes SimpleRNN's written loop: inference, validation and export run Keras' own loop,
-whose outputs are the same.
+Only the training step takes SimpleRNN's written loop (a training step of fixed length: the span costs it more
+than it saves). Its forward pass (inference, validation, export) runs `masked_rnn` under a mask, as the LSTM's
+does, so that validation may pad every batch to one length (rnn_cli/training.py); plain TensorFlow operations,
+which a SavedModel keeps.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from rnn_cli.model import (averages_over_weights, build_model, compile_model, ke
                            summary_text)
 from rnn_cli.plots import plot_curves
 from rnn_cli.process_settings import current_backend, determinism, progress_kind, select_device, set_seed, threads
+from rnn_cli.projected import skips_padding
 
 
 def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool = False,
@@ -204,8 +205,10 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed,
                             filled=bucketed and averages_over_weights(model), bucketed=bucketed)
     # Validation at the training batch size, as Keras' fit does by default: it reuses the buffers
-    # the training step freed instead of raising the peak memory with larger ones.
-    val_batches = Batches(splits.val, config.train.batch_size, config.data, masked, bucketed=bucketed)
+    # the training step freed instead of raising the peak memory with larger ones. Where the loops skip
+    # the padding past each batch's longest review, at one length: one shape to compile instead of each bucket's.
+    val_batches = Batches(splits.val, config.train.batch_size, config.data, masked, bucketed=bucketed,
+                          one_length=masked and skips_padding(model))
     bars = progress_callbacks(progress_kind(progress), len(train_batches), config.train.epochs,
                               config.train.batch_size, recorder.echo)
     # With train.ema_momentum, validation scores the averaged weights.

@@ -59,6 +59,33 @@ def test_bucketed_batches_are_right_padded_to_a_few_fixed_lengths():
     assert steps < 0.6 * len(source) * MAXLEN  # far fewer steps than padding all to maxlen
 
 
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
+def test_one_length_for_validation_gives_every_bucket_s_scores_in_one_shape(kind):
+    """Validation of a model whose loops skip the padding past each batch's longest review (`skips_padding`) pads
+    every batch to the bucket of the split's longest review: one shape to compile, the same scores."""
+    from rnn_cli.config import TrainConfig
+    from rnn_cli.model import compile_model
+    from rnn_cli.projected import skips_padding
+
+    source = reviews(n=100, seed=2)
+    bucketed = Batches(source, 16, data(), masked=True)
+    one = Batches(source, 16, data(), masked=True, one_length=True)
+    widest = bucket_lengths(one.data)[-1]
+    assert {one.batch(index)[0].shape[1] for index in one.indices()} == {widest}
+    assert len({bucketed.batch(index)[0].shape[1] for index in bucketed.indices()}) > 3
+    for (x, y), (wide, same) in zip(map(bucketed.batch, bucketed.indices()), map(one.batch, one.indices())):
+        np.testing.assert_array_equal(wide[:, :x.shape[1]], x)  # the same reviews, padded further
+        assert not wide[:, x.shape[1]:].any() and np.array_equal(y, same)
+    keras.utils.set_random_seed(0)
+    layers = (LayerConfig(type=kind, units=5), LayerConfig(type=kind, units=5, bidirectional=True))  # stacked
+    model = build_model(ModelConfig(embedding_dim=6, layers=layers), num_words=20, mask_zero=True)
+    compile_model(model, TrainConfig(jit_compile=False))  # XLA computes the same loops (tests/test_projected.py)
+    assert skips_padding(model)
+    scores = [model.evaluate(batches.dataset(), verbose=0, return_dict=True) for batches in (bucketed, one)]
+    assert scores[0]["accuracy"] == scores[1]["accuracy"]
+    assert scores[0]["loss"] == pytest.approx(scores[1]["loss"], rel=1e-6)
+
+
 def test_long_reviews_keep_their_ending_when_truncated():
     source = Reviews.from_lists([list(range(1, 61)), [5, 6]], [1, 0])
     x, _ = Batches(source, 2, data(), masked=True).batch(np.array([0]))

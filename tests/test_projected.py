@@ -8,7 +8,7 @@ import pytest
 
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
 from rnn_cli.model import build_model, compile_model, reseed_dropout
-from rnn_cli.projected import faster_loops
+from rnn_cli.projected import faster_loops, skips_padding
 
 TOLERANCE = 1e-5
 
@@ -46,10 +46,16 @@ def recurrent(model):
 
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
-@pytest.mark.parametrize("layers", [[False], [True], [False, True]], ids=["one", "bidirectional", "stacked"])
 @pytest.mark.parametrize("masked, padding", [(True, "post"), (False, "pre"), (False, "post")])
-def test_the_faster_loops_give_keras_outputs(layers, masked, padding, kind):
-    projected, own = pair(layers, masked, kind=kind)
+def test_the_faster_loops_give_keras_outputs(masked, padding, kind, monkeypatch):
+    """Each layer of a stack gives Keras' outputs: one returning its sequence, then a bidirectional one returning
+    its last output (its backward copy loops backwards)."""
+    from rnn_cli import recurrence
+
+    spans = []
+    monkeypatch.setattr(recurrence, "masked_rnn", lambda *a, _loop=recurrence.masked_rnn, **k:
+                        spans.append(1) or _loop(*a, **k))
+    projected, own = pair([False, True], masked, kind=kind)
     assert all("inner_loop" in vars(layer) or "inner_loop" in vars(layer.forward_layer)
                for layer in recurrent(projected))  # the faster loop is the one that runs
     assert not any("inner_loop" in vars(layer) for layer in recurrent(own))
@@ -60,6 +66,7 @@ def test_the_faster_loops_give_keras_outputs(layers, masked, padding, kind):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=TOLERANCE)
         assert np.ptp(np.asarray(want)) > 0.2  # outputs that differ by row and unit
     np.testing.assert_allclose(projected.predict(x, verbose=0), own.predict(x, verbose=0), atol=TOLERANCE)
+    assert bool(spans) == masked  # under a mask every kind's forward pass runs over the span alone
 
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
@@ -89,10 +96,10 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch
         assert calls.count(loop) >= len(layers) + sum(layers)
     else:  # nothing to span: Keras' own loop
         assert not calls
-    if kind == "simple_rnn":  # its inference keeps Keras' loop: a saved model has no rnn-cli op
-        traced = len(calls)
+    if kind == "simple_rnn":  # its inference never takes the written gradient's loop: a saved model has plain ops
+        traced = calls.count(loop)
         projected.predict(x, verbose=0)
-        assert len(calls) == traced
+        assert calls.count(loop) == traced and ("masked_rnn" in calls) == masked
     moved = 0.0
     for a, b, before in zip(projected.get_weights(), own.get_weights(), start):
         np.testing.assert_allclose(a, b, atol=TOLERANCE)
@@ -100,7 +107,7 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch
     assert moved > 0.01  # the steps did move the weights
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
 def test_a_batch_of_padding_alone_gives_keras_outputs(kind):
     """A batch with no step to span (every row empty) gives Keras' outputs."""
     projected, own = pair([False, True], kind=kind)
@@ -121,3 +128,17 @@ def test_a_saved_model_keeps_keras_own_layer(tmp_path, kind):
     assert "inner_loop" not in vars(plain.get_layer(name))
     assert "inner_loop" in vars(load_keras(tmp_path / "model.keras").get_layer(name))
     assert faster_loops(plain) is plain
+
+
+def test_padding_is_skipped_where_every_loop_spans_it():
+    """Validation pads every batch to one length where every recurrent layer skips the padding (rnn_cli/training.py):
+    on TensorFlow, for each kind, not where a loop is unrolled, Keras' own, or cuDNN's (use_cudnn=True: a GPU's)."""
+    for kind in ("simple_rnn", "lstm", "gru"):
+        projected, own = pair([False, True], kind=kind)
+        assert skips_padding(projected) and not skips_padding(own)
+    lstm, _ = pair([False, True], kind="lstm")
+    lstm.get_layer("lstm_0").use_cudnn = True
+    assert not skips_padding(lstm)
+    simple, _ = pair([False], kind="simple_rnn")
+    simple.get_layer("simple_rnn_0").unroll = True
+    assert not skips_padding(simple)
