@@ -143,8 +143,12 @@ def _session_cache(tmp_path_factory):
     they get a cache of their own too, never the user's."""
     patch = pytest.MonkeyPatch()
     patch.setenv("RNN_CLI_CACHE", str(tmp_path_factory.mktemp("cache")))
-    # One folder of compiled steps for the session: the many trainings of the same tiny model compile once.
-    patch.setenv("RNN_CLI_COMPILE_CACHE", str(tmp_path_factory.mktemp("compiled")))
+    # One folder of compiled steps for the session, its parallel workers' too (entries are written under a
+    # temporary name and renamed): the many trainings of the same tiny model compile once.
+    base = tmp_path_factory.getbasetemp()
+    compiled = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "compiled-steps"
+    compiled.mkdir(exist_ok=True)
+    patch.setenv("RNN_CLI_COMPILE_CACHE", str(compiled))
     yield
     patch.undo()
 
