@@ -344,6 +344,17 @@ def test_fast_path_is_the_default(trained_run):
     assert model.get_layer("embedding").mask_zero
 
 
+def test_validation_is_fed_at_one_length_where_the_loops_skip_padding(tmp_path, tiny, monkeypatch):
+    """rnn train validates at one length (`projected.skips_padding`), training keeps its buckets."""
+    from rnn_cli.batches import Batches
+
+    lengths, batch = {"train": set(), "val": set()}, Batches.batch
+    monkeypatch.setattr(Batches, "batch", lambda self, index: lengths["val" if self.seed is None else "train"].add(
+        self.length(index)) or batch(self, index))
+    train_quietly(tiny("data.bucket_width=8", "train.epochs=1"), tmp_path / "run", score_test=False)
+    assert len(lengths["train"]) > 1 and len(lengths["val"]) == 1
+
+
 def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     config = tiny("data.bucketing=false", "train.jit_compile=false")
     for name in ("a", "b"):
