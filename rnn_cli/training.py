@@ -25,9 +25,9 @@ from rnn_cli.data import Splits, load_data
 from rnn_cli.encoding import bucket_lengths
 from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
-from rnn_cli.model import (averages_over_weights, build_model, compile_model, keeps_average, kernel_warnings,
-                           masks_padding, parameters_before_head, precision_warnings, save_model, start_embedding,
-                           summary_text)
+from rnn_cli.model import (averages_over_weights, build_model, build_training_state, compile_model, keeps_average,
+                           kernel_warnings, masks_padding, parameters_before_head, precision_warnings, save_model,
+                           start_embedding, summary_text)
 from rnn_cli.plots import plot_curves
 from rnn_cli.process_settings import current_backend, determinism, progress_kind, select_device, set_seed, threads
 from rnn_cli.projected import skips_padding
@@ -261,7 +261,7 @@ def restore_or_build(config: Config, run_dir: Path, resume: bool, steps_per_epoc
     whether its embedding masks padding)."""
     checkpoint = run_dir / runs.CHECKPOINT
     if resume and checkpoint.exists():
-        return loading.load_keras(checkpoint)
+        return build_training_state(loading.load_keras(checkpoint))
     model = build_model(config.model, config.data.num_words, mask_zero=masked,
                         precision=config.train.precision, classes=classes)
     compile_model(model, config.train, steps_per_epoch)

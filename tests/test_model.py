@@ -4,7 +4,7 @@ import pytest
 
 from rnn_cli import backends
 from rnn_cli.config import LayerConfig, ModelConfig, TrainConfig
-from rnn_cli.model import (averages_over_weights, build_model, compile_model, kernel_warnings,
+from rnn_cli.model import (averages_over_weights, build_model, build_training_state, compile_model, kernel_warnings,
                            parameters_before_head, precision_warnings, summary_text)
 from tests.conftest import invoke
 
@@ -100,6 +100,33 @@ def test_the_loss_averages_over_sample_weights_saved_and_loaded(tmp_path):
         model.save(tmp_path / "model.keras")
         assert averages_over_weights(model) is averages
         assert averages_over_weights(keras.saving.load_model(tmp_path / "model.keras")) is averages
+
+
+@pytest.mark.parametrize("classes, accuracy", [(2, "BinaryAccuracy"), (3, "SparseCategoricalAccuracy")])
+def test_a_compiled_or_resumed_model_s_first_step_creates_no_variable(tmp_path, classes, accuracy):
+    """Keras builds the optimizer and the compiled metrics in the first step TensorFlow traces, and TensorFlow
+    traces a step that creates variables twice: built beforehand, the step is traced once. The accuracy is the
+    one Keras picks from a batch's shapes."""
+    import tensorflow as tf
+
+    from rnn_cli.loading import load_keras
+
+    model = build_model(ModelConfig(embedding_dim=4, layers=layers("lstm")), num_words=50, mask_zero=True,
+                        classes=classes)
+    compile_model(model, TrainConfig(jit_compile=False))
+    model.save(tmp_path / "model.keras")
+    x, y = np.ones((4, 5), dtype="int32"), (np.arange(4) % classes).astype("float32")
+    for ready in (model, build_training_state(load_keras(tmp_path / "model.keras"))):
+        created = []
+
+        def creator(next_creator, **fields):
+            created.append(fields.get("name"))
+            return next_creator(**fields)
+
+        with tf.variable_creator_scope(creator):
+            ready.train_on_batch(x, y)
+        assert created == []
+        assert [type(m).__name__ for m in ready.metrics[1].metrics] == [accuracy]
 
 
 def test_summary_lists_layers_and_the_book_count():
