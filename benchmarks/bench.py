@@ -293,6 +293,8 @@ def main() -> None:
         return child(args.child, args.model, args.data, args.limit, args.epochs, args.seed, args.sets)
     if not Path(args.data).exists():
         sys.exit(f"{args.data}: no such file; pass --data PATH to an aclImdb folder or aclImdb_v1.tar.gz")
+    if args.backend and args.vary:  # each compares its own rows against its first; both at once would drop one
+        parser.error("--backend and --vary: give one (--vary runs rnn train's path on the default backend)")
     warm_cache(args.data)
     if args.backend:
         return compare_backends(args)
