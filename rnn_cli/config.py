@@ -58,8 +58,10 @@ class DataConfig:
     # bucket_width) and the padding masked: about half the recurrent steps of padding all to
     # maxlen, same results. Off: the book's recipe, everything padded to maxlen, no mask.
     bucketing: bool = True
-    # Few fixed lengths, so XLA compiles each batch shape once and keeps few (docs/performance.md).
-    bucket_width: int = 128
+    # Few fixed lengths, so XLA compiles each batch shape once and keeps few (docs/performance.md). null: 128,
+    # or half of maxlen where every recurrent loop of training skips the padding past a batch's longest review
+    # (LSTM and GRU on TensorFlow, off cuDNN), so that wider buckets cost little: fewer shapes to compile.
+    bucket_width: int | None = None
     padding: Literal["pre", "post"] = "pre"  # bucketing off only (on: right-padded, as cuDNN needs)
     truncating: Literal["pre", "post"] = "pre"  # pre keeps a long review's ending
     validation_split: float = 0.2  # share of the training reviews held out, seeded shuffle
@@ -72,7 +74,8 @@ class DataConfig:
     def check(self, where: str) -> None:
         _require(self.num_words >= 4, f"{where}.num_words", self.num_words, "an integer >= 4")
         _require(self.maxlen >= 1, f"{where}.maxlen", self.maxlen, "an integer >= 1")
-        _require(self.bucket_width >= 1, f"{where}.bucket_width", self.bucket_width, "an integer >= 1")
+        _require(self.bucket_width is None or self.bucket_width >= 1, f"{where}.bucket_width", self.bucket_width,
+                 "an integer >= 1 or null")
         _require(
             0.0 < self.validation_split < 1.0,
             f"{where}.validation_split", self.validation_split, "a number between 0 and 1 (exclusive)",

@@ -134,9 +134,24 @@ def padding_side(data, masked: bool, bucketed: bool | None = None) -> str:
     return "post" if masked else "pre" if bucketed else data.padding
 
 
-def bucket_lengths(data) -> list[int]:
-    """Every length a bucketed batch can have: the multiples of bucket_width below maxlen, and maxlen."""
-    return [*range(data.bucket_width, data.maxlen, data.bucket_width), data.maxlen]
+BUCKET_WIDTH = 128  # data.bucket_width when null, for a model whose loops run every padded step
+
+
+def bucket_width(data, skips_padding: bool = False, longest: int | None = None) -> int:
+    """data.bucket_width; when null, 128, or for a model whose every training loop skips the padding past each
+    batch's longest review (`skips_padding`) half of maxlen, or of the `longest` review when shorter (rounded up):
+    two lengths to compile, whose wider padding costs such a model little (docs/performance.md)."""
+    if data.bucket_width is not None:
+        return data.bucket_width
+    if not skips_padding:
+        return BUCKET_WIDTH
+    return -(-max(1, min(data.maxlen, data.maxlen if longest is None else longest)) // 2)
+
+
+def bucket_lengths(data, skips_padding: bool = False, longest: int | None = None) -> list[int]:
+    """Every length a bucketed batch can have: the multiples of the bucket width below maxlen, and maxlen."""
+    width = bucket_width(data, skips_padding, longest)
+    return [*range(width, data.maxlen, width), data.maxlen]
 
 
 def input_length(longest: int, data, masked: bool) -> int:

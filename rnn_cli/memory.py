@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rnn_cli.config import Config, LayerConfig
+from rnn_cli.encoding import bucket_width
 from rnn_cli.errors import ConfigError
 
 BYTES = 4  # float32
@@ -72,7 +73,8 @@ def check_batches_fit(config: Config, reviews: int, longest: int | None = None, 
     """Refuse a batch (of at most `reviews` reviews, bucketed batches at most `longest` tokens long)
     whose activations would exceed the memory there is."""
     rows = min(config.train.batch_size, reviews)
-    width = config.data.bucket_width
+    # A null bucket_width is wider where every layer is an LSTM or GRU (on TensorFlow, off cuDNN: the most it is).
+    width = bucket_width(config.data, all(layer.type != "simple_rnn" for layer in config.model.layers), longest)
     steps = min(config.data.maxlen, -(-longest // width) * width) if config.data.bucketing and longest else (
         config.data.maxlen)
     widths = [config.model.embedding_dim] + [

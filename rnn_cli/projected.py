@@ -110,18 +110,20 @@ def spanned_loop(self, sequences, initial_state, mask, training=False):
                       zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
 
 
-def skips_padding(model: keras.Model) -> bool:
-    """Whether every recurrent layer of `model`, in a forward pass, loops only over the span of steps some row of
-    the batch keeps, so that padding a batch further costs it almost nothing: on TensorFlow, under a mask, where
-    cuDNN does not run the loop. Validation then pads every batch to one length: one shape to compile."""
+def skips_padding(model: keras.Model, training: bool = False) -> bool:
+    """Whether every recurrent layer of `model`, in a forward pass (or a `training` step), loops only over the span
+    of steps some row of the batch keeps, so that padding a batch further costs it little: on TensorFlow, under a
+    mask, where cuDNN does not run the loop; in training an LSTM or GRU (SimpleRNN's training loop runs every
+    step). Validation then pads every batch to one length, and training takes wider buckets: fewer shapes."""
     layers = list(_recurrent(model.layers))
-    return bool(layers) and all(_spans(layer, True) for layer in layers)
+    return bool(layers) and all(_spans(layer, True) and not (training and _loop(layer) is projected_loop)
+                                for layer in layers)
 
 
 def _spans(layer, mask) -> bool:
     """Whether `layer`'s loop runs over the span alone (given a `mask`): `faster_loops`' loop on TensorFlow,
     not unrolled, and for an LSTM or GRU not where cuDNN may run it."""
-    loop = getattr(layer.inner_loop, "__func__", None)
+    loop = _loop(layer)
     if mask is None or layer.unroll or keras.backend.backend() != "tensorflow" or loop not in (projected_loop,
                                                                                                spanned_loop):
         return False
@@ -130,6 +132,11 @@ def _spans(layer, mask) -> bool:
     import tensorflow as tf
 
     return not (layer.use_cudnn is True or (layer.use_cudnn == "auto" and tf.config.list_logical_devices("GPU")))
+
+
+def _loop(layer):
+    """The function `layer` loops with: one of this module's, or Keras' own."""
+    return getattr(layer.inner_loop, "__func__", None)
 
 
 def _first(mask):

@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +23,7 @@ from rnn_cli.compiled import compile_cache_folder
 from rnn_cli.config import Config, TrainConfig, dump_config
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import Splits, load_data
-from rnn_cli.encoding import bucket_lengths
+from rnn_cli.encoding import bucket_lengths, bucket_width
 from rnn_cli.files import write_atomic, write_json
 from rnn_cli.inference import evaluate_model
 from rnn_cli.model import (averages_over_weights, build_model, build_training_state, compile_model, keeps_average,
@@ -200,14 +201,18 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     made and compiled. Returns seconds."""
     history = recorder.history
     masked, bucketed = masks_padding(model), config.data.bucketing
+    # A null bucket_width: wider buckets where every training loop skips the padding past a batch's longest review.
+    longest = max(int(reviews.lengths.max(initial=0)) for reviews in (splits.train, splits.val))
+    data = replace(config.data, bucket_width=bucket_width(config.data, masked and skips_padding(model, training=True),
+                                                          longest))
     # The short batch filled up to a full one: one shape fewer to compile (the book's recipe, padded
     # to maxlen, keeps its short batch as it is).
-    train_batches = Batches(splits.train, config.train.batch_size, config.data, masked, seed=config.train.seed,
+    train_batches = Batches(splits.train, config.train.batch_size, data, masked, seed=config.train.seed,
                             filled=bucketed and averages_over_weights(model), bucketed=bucketed)
     # Validation at the training batch size, as Keras' fit does by default: it reuses the buffers
     # the training step freed instead of raising the peak memory with larger ones. Where the loops skip
     # the padding past each batch's longest review, at one length: one shape to compile instead of each bucket's.
-    val_batches = Batches(splits.val, config.train.batch_size, config.data, masked, bucketed=bucketed,
+    val_batches = Batches(splits.val, config.train.batch_size, data, masked, bucketed=bucketed,
                           one_length=masked and skips_padding(model))
     bars = progress_callbacks(progress_kind(progress), len(train_batches), config.train.epochs,
                               config.train.batch_size, recorder.echo)
@@ -215,7 +220,7 @@ def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorde
     averaging = [keras.callbacks.SwapEMAWeights()] if keeps_average(model) else []
     started = time.perf_counter()
     if checkpoints.epochs_left(history, config.train):
-        recorder.echo(feed_line(config, bool(model.jit_compile), masked))
+        recorder.echo(feed_line(replace(config, data=data), bool(model.jit_compile), masked))
         with stops_at_batch_end() as stop:
             model.fit(train_batches.dataset(first_epoch=len(history)), validation_data=val_batches.dataset(),
                       epochs=config.train.epochs, initial_epoch=len(history), shuffle=False, verbose=0,

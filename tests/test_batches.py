@@ -99,6 +99,15 @@ def test_bucket_lengths_are_the_multiples_of_the_width_up_to_maxlen():
     assert bucket_lengths(DataConfig()) == [128, 256, 384, 500]  # the default: four shapes to compile
 
 
+def test_a_null_width_gives_two_lengths_where_every_training_loop_skips_the_padding_and_a_set_one_stays():
+    assert bucket_lengths(DataConfig(), skips_padding=True) == [250, 500]
+    assert bucket_lengths(DataConfig(maxlen=801), skips_padding=True) == [401, 801]
+    assert bucket_lengths(DataConfig(maxlen=801), skips_padding=True, longest=2000) == [401, 801]
+    assert bucket_lengths(DataConfig(maxlen=100), skips_padding=True, longest=30)[:3] == [15, 30, 45]  # short data
+    assert bucket_lengths(DataConfig(maxlen=500, bucket_width=128), skips_padding=True) == [128, 256, 384, 500]
+    assert bucket_lengths(DataConfig(maxlen=40, bucket_width=8), skips_padding=False) == [8, 16, 24, 32, 40]
+
+
 def test_unbucketed_batches_are_the_book_recipe():
     source = reviews()
     for padding in ("pre", "post"):

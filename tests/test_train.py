@@ -355,6 +355,29 @@ def test_validation_is_fed_at_one_length_where_the_loops_skip_padding(tmp_path, 
     assert len(lengths["train"]) > 1 and len(lengths["val"]) == 1
 
 
+@pytest.mark.parametrize("kind", ["lstm", "simple_rnn"])
+def test_a_null_bucket_width_gives_an_lstm_two_lengths_and_simple_rnn_128(tmp_path, tiny, monkeypatch, kind):
+    """Every LSTM or GRU loop skips the padding past a batch's longest review, so wider buckets cost it little: half
+    the longest review (36 tokens here, under maxlen 40); SimpleRNN's training loop runs every step: 128, capped at
+    maxlen."""
+    from rnn_cli.batches import Batches
+
+    lengths, batch = set(), Batches.batch
+
+    def training_batch(self, index):
+        if self.seed is not None:  # training's, not validation's
+            lengths.add(self.length(index))
+        return batch(self, index)
+
+    monkeypatch.setattr(Batches, "batch", training_batch)
+    lines = []
+    train_quietly(tiny(f"model.layers=[{{type: {kind}, units: 4}}]", "train.epochs=1"), tmp_path / "run",
+                  score_test=False, echo=lines.append)
+    buckets = [18, 36] if kind == "lstm" else [40]
+    assert sorted(lengths) == buckets
+    assert f"length buckets of {', '.join(map(str, buckets))}{' and 40' if kind == 'lstm' else ''} tokens" in lines[0]
+
+
 def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     config = tiny("data.bucketing=false", "train.jit_compile=false")
     for name in ("a", "b"):
