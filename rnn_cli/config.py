@@ -59,8 +59,8 @@ class DataConfig:
     # maxlen, same results. Off: the book's recipe, everything padded to maxlen, no mask.
     bucketing: bool = True
     # Few fixed lengths, so XLA compiles each batch shape once and keeps few (docs/performance.md). null: 128,
-    # or half of maxlen where every recurrent loop of training skips the padding past a batch's longest review
-    # (LSTM and GRU on TensorFlow, off cuDNN), so that wider buckets cost little: fewer shapes to compile.
+    # or half the longest review or maxlen (the shorter) where every recurrent loop of training skips the padding
+    # past a batch's longest review (LSTM and GRU on TensorFlow, off cuDNN), whose wider buckets cost little.
     bucket_width: int | None = None
     padding: Literal["pre", "post"] = "pre"  # bucketing off only (on: right-padded, as cuDNN needs)
     truncating: Literal["pre", "post"] = "pre"  # pre keeps a long review's ending
