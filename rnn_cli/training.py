@@ -20,7 +20,7 @@ from rnn_cli.memory import check_batches_fit
 from rnn_cli.callbacks import RunRecorder, progress_callbacks, stops_at_batch_end
 from rnn_cli.card import write_card
 from rnn_cli.compiled import compile_cache_folder
-from rnn_cli.config import Config, TrainConfig, dump_config
+from rnn_cli.config import Config, DataConfig, TrainConfig, dump_config
 from rnn_cli.corpus import Vocabulary
 from rnn_cli.data import Splits, load_data
 from rnn_cli.encoding import bucket_lengths, bucket_width
@@ -68,14 +68,15 @@ def train(config: Config, run_dir: Path, *, device: str = "auto", resume: bool =
     record = runs.RunRecord(run_dir)  # after prepare, which may have recorded the word vectors
     if masks_padding(model) != plan.masked:  # a resumed run keeps its padding, whatever the device now
         plan = backends.plan(config, backend, used_device, masked=masks_padding(model))
-    record_start(record, config, splits, model, used_device, history, backend, plan)
+    data = batch_data(config, splits, model)
+    record_start(record, config, splits, model, used_device, history, backend, plan, data)
     for line in device_warnings(config, used_device, plan.kernels, backend):
         (warn or stderr)(line)
     recorder = RunRecorder(run_dir, config.train, history, echo)
     if config.train.tensorboard:
         callbacks = (*callbacks, *tensorboard_callbacks(run_dir, hparams))
     try:
-        train_seconds = fit(model, splits, config, recorder, progress, callbacks)
+        train_seconds = fit(model, splits, config, data, recorder, progress, callbacks)
         metrics = finish(model, splits, config, run_dir, recorder, record, train_seconds, score_test)
     except KeyboardInterrupt:
         record.try_update(status="interrupted", epochs_done=len(history), best_epoch=recorder.best_epoch())
@@ -128,13 +129,15 @@ def prepare(config: Config, run_dir: Path, resume: bool, history: list[dict],
 
 
 def record_start(record: runs.RunRecord, config: Config, splits: Splits, model: keras.Model, device: str,
-                 history: list[dict], backend: str, plan: backends.Plan) -> None:
+                 history: list[dict], backend: str, plan: backends.Plan, data: DataConfig) -> None:
     """run.json at a (re)start: what runs, where, on which backend and data, with which fast path and
     recurrent kernels."""
     record.update(status="running", device=device, backend=backend, seed=config.train.seed,
                   data={"source": splits.source, "sizes": splits.sizes(), "classes": list(splits.classes)},
                   parameters=model.count_params(), parameters_before_head=parameters_before_head(model),
-                  fast_path={"bucketing": config.data.bucketing, "jit_compile": bool(model.jit_compile),
+                  fast_path={"bucketing": config.data.bucketing,
+                             "bucket_width": data.bucket_width if config.data.bucketing else None,
+                             "jit_compile": bool(model.jit_compile),
                              "steps_per_execution": model.steps_per_execution,
                              "determinism": determinism(config.train, device, backend),
                              "precision": config.train.precision, "batches": plan.batches,
@@ -195,16 +198,20 @@ def feed_line(config: Config, jit_compile: bool, masked: bool = True) -> str:
     return f"batches: {batches}; {xla}"
 
 
-def fit(model: keras.Model, splits: Splits, config: Config, recorder: RunRecorder,
+def batch_data(config: Config, splits: Splits, model: keras.Model) -> DataConfig:
+    """config.data with the bucket width training takes: a null one is wider where every training loop of `model`
+    skips the padding past a batch's longest review (`encoding.bucket_width`)."""
+    longest = max(int(reviews.lengths.max(initial=0)) for reviews in (splits.train, splits.val))
+    skips = masks_padding(model) and skips_padding(model, training=True)
+    return replace(config.data, bucket_width=bucket_width(config.data, skips, longest))
+
+
+def fit(model: keras.Model, splits: Splits, config: Config, data: DataConfig, recorder: RunRecorder,
         progress: bool | str | None, callbacks: tuple) -> float:
-    """model.fit up to config.train.epochs, if any epoch is left, after a line saying how batches are
-    made and compiled. Returns seconds."""
+    """model.fit up to config.train.epochs, if any epoch is left, on batches as `data` (`batch_data`) makes them,
+    after a line saying how batches are made and compiled. Returns seconds."""
     history = recorder.history
     masked, bucketed = masks_padding(model), config.data.bucketing
-    # A null bucket_width: wider buckets where every training loop skips the padding past a batch's longest review.
-    longest = max(int(reviews.lengths.max(initial=0)) for reviews in (splits.train, splits.val))
-    data = replace(config.data, bucket_width=bucket_width(config.data, masked and skips_padding(model, training=True),
-                                                          longest))
     # The short batch filled up to a full one: one shape fewer to compile (the book's recipe, padded
     # to maxlen, keeps its short batch as it is).
     train_batches = Batches(splits.train, config.train.batch_size, data, masked, seed=config.train.seed,

@@ -334,7 +334,8 @@ def test_fast_path_is_the_default(trained_run):
     assert Path(fast_path.pop("compile_cache")).parent == Path(os.environ["RNN_CLI_COMPILE_CACHE"])
     assert fast_path.pop("threads") in (1, None)
     assert "--xla_cpu_use_fusion_emitters=" in fast_path.pop("xla_flags")  # the process' XLA emitters, chosen once
-    assert fast_path == {"bucketing": True, "jit_compile": True, "determinism": "xla", "steps_per_execution": 2,
+    assert fast_path == {"bucketing": True, "bucket_width": 128, "jit_compile": True, "determinism": "xla",
+                         "steps_per_execution": 2,
                          "precision": "float32", "batches": "length buckets, right-padded and masked"}
     assert record["backend"] == "tensorflow"
     assert record["kernels"] == {"simple_rnn_0": {"kernel": "loop", "why": "SimpleRNN has no fused kernel on any backend; "
@@ -375,6 +376,7 @@ def test_a_null_bucket_width_gives_an_lstm_two_lengths_and_simple_rnn_128(tmp_pa
                   score_test=False, echo=lines.append)
     buckets = [18, 36] if kind == "lstm" else [40]
     assert sorted(lengths) == buckets
+    assert files.read_json(tmp_path / "run" / "run.json")["fast_path"]["bucket_width"] == (18 if kind == "lstm" else 128)
     assert f"length buckets of {', '.join(map(str, buckets))}{' and 40' if kind == 'lstm' else ''} tokens" in lines[0]
 
 
@@ -386,7 +388,8 @@ def test_book_recipe_is_one_setting_away_and_repeatable(tmp_path, tiny):
     fast_path = dict(files.read_json(tmp_path / "a" / "run.json")["fast_path"])
     fast_path.pop("threads")  # the process' (test_fast_path_is_the_default)
     # Without XLA, same seed needs TF's op determinism (which in turn keeps Keras off XLA); nothing compiled.
-    assert fast_path == {"bucketing": False, "jit_compile": False, "determinism": "op_determinism", "steps_per_execution": 2,
+    assert fast_path == {"bucketing": False, "bucket_width": None, "jit_compile": False, "determinism": "op_determinism",
+                         "steps_per_execution": 2,
                          "precision": "float32", "batches": "padded to maxlen, no mask", "compile_cache": None,
                          "xla_flags": ""}
     assert not keras.saving.load_model(tmp_path / "a" / "model.keras").get_layer("embedding").mask_zero
