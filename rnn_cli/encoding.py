@@ -148,9 +148,10 @@ def bucket_width(data, skips_padding: bool = False, longest: int | None = None) 
     return -(-max(1, min(data.maxlen, data.maxlen if longest is None else longest)) // 2)
 
 
-def bucket_lengths(data, skips_padding: bool = False, longest: int | None = None) -> list[int]:
-    """Every length a bucketed batch can have: the multiples of the bucket width below maxlen, and maxlen."""
-    width = bucket_width(data, skips_padding, longest)
+def bucket_lengths(data) -> list[int]:
+    """Every length a bucketed batch can have: the multiples of the bucket width below maxlen, and maxlen (a null
+    width as for a model whose loops run every step; training resolves it first, `training.batch_data`)."""
+    width = bucket_width(data)
     return [*range(width, data.maxlen, width), data.maxlen]
 
 

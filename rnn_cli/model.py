@@ -117,7 +117,7 @@ def build_training_state(model: keras.Model) -> keras.Model:
     """`model`'s optimizer and compiled metrics built before its first step, on TensorFlow; returns the model.
 
     Keras builds them while TensorFlow traces the first training step (without a distribution strategy), and
-    TensorFlow traces a function that creates variables twice: built first, the step is traced once, about 0.3 s
+    TensorFlow traces a function that creates variables twice: built first, the step is traced once, about 0.25 s
     sooner in every process (docs/performance.md). Nothing computed changes."""
     if keras.backend.backend() != "tensorflow" or getattr(model, "optimizer", None) is None:
         return model

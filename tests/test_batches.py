@@ -7,7 +7,7 @@ import pytest
 from rnn_cli.batches import Batches
 from rnn_cli.config import DataConfig, LayerConfig, ModelConfig
 from rnn_cli.corpus import Reviews
-from rnn_cli.encoding import PAD, bucket_lengths
+from rnn_cli.encoding import PAD, bucket_lengths, bucket_width
 from rnn_cli.model import build_model
 from tests.conftest import random_reviews as reviews
 
@@ -96,16 +96,17 @@ def test_bucket_lengths_are_the_multiples_of_the_width_up_to_maxlen():
     assert bucket_lengths(DataConfig(maxlen=500, bucket_width=128)) == [128, 256, 384, 500]
     assert bucket_lengths(DataConfig(maxlen=512, bucket_width=128)) == [128, 256, 384, 512]
     assert bucket_lengths(DataConfig(maxlen=40, bucket_width=128)) == [40]
-    assert bucket_lengths(DataConfig()) == [128, 256, 384, 500]  # the default: four shapes to compile
+    assert bucket_lengths(DataConfig()) == [128, 256, 384, 500]  # the null default for SimpleRNN: four shapes
 
 
 def test_a_null_width_gives_two_lengths_where_every_training_loop_skips_the_padding_and_a_set_one_stays():
-    assert bucket_lengths(DataConfig(), skips_padding=True) == [250, 500]
-    assert bucket_lengths(DataConfig(maxlen=801), skips_padding=True) == [401, 801]
-    assert bucket_lengths(DataConfig(maxlen=801), skips_padding=True, longest=2000) == [401, 801]
-    assert bucket_lengths(DataConfig(maxlen=100), skips_padding=True, longest=30)[:3] == [15, 30, 45]  # short data
-    assert bucket_lengths(DataConfig(maxlen=500, bucket_width=128), skips_padding=True) == [128, 256, 384, 500]
-    assert bucket_lengths(DataConfig(maxlen=40, bucket_width=8), skips_padding=False) == [8, 16, 24, 32, 40]
+    assert bucket_width(DataConfig(), skips_padding=True) == 250  # lengths 250 and 500
+    assert bucket_width(DataConfig(maxlen=801), skips_padding=True) == 401
+    assert bucket_width(DataConfig(maxlen=801), skips_padding=True, longest=2000) == 401
+    assert bucket_width(DataConfig(maxlen=100), skips_padding=True, longest=30) == 15  # short data: 15 and 30 used
+    assert bucket_width(DataConfig(), skips_padding=False) == 128
+    assert bucket_width(DataConfig(bucket_width=64), skips_padding=True) == 64
+    assert bucket_lengths(DataConfig(maxlen=500, bucket_width=250)) == [250, 500]
 
 
 def test_unbucketed_batches_are_the_book_recipe():
