@@ -130,8 +130,8 @@ def test_a_second_train_in_a_folder_in_use_names_the_process_that_holds_it(tmp_p
         assert (tmp_path / "run" / runs.LOCK).read_text().strip() == str(first.pid)  # still the first's
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=120)
-    assert first.returncode == 143 and not (tmp_path / "run" / runs.LOCK).exists()  # given up at its end
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 143 and not (tmp_path / "run" / runs.LOCK).exists(), stderr  # given up at its end
 
 
 def test_a_run_with_no_finished_epoch_resumes_from_the_start(tmp_path, tiny_config, imdb_archive):
