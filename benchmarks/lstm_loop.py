@@ -3,6 +3,7 @@ batch 128, the shipped LSTM's shapes) forward and back, with parts taken away, i
 XLA, one thread as `rnn train` sets it; variants taking turns, median of the repeats):
 
     python benchmarks/lstm_loop.py --length 250 --repeats 7
+    python benchmarks/lstm_loop.py --length 250 --profile   # each variant's XLA operations by kind
 
 - `full`: the step as TensorFlow differentiates it (the products and gates of Keras' LSTM cell);
 - `forward`: its forward loop alone;
@@ -29,14 +30,16 @@ import tensorflow as tf  # noqa: E402
 
 BATCH, INPUTS, UNITS = 128, 32, 32
 VARIANTS = ["full", "forward", "no products", "forward no products", "written gradient"]
+PROFILED = ["products", "stores", "loads", "the rest"]
+HOLDERS = ("while", "eager", "tfe_", "__inference", "gradients", "blockuntilready")  # profiler events around XLA's
 
 
 def cell(x, h, c, kernel, recurrent, bias, products: bool):
     """Keras' LSTM cell (implementation 2): the new (h, c) and the four gates after their activations."""
     if products:
         z = x @ kernel + h @ recurrent + bias
-    else:  # the same shapes, no product: each gate's slice a copy of x or h
-        z = tf.concat([x * kernel[0, 0], h * recurrent[0, 0], x, h], 1) + bias
+    else:  # the same shapes, no product: each gate's slice a copy of x or h (the kernels get no gradient)
+        z = tf.concat([x * 0.5, h * 0.5, x, h], 1) + bias
     i, f, g, o = tf.split(z, 4, axis=1)
     i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
     c = f * c + i * g
@@ -107,9 +110,39 @@ def step(variant: str, inputs, weights):
             loss = tf.reduce_sum(tf.sin(recurrence(inputs, *weights)))
         if variant.startswith("forward"):
             return [loss]
-        return tape.gradient(loss, [inputs, *weights])
+        return [g for g in tape.gradient(loss, [inputs, *weights]) if g is not None]
 
     return gradients
+
+
+def profile(call, steps: int) -> dict[str, float]:
+    """µs per time step of each kind of XLA operation in five calls of `call`, from TensorFlow's profiler:
+    the products, the stores of each step's values for the backward loop and its loads, the rest."""
+    import collections
+    import glob
+    import tempfile
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as folder:
+        tf.profiler.experimental.start(folder)
+        for _ in range(5):
+            call()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(open(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True)[0], "rb").read())
+    kinds = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name.lower()
+                if name.startswith(HOLDERS) or "::" in name or "execute" in name:  # calls and loops that hold the rest
+                    continue
+                kind = ("products" if "matmul" in name or name.startswith("dot") else
+                        "stores" if "dynamic-update-slice" in name else
+                        "loads" if "dynamic-slice" in name else "the rest")
+                kinds[kind] += event.duration_ps / 1e6 / (5 * steps)
+    return kinds
 
 
 def main() -> None:
@@ -118,6 +151,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5, help="calls per timing")
     parser.add_argument("--repeats", type=int, default=7, help="timings per variant, the variants taking turns")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing, each variant's XLA operations by kind, from TensorFlow's profiler")
     args = parser.parse_args()
     variants = args.variants.split(",")
     if unknown := set(variants) - set(VARIANTS):
@@ -134,6 +169,14 @@ def main() -> None:
         assert worst < 1e-5, "the written gradient is not TensorFlow's"
     for call in steps.values():
         call()  # compiled before any timing
+    if args.profile:
+        print(f"| variant | {' | '.join(PROFILED)} | all (µs per time step, profiled) |")
+        print("| --- |" + " --- |" * (len(PROFILED) + 1))
+        for variant, call in steps.items():
+            kinds = profile(call, args.length)
+            print(f"| {variant} | " + " | ".join(f"{kinds[kind]:.1f}" for kind in PROFILED)
+                  + f" | {sum(kinds.values()):.1f} |")
+        return
     timings = {variant: [] for variant in variants}
     for _ in range(args.repeats):
         for variant, call in steps.items():
