@@ -73,10 +73,11 @@ def check_batches_fit(config: Config, reviews: int, longest: int | None = None, 
     """Refuse a batch (of at most `reviews` reviews, bucketed batches at most `longest` tokens long)
     whose activations would exceed the memory there is."""
     rows = min(config.train.batch_size, reviews)
-    # A null bucket_width is wider where every layer is an LSTM or GRU (on TensorFlow, off cuDNN: the most it is).
-    width = bucket_width(config.data, all(layer.type != "simple_rnn" for layer in config.model.layers), longest)
-    steps = min(config.data.maxlen, -(-longest // width) * width) if config.data.bucketing and longest else (
-        config.data.maxlen)
+    # A null bucket_width is 128 or, where the loops skip the padding (known once the backend and device are), half
+    # the longest review: the longer of the two longest batches either gives.
+    widths = {bucket_width(config.data, skips, longest) for skips in (False, True)}
+    steps = max(min(config.data.maxlen, -(-longest // width) * width) for width in widths) if (
+        config.data.bucketing and longest) else config.data.maxlen
     widths = [config.model.embedding_dim] + [
         GATES[layer.type] * layer.units * (2 if layer.bidirectional else 1) for layer in config.model.layers]
     needed = rows * steps * sum(widths) * BYTES * ACTIVATION_COPIES

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rnn_cli.memory import check_batches_fit, check_model_fits, parameter_terms
+from rnn_cli.memory import ACTIVATION_COPIES, BYTES, check_batches_fit, check_model_fits, parameter_terms
 from rnn_cli.config import load_config
 from rnn_cli.errors import ConfigError
 
@@ -39,7 +39,18 @@ def test_a_batch_too_big_for_memory_is_refused_but_one_larger_than_the_data_is_n
     with pytest.raises(ConfigError, match=r"^data.maxlen: 100000000 makes batches"):
         check_batches_fit(long, reviews=10**6, longest=300, available=8 * GIB)
     bucketed = load_config("configs/simple_rnn.yaml", ["data.maxlen=100000000"])
-    check_batches_fit(bucketed, reviews=10**6, longest=300, available=8 * GIB)  # padded to 300 at most
+    check_batches_fit(bucketed, reviews=10**6, longest=300, available=8 * GIB)  # padded to 384 at most
+
+
+def test_a_null_bucket_width_counts_the_longest_batch_of_either_width():
+    """An LSTM's null width is 128 or half the longest review, whichever its backend and device take: its longest
+    batch 384 steps (the 128 multiple above 300), not 300."""
+    config = load_config("configs/lstm.yaml")
+    widths = config.model.embedding_dim + 4 * config.model.layers[0].units  # the embedding's and the gates'
+    step = config.train.batch_size * widths * BYTES * ACTIVATION_COPIES  # bytes a time step of a batch
+    with pytest.raises(ConfigError, match=r"^train.batch_size: 128 makes batches"):
+        check_batches_fit(config, reviews=10**6, longest=300, available=340 * step)
+    check_batches_fit(config, reviews=10**6, longest=300, available=390 * step)
 
 
 def test_rnn_summary_refuses_before_tensorflow_loads():
