@@ -7,8 +7,10 @@ XLA, one thread as `rnn train` sets it; variants taking turns, median of the rep
 
 - `full`: the step as TensorFlow differentiates it (the products and gates of Keras' LSTM cell);
 - `forward`: its forward loop alone;
-- `no products`: the same loop and gates with the four products replaced by copies of the same shapes;
+- `no products`: the same loop and gates with its products (two forward, so four back) replaced by copies of the same
+  shapes;
 - `forward no products`: that forward alone;
+- `one product`: the inputs' and the state's products as one, `[x, h] [W; U]`;
 - `written gradient`: the step with its gradient written out (the gates kept from the forward loop, one backward
   loop computing each step's gate gradients, the products into the state, the input and the kernels): checked
   equal to `full`'s gradients first.
@@ -29,14 +31,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 BATCH, INPUTS, UNITS = 128, 32, 32
-VARIANTS = ["full", "forward", "no products", "forward no products", "written gradient"]
+VARIANTS = ["full", "forward", "no products", "forward no products", "written gradient", "one product"]
 PROFILED = ["products", "stores", "loads", "the rest"]
 HOLDERS = ("while", "eager", "tfe_", "__inference", "gradients", "blockuntilready")  # profiler events around XLA's
 
 
-def cell(x, h, c, kernel, recurrent, bias, products: bool):
+def cell(x, h, c, kernel, recurrent, bias, products: bool | str):
     """Keras' LSTM cell (implementation 2): the new (h, c) and the four gates after their activations."""
-    if products:
+    if products == "one":  # [x, h] [W; U]: one product of twice the depth forward, one back into [x, h]
+        z = tf.concat([x, h], 1) @ tf.concat([kernel, recurrent], 0) + bias
+    elif products:
         z = x @ kernel + h @ recurrent + bias
     else:  # the same shapes, no product: each gate's slice a copy of x or h (the kernels get no gradient)
         z = tf.concat([x * 0.5, h * 0.5, x, h], 1) + bias
@@ -46,7 +50,7 @@ def cell(x, h, c, kernel, recurrent, bias, products: bool):
     return o * tf.tanh(c), c, (i, f, g, o)
 
 
-def loop(inputs, kernel, recurrent, bias, products: bool = True):
+def loop(inputs, kernel, recurrent, bias, products: bool | str = True):
     """The last state of the recurrence over time-major `inputs`."""
     steps = inputs.shape[0]
     xs = tf.TensorArray(tf.float32, size=steps).unstack(inputs)
@@ -101,7 +105,7 @@ def written(inputs, kernel, recurrent, bias):
 def step(variant: str, inputs, weights):
     """A compiled call of `variant` returning its gradients (one number where timed, so nothing is copied out)."""
     recurrence = written if variant == "written gradient" else (
-        lambda *args: loop(*args, products="no products" not in variant))
+        lambda *args: loop(*args, products="one" if variant == "one product" else "no products" not in variant))
 
     @tf.function(jit_compile=True)
     def gradients():
