@@ -18,6 +18,8 @@ OTHERS = [name for name in ("jax", "torch") if importlib.util.find_spec(name)]
 # Put first on PYTHONPATH, it makes every `import tensorflow` of the process (and of the processes it
 # starts) fail, and writes down who tried: code that catches the ImportError is found out too. Asking
 # whether it is installed (importlib.util.find_spec, as PyTorch does) is no import and still answers.
+# It writes down too an import of a library Keras only probes for (jax, pandas, sklearn) while Keras loads
+# (rnn_cli.process_settings.skip_probed_imports, which comes first where a process calls it, refuses those).
 NO_TENSORFLOW = """import importlib.abc, importlib.machinery, os, sys
 
 
@@ -38,7 +40,18 @@ class NoTensorFlow:
         return None
 
 
-sys.meta_path.insert(0, NoTensorFlow())
+class ProbedWhileKerasLoads:
+    def find_spec(self, name, path=None, target=None):
+        keras = getattr(sys.modules.get("keras"), "__spec__", None)
+        caller = sys._getframe(2).f_code.co_name  # an import statement's, not importlib.util.find_spec's
+        if (name in ("jax", "pandas", "sklearn") and name != os.environ.get("KERAS_BACKEND")
+                and getattr(keras, "_initializing", False) and caller == "_find_and_load_unlocked"):
+            with open(os.environ["RNN_CLI_TEST_TENSORFLOW_IMPORTS"], "a") as log:
+                log.write(f"{os.getpid()} {name} (while Keras loads)\\n")
+        return None
+
+
+sys.meta_path[:0] = [NoTensorFlow(), ProbedWhileKerasLoads()]
 """
 TEXTS = ["a wonderful moving film", "boring and dull", "the plot was great but the actors awful"]
 
@@ -46,7 +59,8 @@ TEXTS = ["a wonderful moving film", "boring and dull", "the plot was great but t
 @pytest.fixture(scope="module")
 def rnn(tmp_path_factory):
     """`rnn ARGS` in a new process (KERAS_BACKEND=`backend` when given) in which TensorFlow cannot be
-    imported, nor in any process it starts, and none tried; its output, checked."""
+    imported, nor in any process it starts (a seed's), and none tried, nor loaded Keras with a library it only
+    probes for; its output, checked."""
     folder = tmp_path_factory.mktemp("no-tensorflow")
     (folder / "sitecustomize.py").write_text(NO_TENSORFLOW, encoding="utf-8")
     calls = iter(range(1_000_000))
