@@ -11,9 +11,11 @@ XLA, one thread as `rnn train` sets it; variants taking turns, median of the rep
   shapes;
 - `forward no products`: that forward alone;
 - `one product`: the inputs' and the state's products as one, `[x, h] [W; U]`;
-- `written gradient`: the step with its gradient written out (the gates kept from the forward loop, one backward
-  loop computing each step's gate gradients, the products into the state, the input and the kernels): checked
-  equal to `full`'s gradients first.
+- `written gradient`: the step with its gradient written out (`written`): the forward loop keeps every value the
+  backward's arithmetic needs, the backward loop makes each step's gate gradients and its products;
+- `written three stacks`: the same keeping three stacks (the backward recomputes the rest);
+- `written products after`: the products into the kernels and the inputs as three products after the loop.
+The written gradients are checked against TensorFlow's first.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 BATCH, INPUTS, UNITS = 128, 32, 32
-VARIANTS = ["full", "forward", "no products", "forward no products", "written gradient", "one product"]
+WRITTEN = {"written gradient": {}, "written three stacks": {"keep": "three stacks"},  # `written`'s options
+           "written products after": {"products_after": True}}
+VARIANTS = ["full", "forward", "no products", "forward no products", "one product", *WRITTEN]
 PROFILED = ["products", "stores", "loads", "the rest"]
 HOLDERS = ("while", "eager", "tfe_", "__inference", "gradients", "blockuntilready")  # profiler events around XLA's
 
@@ -63,49 +67,79 @@ def loop(inputs, kernel, recurrent, bias, products: bool | str = True):
     return tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros), maximum_iterations=steps)[1]
 
 
-@tf.custom_gradient
-def written(inputs, kernel, recurrent, bias):
-    """`loop` with its gradient written out."""
-    steps, batch = inputs.shape[0], inputs.shape[1]
-    xs = tf.TensorArray(tf.float32, size=steps).unstack(inputs)
-    kept = [tf.TensorArray(tf.float32, size=steps, element_shape=(batch, n)) for n in (4 * UNITS, UNITS, UNITS)]
+def written(inputs, kernel, recurrent, bias, keep: str = "every value", products_after: bool = False):
+    """`loop` with its gradient written out. The forward loop keeps for the backward loop, a stack a value, either
+    `every value` its arithmetic needs (the four gates, the state before, tanh of the new one, h before) or `three
+    stacks` (the gates as one, the new state, h before: the backward recomputes the rest); the backward loop makes
+    each step's gate gradients and its product into h, and the products into the kernels and the inputs in it or,
+    `products_after`, as three products over every step after it."""
 
-    def body(t, h, c, gates, cs, hs):
-        new_h, new_c, (i, f, g, o) = cell(xs.read(t), h, c, kernel, recurrent, bias, True)
-        return t + 1, new_h, new_c, gates.write(t, tf.concat([i, f, g, o], 1)), cs.write(t, new_c), hs.write(t, h)
+    @tf.custom_gradient
+    def recurrence(inputs, kernel, recurrent, bias):
+        steps, batch = inputs.shape[0], inputs.shape[1]
+        xs = tf.TensorArray(tf.float32, size=steps).unstack(inputs)
+        widths = [UNITS] * 7 if keep == "every value" else [4 * UNITS, UNITS, UNITS]
+        stacks = [tf.TensorArray(tf.float32, size=steps, element_shape=(batch, n)) for n in widths]
 
-    zeros = tf.zeros((batch, UNITS))
-    _, h, _, gates, cs, hs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, *kept),
-                                           maximum_iterations=steps)
+        def body(t, h, c, *stacks):
+            new_h, new_c, gates = cell(xs.read(t), h, c, kernel, recurrent, bias, True)
+            kept = ((*gates, c, tf.tanh(new_c), h) if keep == "every value" else
+                    (tf.concat(gates, 1), new_c, h))
+            return (t + 1, new_h, new_c, *[stack.write(t, value) for stack, value in zip(stacks, kept)])
 
-    def gradient(upstream):
-        def back(t, dh, dc, d_kernel, d_recurrent, d_bias, d_inputs):
-            t = t - 1
-            i, f, g, o = tf.split(gates.read(t), 4, axis=1)
-            c = cs.read(t)
+        zeros = tf.zeros((batch, UNITS))
+        _, h, _, *stacks = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, *stacks),
+                                         maximum_iterations=steps)
+
+        def kept_at(t):
+            """(i, f, g, o, c before, tanh c, h before) at step `t`."""
+            if keep == "every value":
+                return [stack.read(t) for stack in stacks]
+            gates, cs, hs = stacks
             c_before = tf.where(t > 0, cs.read(tf.maximum(t - 1, 0)), 0.0)
-            tanh_c = tf.tanh(c)
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
-            dz = tf.concat([dc * g * i * (1 - i), dc * c_before * f * (1 - f), dc * i * (1 - g * g),
-                            dh * tanh_c * o * (1 - o)], 1)
-            return (t, tf.matmul(dz, recurrent, transpose_b=True), dc * f,
-                    d_kernel + tf.matmul(xs.read(t), dz, transpose_a=True),
-                    d_recurrent + tf.matmul(hs.read(t), dz, transpose_a=True), d_bias + tf.reduce_sum(dz, 0),
-                    d_inputs.write(t, tf.matmul(dz, kernel, transpose_b=True)))
+            return [*tf.split(gates.read(t), 4, axis=1), c_before, tf.tanh(cs.read(t)), hs.read(t)]
 
-        start = (steps, upstream, tf.zeros_like(upstream), tf.zeros_like(kernel), tf.zeros_like(recurrent),
-                 tf.zeros_like(bias), tf.TensorArray(tf.float32, size=steps, element_shape=(batch, INPUTS)))
-        *_, d_kernel, d_recurrent, d_bias, d_inputs = tf.while_loop(lambda t, *_: t > 0, back, start,
-                                                                     maximum_iterations=steps)
-        return d_inputs.stack(), d_kernel, d_recurrent, d_bias
+        def gradient(upstream):
+            def back(t, dh, dc, *sums):
+                t = t - 1
+                i, f, g, o, c_before, tanh_c, h_before = kept_at(t)
+                dc = dc + dh * o * (1 - tanh_c * tanh_c)
+                dz = tf.concat([dc * g * i * (1 - i), dc * c_before * f * (1 - f), dc * i * (1 - g * g),
+                                dh * tanh_c * o * (1 - o)], 1)
+                if products_after:
+                    return t, tf.matmul(dz, recurrent, transpose_b=True), dc * f, sums[0].write(t, dz)
+                d_kernel, d_recurrent, d_bias, d_inputs = sums
+                return (t, tf.matmul(dz, recurrent, transpose_b=True), dc * f,
+                        d_kernel + tf.matmul(xs.read(t), dz, transpose_a=True),
+                        d_recurrent + tf.matmul(h_before, dz, transpose_a=True), d_bias + tf.reduce_sum(dz, 0),
+                        d_inputs.write(t, tf.matmul(dz, kernel, transpose_b=True)))
 
-    return h, gradient
+            sums = ([tf.TensorArray(tf.float32, size=steps, element_shape=(batch, 4 * UNITS))] if products_after else
+                    [tf.zeros_like(kernel), tf.zeros_like(recurrent), tf.zeros_like(bias),
+                     tf.TensorArray(tf.float32, size=steps, element_shape=(batch, INPUTS))])
+            sums = tf.while_loop(lambda t, *_: t > 0, back, (steps, upstream, tf.zeros_like(upstream), *sums),
+                                 maximum_iterations=steps)[3:]
+            if not products_after:
+                d_kernel, d_recurrent, d_bias, d_inputs = sums
+                return d_inputs.stack(), d_kernel, d_recurrent, d_bias
+            dz = tf.reshape(sums[0].stack(), (-1, 4 * UNITS))
+            h_before = tf.reshape(stacks[-1].stack(), (-1, UNITS))
+            return (tf.reshape(tf.matmul(dz, kernel, transpose_b=True), (steps, batch, INPUTS)),
+                    tf.matmul(tf.reshape(inputs, (-1, INPUTS)), dz, transpose_a=True),
+                    tf.matmul(h_before, dz, transpose_a=True), tf.reduce_sum(dz, 0))
+
+        return h, gradient
+
+    return recurrence(inputs, kernel, recurrent, bias)
 
 
 def step(variant: str, inputs, weights):
     """A compiled call of `variant` returning its gradients (one number where timed, so nothing is copied out)."""
-    recurrence = written if variant == "written gradient" else (
-        lambda *args: loop(*args, products="one" if variant == "one product" else "no products" not in variant))
+    if variant in WRITTEN:
+        recurrence = lambda *args: written(*args, **WRITTEN[variant])  # noqa: E731
+    else:
+        products = "one" if variant == "one product" else "no products" not in variant
+        recurrence = lambda *args: loop(*args, products=products)  # noqa: E731
 
     @tf.function(jit_compile=True)
     def gradients():
@@ -166,11 +200,11 @@ def main() -> None:
     weights = [tf.Variable(rng.normal(size=shape).astype("float32") * 0.3)
                for shape in ((INPUTS, 4 * UNITS), (UNITS, 4 * UNITS), (4 * UNITS,))]
     steps = {variant: step(variant, inputs, weights) for variant in variants}
-    if "written gradient" in steps:
-        expected, got = step("full", inputs, weights)(), steps["written gradient"]()
+    for variant in [v for v in variants if v in WRITTEN]:
+        expected, got = step("full", inputs, weights)(), steps[variant]()
         worst = max(float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a))) for a, b in zip(expected, got))
-        print(f"written gradient against TensorFlow's: largest difference {worst:.1e} of the largest value")
-        assert worst < 1e-5, "the written gradient is not TensorFlow's"
+        print(f"{variant} against TensorFlow's gradients: largest difference {worst:.1e} of the largest value")
+        assert worst < 1e-5, f"{variant}: not TensorFlow's gradients"
     for call in steps.values():
         call()  # compiled before any timing
     if args.profile:
