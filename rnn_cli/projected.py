@@ -15,7 +15,8 @@ On TensorFlow a training step runs the recurrence with its gradient written out,
 mask runs it only over the steps some row of the batch keeps (rnn_cli/recurrence.py).
 
 `faster_loops` also gives every LSTM and GRU, on TensorFlow, Keras' loop run only over the steps some row of
-the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py). Where every loop of a model skips the
+the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py); an LSTM's training step there runs with its
+gradient written out (`written_lstm`). Where every loop of a model skips the
 padding so (`skips_padding`), validation pads its batches to one length: one shape to compile.
 """
 
@@ -55,6 +56,17 @@ def written_gradient(layer) -> bool:
     on TensorFlow, for the tanh SimpleRNN of every shipped config, when Keras does not unroll it."""
     return (keras.backend.backend() == "tensorflow" and not layer.unroll
             and layer.cell.activation is keras.activations.tanh)
+
+
+def written_lstm(layer) -> bool:
+    """Whether a training step runs `layer`'s loop as an LSTM with its gradient written out (rnn_cli/recurrence.py):
+    on TensorFlow, an LSTM with Keras' default activations and fused gates (implementation 2: no recurrent dropout),
+    in float32, not unrolled; the shipped LSTM's."""
+    cell = layer.cell
+    return (keras.backend.backend() == "tensorflow" and isinstance(layer, keras.layers.LSTM) and not layer.unroll
+            and cell.implementation == 2 and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid and layer.compute_dtype == "float32"
+            and cell.kernel.dtype == "float32")
 
 
 def projected_loop(self, sequences, initial_state, mask, training=False):
@@ -99,13 +111,20 @@ def spanned_loop(self, sequences, initial_state, mask, training=False):
     keeps (rnn_cli/recurrence.py), or Keras' own where cuDNN may run it (a GPU), or with no mask to span."""
     if not _spans(self, mask):
         return type(self).inner_loop(self, sequences, initial_state, mask, training=training)
-    from rnn_cli.recurrence import masked_rnn
+    from rnn_cli.recurrence import lstm_rnn, masked_rnn
+
+    initial_state = initial_state if keras.tree.is_nested(initial_state) else [initial_state]
+    if training and written_lstm(self):
+        input_mask = self.cell.get_dropout_mask(sequences[:, 0]) if 0 < self.cell.dropout < 1 else None
+        if input_mask is not None:  # drawn and applied as Keras' cell does, once for every step of the batch
+            sequences = sequences * ops.expand_dims(input_mask, 1)
+        return lstm_rnn(self.cell, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
+                        zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
 
     def step(inputs, states):
         output, new_states = self.cell(inputs, states, training=training)
         return output, new_states if keras.tree.is_nested(new_states) else [new_states]
 
-    initial_state = initial_state if keras.tree.is_nested(initial_state) else [initial_state]
     return masked_rnn(step, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
                       zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
 
