@@ -75,8 +75,8 @@ def check_batches_fit(config: Config, reviews: int, longest: int | None = None, 
     rows = min(config.train.batch_size, reviews)
     # A null bucket_width is 128 or, where the loops skip the padding (known once the backend and device are), half
     # the longest review: the longer of the two longest batches either gives.
-    widths = {bucket_width(config.data, skips, longest) for skips in (False, True)}
-    steps = max(min(config.data.maxlen, -(-longest // width) * width) for width in widths) if (
+    bucket_widths = {bucket_width(config.data, skips, longest) for skips in (False, True)}
+    steps = max(min(config.data.maxlen, -(-longest // width) * width) for width in bucket_widths) if (
         config.data.bucketing and longest) else config.data.maxlen
     widths = [config.model.embedding_dim] + [
         GATES[layer.type] * layer.units * (2 if layer.bidirectional else 1) for layer in config.model.layers]

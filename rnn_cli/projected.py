@@ -65,8 +65,7 @@ def written_lstm(layer) -> bool:
     cell = layer.cell
     return (keras.backend.backend() == "tensorflow" and isinstance(layer, keras.layers.LSTM) and not layer.unroll
             and cell.implementation == 2 and cell.activation is keras.activations.tanh
-            and cell.recurrent_activation is keras.activations.sigmoid and layer.compute_dtype == "float32"
-            and cell.kernel.dtype == "float32")
+            and cell.recurrent_activation is keras.activations.sigmoid and layer.compute_dtype == "float32")
 
 
 def projected_loop(self, sequences, initial_state, mask, training=False):
