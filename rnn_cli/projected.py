@@ -15,9 +15,9 @@ On TensorFlow a training step runs the recurrence with its gradient written out,
 mask runs it only over the steps some row of the batch keeps (rnn_cli/recurrence.py).
 
 `faster_loops` also gives every LSTM and GRU, on TensorFlow, Keras' loop run only over the steps some row of
-the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py); an LSTM's training step there runs with its
-gradient written out (`written_lstm`). Where every loop of a model skips the
-padding so (`skips_padding`), validation pads its batches to one length: one shape to compile.
+the batch keeps, where cuDNN does not run it (rnn_cli/recurrence.py); their training step there runs with its
+gradient written out (`written_gated`). Where every loop of a model skips the padding so (`skips_padding`),
+validation pads its batches to one length: one shape to compile.
 """
 
 from __future__ import annotations
@@ -58,14 +58,16 @@ def written_gradient(layer) -> bool:
             and layer.cell.activation is keras.activations.tanh)
 
 
-def written_lstm(layer) -> bool:
-    """Whether a training step runs `layer`'s loop as an LSTM with its gradient written out (rnn_cli/recurrence.py):
-    on TensorFlow, an LSTM with Keras' default activations and fused gates (implementation 2: no recurrent dropout),
-    in float32, not unrolled; the shipped LSTM's."""
+def written_gated(layer) -> bool:
+    """Whether a training step runs `layer`'s loop, an LSTM's or GRU's, with its gradient written out
+    (rnn_cli/recurrence.py): on TensorFlow, with Keras' default activations and fused gates (implementation 2: no
+    recurrent dropout), a GRU's reset gate after its product (Keras' default), in float32, not unrolled; the
+    shipped LSTM's and GRUs'."""
     cell = layer.cell
-    return (keras.backend.backend() == "tensorflow" and isinstance(layer, keras.layers.LSTM) and not layer.unroll
-            and cell.implementation == 2 and cell.activation is keras.activations.tanh
-            and cell.recurrent_activation is keras.activations.sigmoid and layer.compute_dtype == "float32")
+    return (keras.backend.backend() == "tensorflow" and isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))
+            and not layer.unroll and cell.implementation == 2 and getattr(cell, "reset_after", True)
+            and cell.activation is keras.activations.tanh and cell.recurrent_activation is keras.activations.sigmoid
+            and layer.compute_dtype == "float32")
 
 
 def projected_loop(self, sequences, initial_state, mask, training=False):
@@ -74,8 +76,8 @@ def projected_loop(self, sequences, initial_state, mask, training=False):
     state = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
     input_mask = cell.get_dropout_mask(sequences[:, 0])  # Keras' cell draws these at its first step
     state_mask = cell.get_recurrent_dropout_mask(state)
-    if training and input_mask is not None:
-        sequences = sequences * ops.expand_dims(input_mask, 1)
+    if training:
+        sequences = _dropped(sequences, input_mask)
     projected = ops.matmul(sequences, cell.kernel)
     if cell.bias is not None:
         projected = ops.add(projected, cell.bias)
@@ -110,14 +112,14 @@ def spanned_loop(self, sequences, initial_state, mask, training=False):
     keeps (rnn_cli/recurrence.py), or Keras' own where cuDNN may run it (a GPU), or with no mask to span."""
     if not _spans(self, mask):
         return type(self).inner_loop(self, sequences, initial_state, mask, training=training)
-    from rnn_cli.recurrence import lstm_rnn, masked_rnn
+    from rnn_cli.recurrence import masked_rnn, written_rnn
 
     initial_state = initial_state if keras.tree.is_nested(initial_state) else [initial_state]
-    if training and written_lstm(self):
-        input_mask = self.cell.get_dropout_mask(sequences[:, 0]) if 0 < self.cell.dropout < 1 else None
-        if input_mask is not None:  # drawn and applied as Keras' cell does, once for every step of the batch
-            sequences = sequences * ops.expand_dims(input_mask, 1)
-        return lstm_rnn(self.cell, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
+    if training and written_gated(self):
+        # Keras' LSTM and GRU cells drop their inputs for a rate strictly between 0 and 1
+        sequences = _dropped(sequences, self.cell.get_dropout_mask(sequences[:, 0]) if 0 < self.cell.dropout < 1
+                             else None)
+        return written_rnn(self.cell, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
                         zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
 
     def step(inputs, states):
@@ -126,6 +128,12 @@ def spanned_loop(self, sequences, initial_state, mask, training=False):
 
     return masked_rnn(step, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
                       zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
+
+
+def _dropped(sequences, input_mask):
+    """`sequences` with a cell's input dropout mask (None: no dropout) applied at every step, as the cell applies
+    the one mask it draws for a batch."""
+    return sequences if input_mask is None else sequences * ops.expand_dims(input_mask, 1)
 
 
 def skips_padding(model: keras.Model, training: bool = False) -> bool:

@@ -81,7 +81,7 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch
     from rnn_cli import recurrence
 
     calls = []
-    for name in ("simple_rnn_loop", "masked_rnn", "lstm_rnn"):
+    for name in ("simple_rnn_loop", "masked_rnn", "written_rnn"):
         monkeypatch.setattr(recurrence, name, lambda *a, _loop=getattr(recurrence, name), _name=name, **k:
                             calls.append(_name) or _loop(*a, **k))
     layers = [False, True]  # a layer returning its sequence, then a bidirectional one (a loop backwards)
@@ -93,9 +93,9 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch
         reseed_dropout(model, seed=7, epoch=1)  # the two models' mask generators in the same state
         for _ in range(3):
             model.train_on_batch(x, y)
-    # An LSTM without recurrent dropout trains on its loop with the gradient written out (the next test).
+    # An LSTM or GRU without recurrent dropout trains on its loop with the gradient written out (the next test).
     loop = ("simple_rnn_loop" if kind == "simple_rnn" else None if not masked else
-            "lstm_rnn" if kind == "lstm" and not dropout else "masked_rnn")
+            "written_rnn" if not dropout else "masked_rnn")
     if loop:  # every loop of the model (traced more than once)
         assert calls.count(loop) >= len(layers) + sum(layers)
     else:  # nothing to span: Keras' own loop
@@ -111,18 +111,19 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch
     assert moved > 0.01  # the steps did move the weights
 
 
-@pytest.mark.parametrize("dropout, jit", [(0.3, True), (0.3, False), (0.0, True)])
-def test_an_lstm_trains_with_its_gradient_written_out_as_keras_loop_does(dropout, jit, monkeypatch):
-    """An LSTM without recurrent dropout (Keras' fused gates) trains on rnn_cli/recurrence.py's `lstm_rnn`: every
-    layer of a stack (one returning its sequence, then a bidirectional one), a row of padding alone among them,
+@pytest.mark.parametrize("kind, dropout, jit", [("lstm", 0.3, True), ("lstm", 0.0, False), ("gru", 0.3, False),
+                                               ("gru", 0.0, True)])  # each with XLA and without, dropout and none
+def test_an_lstm_or_gru_trains_with_its_gradient_written_out_as_keras_loop_does(dropout, jit, kind, monkeypatch):
+    """An LSTM or GRU without recurrent dropout (Keras' fused gates) trains on rnn_cli/recurrence.py's `written_rnn`:
+    every layer of a stack (one returning its sequence, then a bidirectional one), a row of padding alone among them,
     input dropout drawn as Keras' cell draws it; the weights after a few steps are Keras' loop's (they are not with
     a factor of the gradient left out: tried)."""
     from rnn_cli import recurrence
 
     calls = []
-    monkeypatch.setattr(recurrence, "lstm_rnn", lambda *a, _loop=recurrence.lstm_rnn, **k:
+    monkeypatch.setattr(recurrence, "written_rnn", lambda *a, _loop=recurrence.written_rnn, **k:
                         calls.append(1) or _loop(*a, **k))
-    projected, own = pair([False, True], dropout=dropout, kind="lstm", recurrent_dropout=0.0)
+    projected, own = pair([False, True], dropout=dropout, kind=kind, recurrent_dropout=0.0)
     x, y = tokens("post"), np.arange(8) % 2
     x[3] = 0
     start = projected.get_weights()
