@@ -56,12 +56,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # A child loads Keras as `rnn train`'s process does, without the libraries Keras only probes for (installed with
 # the extras; about 190 MiB and 1.5 s): the recipe's child too, so that both compare code, not what is installed.
+# The parent never loads Keras (its --help is instant); KERAS_BACKEND, set by it for a child, picks the backend.
 if sys.argv[1:2] == ["--child"]:
     from rnn_cli.process_settings import skip_probed_imports
 
     skip_probed_imports()
-
-import keras  # noqa: E402 - KERAS_BACKEND, set by the parent for a child, picks the backend
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
@@ -83,6 +82,8 @@ def peak_memory_mib() -> float:
 
 def measure_recipe(config, _run_dir) -> list[dict]:
     """The book's code: Sequential model, everything padded to maxlen, model.fit on arrays."""
+    import keras
+
     from rnn_cli.data import load_data
 
     splits = load_data(config.data)
@@ -95,7 +96,7 @@ def measure_recipe(config, _run_dir) -> list[dict]:
         keras.layers.Dense(1, activation="sigmoid"),
     ])
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
-    timer = EpochTimer()
+    timer = epoch_timer()
     history = model.fit(pad(splits.train), splits.train.labels, epochs=config.train.epochs,
                         batch_size=config.train.batch_size,
                         validation_data=(pad(splits.val), splits.val.labels), verbose=0, callbacks=[timer])
@@ -109,28 +110,32 @@ def measure_rnn(config, run_dir) -> list[dict]:
     from rnn_cli.training import train
 
     configure_training(config, "cpu")  # the process settings `rnn train` makes
-    timer = EpochTimer()
+    timer = epoch_timer()
     result = train(config, run_dir, device="cpu", echo=lambda line: None, progress=False, callbacks=(timer,))
     return [{"seconds": seconds, "val_accuracy": row["val_accuracy"], "first_batch": timer.first_batch}
             for seconds, row in zip(timer.seconds, result.history)]
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Seconds per epoch, and seconds from process start to the first training batch."""
+def epoch_timer():
+    """A Keras callback: seconds per epoch, and seconds from process start to the first training batch."""
+    import keras
 
-    def __init__(self):
-        super().__init__()
-        self.seconds, self.first_batch = [], None
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.first_batch = [], None
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.seconds.append(-time.perf_counter())
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seconds.append(-time.perf_counter())
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.first_batch is None:
-            self.first_batch = time.time() - STARTED
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.first_batch is None:
+                self.first_batch = time.time() - STARTED
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds[-1] += time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds[-1] += time.perf_counter()
+
+    return EpochTimer()
 
 
 def child(path: str, model: str, data: str, limit: int | None, epochs: int, seed: int, sets: list[str]) -> None:

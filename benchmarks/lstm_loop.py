@@ -14,7 +14,8 @@ XLA, one thread as `rnn train` sets it; variants taking turns, median of the rep
 - `written gradient`: the step with its gradient written out (`written`): the forward loop keeps every value the
   backward's arithmetic needs, the backward loop makes each step's gate gradients and its products;
 - `written three stacks`: the same keeping three stacks (the backward recomputes the rest);
-- `written products after`: the products into the kernels and the inputs as three products after the loop.
+- `written products after`: the products into the kernels and the inputs as three products after the loop;
+- `written input product before`: x W + b for every step in one product before the forward loop, which adds h U.
 The written gradients are checked against TensorFlow's first.
 """
 
@@ -34,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 BATCH, INPUTS, UNITS = 128, 32, 32
 WRITTEN = {"written gradient": {}, "written three stacks": {"keep": "three stacks"},  # `written`'s options
-           "written products after": {"products_after": True}}
+           "written products after": {"products_after": True}, "written input product before": {"projected": True}}
 VARIANTS = ["full", "forward", "no products", "forward no products", "one product", *WRITTEN]
 PROFILED = ["products", "stores", "loads", "the rest"]
 HOLDERS = ("while", "eager", "tfe_", "__inference", "gradients", "blockuntilready")  # profiler events around XLA's
@@ -67,22 +68,34 @@ def loop(inputs, kernel, recurrent, bias, products: bool | str = True):
     return tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros), maximum_iterations=steps)[1]
 
 
-def written(inputs, kernel, recurrent, bias, keep: str = "every value", products_after: bool = False):
+def written(inputs, kernel, recurrent, bias, keep: str = "every value", products_after: bool = False,
+            projected: bool = False):
     """`loop` with its gradient written out. The forward loop keeps for the backward loop, a stack a value, either
     `every value` its arithmetic needs (the four gates, the state before, tanh of the new one, h before) or `three
     stacks` (the gates as one, the new state, h before: the backward recomputes the rest); the backward loop makes
     each step's gate gradients and its product into h, and the products into the kernels and the inputs in it or,
-    `products_after`, as three products over every step after it."""
+    `products_after`, as three products over every step after it; `projected`: the forward loop reads x W + b,
+    made for every step in one product before it (as cuDNN does), and adds h U alone."""
 
     @tf.custom_gradient
     def recurrence(inputs, kernel, recurrent, bias):
         steps, batch = inputs.shape[0], inputs.shape[1]
         xs = tf.TensorArray(tf.float32, size=steps).unstack(inputs)
+        if projected:
+            xw = tf.reshape(tf.reshape(inputs, (-1, INPUTS)) @ kernel + bias, (steps, batch, 4 * UNITS))
+            xws = tf.TensorArray(tf.float32, size=steps).unstack(xw)
         widths = [UNITS] * 7 if keep == "every value" else [4 * UNITS, UNITS, UNITS]
         stacks = [tf.TensorArray(tf.float32, size=steps, element_shape=(batch, n)) for n in widths]
 
         def body(t, h, c, *stacks):
-            new_h, new_c, gates = cell(xs.read(t), h, c, kernel, recurrent, bias, True)
+            if projected:
+                z = xws.read(t) + h @ recurrent
+                i, f, g, o = tf.split(z, 4, axis=1)
+                gates = (tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o))
+                new_c = gates[1] * c + gates[0] * gates[2]
+                new_h = gates[3] * tf.tanh(new_c)
+            else:
+                new_h, new_c, gates = cell(xs.read(t), h, c, kernel, recurrent, bias, True)
             kept = ((*gates, c, tf.tanh(new_c), h) if keep == "every value" else
                     (tf.concat(gates, 1), new_c, h))
             return (t + 1, new_h, new_c, *[stack.write(t, value) for stack, value in zip(stacks, kept)])

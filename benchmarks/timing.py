@@ -1,4 +1,4 @@
-"""The timing loop of the micro-benchmarks (emitters.py, matmul_rate.py, profile_step.py)."""
+"""The timing loop of the micro-benchmarks (emitters.py, lstm_loop.py, matmul_rate.py, profile_step.py, unrolled.py)."""
 
 from __future__ import annotations
 

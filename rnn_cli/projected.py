@@ -119,8 +119,9 @@ def spanned_loop(self, sequences, initial_state, mask, training=False):
         # Keras' LSTM and GRU cells drop their inputs for a rate strictly between 0 and 1
         sequences = _dropped(sequences, self.cell.get_dropout_mask(sequences[:, 0]) if 0 < self.cell.dropout < 1
                              else None)
-        return written_rnn(self.cell, sequences, initial_state, _first(mask), go_backwards=self.go_backwards,
-                        zero_output_for_mask=self.zero_output_for_mask, return_all_outputs=self.return_sequences)
+        return written_rnn(self.cell, sequences, initial_state, _first(mask), gru=isinstance(self, keras.layers.GRU),
+                           go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask,
+                           return_all_outputs=self.return_sequences)
 
     def step(inputs, states):
         output, new_states = self.cell(inputs, states, training=training)

@@ -164,16 +164,16 @@ def _recurrence(masked: bool, dropout: bool):
     return states_of
 
 
-def written_rnn(cell, inputs, initial_states, mask, *, go_backwards: bool, zero_output_for_mask: bool,
+def written_rnn(cell, inputs, initial_states, mask, *, gru: bool, go_backwards: bool, zero_output_for_mask: bool,
                 return_all_outputs: bool):
-    """`masked_rnn` for a training step of an LSTM or GRU cell (sigmoid gates, tanh activation, Keras' implementation 2,
-    so no recurrent dropout; a GRU's reset gate after its product) with the gradient written out: (last output,
-    outputs, states); `inputs` batch-major, their dropout applied. The forward loop runs Keras' cell arithmetic in its
-    order and keeps every value the backward loop needs (the gates, the states before), so that no activation is
-    computed again, and TensorFlow's own gradient, which keeps more stacks, is not made (docs/performance.md). Only
-    over the span of steps some row keeps, as `masked_rnn`."""
+    """`masked_rnn` for a training step of an LSTM or GRU cell (`gru`; sigmoid gates, tanh activation, Keras'
+    implementation 2, so no recurrent dropout; a GRU's reset gate after its product) with the gradient written out:
+    (last output, outputs, states); `inputs` batch-major, their dropout applied. The forward loop runs Keras' cell
+    arithmetic in its order and keeps every value the backward loop needs (the gates, the states before), so that
+    no activation is computed again, and TensorFlow's own gradient, which keeps more stacks, is not made
+    (docs/performance.md). Only over the span of steps some row keeps, as `masked_rnn`."""
     inputs, keep, (first, stop) = _time_major(inputs, mask, go_backwards)
-    arithmetic = _GRU if hasattr(cell, "reset_after") else _LSTM
+    arithmetic = _GRU if gru else _LSTM
     bias = (tf.convert_to_tensor(cell.bias) if cell.use_bias
             else tf.zeros(arithmetic.bias_shape(cell.units), inputs.dtype))
     last, outputs, *states = _written(arithmetic, zero_output_for_mask, return_all_outputs)(

@@ -13,20 +13,36 @@ from rnn_cli.projected import faster_loops, skips_padding
 TOLERANCE = 1e-5
 
 
-def pair(layers, masked=True, dropout=0.0, kind="simple_rnn", recurrent_dropout=None):
+def pair(layers, masked=True, dropout=0.0, kind="simple_rnn", recurrent_dropout=None, use_bias=True):
     """The same model twice, from the same weights: rnn-cli's (its faster loops) and Keras' own loop; recurrent
-    dropout as `dropout` unless given."""
+    dropout as `dropout` unless given; recurrent layers without a bias for `use_bias=False` (no config key sets it:
+    a hand-built model's)."""
     recurrent_dropout = dropout if recurrent_dropout is None else recurrent_dropout
     config = ModelConfig(embedding_dim=6, layers=tuple(LayerConfig(type=kind, units=5, bidirectional=b,
                                                                    dropout=dropout, recurrent_dropout=recurrent_dropout)
                                                        for b in layers))
     projected = build_model(config, 50, mask_zero=masked)
+    if not use_bias:
+        projected = faster_loops(keras.Model.from_config(without_bias(projected.get_config())))
     own = keras.Model.from_config(projected.get_config())  # Keras' layers, its own loop
     rng = np.random.default_rng(0)
     weights = [rng.normal(0.0, 0.6, w.shape) for w in projected.get_weights()]
     projected.set_weights(weights)
     own.set_weights(weights)
     return projected, own
+
+
+def without_bias(config):
+    """A model's config with every recurrent layer's `use_bias` off, inside Bidirectional wrappers too."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("SimpleRNN", "LSTM", "GRU"):
+            config["config"]["use_bias"] = False
+        for value in config.values():
+            without_bias(value)
+    elif isinstance(config, list):
+        for value in config:
+            without_bias(value)
+    return config
 
 
 def tokens(padding: str, width: int = 16) -> np.ndarray:
@@ -111,19 +127,22 @@ def test_training_steps_match_keras_loop(masked, dropout, jit, kind, monkeypatch
     assert moved > 0.01  # the steps did move the weights
 
 
-@pytest.mark.parametrize("kind, dropout, jit", [("lstm", 0.3, True), ("lstm", 0.0, False), ("gru", 0.3, False),
-                                               ("gru", 0.0, True)])  # each with XLA and without, dropout and none
-def test_an_lstm_or_gru_trains_with_its_gradient_written_out_as_keras_loop_does(dropout, jit, kind, monkeypatch):
+@pytest.mark.parametrize("kind, dropout, jit, use_bias", [("lstm", 0.3, True, True), ("lstm", 0.0, False, False),
+                                                         ("gru", 0.3, False, True), ("gru", 0.0, True, False)])
+def test_an_lstm_or_gru_trains_with_its_gradient_written_out_as_keras_loop_does(dropout, jit, kind, use_bias,
+                                                                                 monkeypatch):
     """An LSTM or GRU without recurrent dropout (Keras' fused gates) trains on rnn_cli/recurrence.py's `written_rnn`:
     every layer of a stack (one returning its sequence, then a bidirectional one), a row of padding alone among them,
-    input dropout drawn as Keras' cell draws it; the weights after a few steps are Keras' loop's (they are not with
-    a factor of the gradient left out: tried)."""
+    input dropout drawn as Keras' cell draws it, with a bias and without (each kind with XLA and without, dropout
+    and none); the weights after a few steps are Keras' loop's (they are not with a factor of the gradient left
+    out: tried)."""
     from rnn_cli import recurrence
 
     calls = []
     monkeypatch.setattr(recurrence, "written_rnn", lambda *a, _loop=recurrence.written_rnn, **k:
                         calls.append(1) or _loop(*a, **k))
-    projected, own = pair([False, True], dropout=dropout, kind=kind, recurrent_dropout=0.0)
+    projected, own = pair([False, True], dropout=dropout, kind=kind, recurrent_dropout=0.0, use_bias=use_bias)
+    assert len(projected.get_weights()) == (12 if use_bias else 9)  # embedding, 3 loops' kernels (and biases), head's 2
     x, y = tokens("post"), np.arange(8) % 2
     x[3] = 0
     start = projected.get_weights()
