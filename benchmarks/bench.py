@@ -64,7 +64,8 @@ if sys.argv[1:2] == ["--child"]:
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
-MODELS = {name: ROOT / "configs" / f"{name}.yaml" for name in ("simple_rnn", "lstm", "best", "tuned")}
+MODELS = {name: ROOT / "configs" / f"{name}.yaml"
+          for name in ("simple_rnn", "lstm", "best", "tuned", "stacked_simple_rnn")}
 RECIPES = ("simple_rnn", "lstm")  # the book's models; the recipe path has no other
 PATHS = ("recipe", "rnn")
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -273,7 +274,8 @@ def accuracy(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="aclImdb folder or .tar.gz")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: simple_rnn,lstm")
+    parser.add_argument("--models", help=f"comma-separated, of: {','.join(MODELS)} (default: {','.join(RECIPES)}; "
+                        "with --backend or --vary, simple_rnn,lstm,best)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per training; the first is not timed")
     parser.add_argument("--seeds", type=int, default=1, help="trainings per path and model (seeds 1..N)")
     parser.add_argument("--first-seed", type=int, default=1,
@@ -300,6 +302,12 @@ def main() -> None:
         sys.exit(f"{args.data}: no such file; pass --data PATH to an aclImdb folder or aclImdb_v1.tar.gz")
     if args.backend and args.vary:  # each compares its own rows against its first; both at once would drop one
         parser.error("--backend and --vary: give one (--vary runs rnn train's path on the default backend)")
+    args.models = args.models or ("simple_rnn,lstm,best" if args.backend or args.vary else ",".join(RECIPES))
+    if unknown := [model for model in args.models.split(",") if model not in MODELS]:
+        parser.error(f"--models {','.join(unknown)}: choose from {','.join(MODELS)}")
+    if not (args.backend or args.vary) and (others := [m for m in args.models.split(",") if m not in RECIPES]):
+        parser.error(f"--models {','.join(others)}: the book's recipe has only {', '.join(RECIPES)}; "
+                     "use --backend for others")
     warm_cache(args.data)
     if args.backend:
         return compare_backends(args)
@@ -307,8 +315,6 @@ def main() -> None:
         return compare_values(args)
     rows = []
     for model in args.models.split(","):
-        if model not in RECIPES:
-            sys.exit(f"--models {model}: the book's recipe has only {', '.join(RECIPES)}; use --backend for others")
         row = {"model": model}
         for path in PATHS:
             runs = run_seeds(path, model, args)
