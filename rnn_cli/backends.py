@@ -143,11 +143,12 @@ def plan(config: Config, backend: str, device: str, masked: bool | None = None) 
         fused = UNMASKED_GPU.get(backend, {}) if bucketed and gpu else {}
         masked = bucketed and not any(layer.type in fused and layer.recurrent_dropout == 0
                                       for layer in config.model.layers)
-    return Plan(masked, bucketed, kernels(config.model, backend, gpu, masked))
+    return Plan(masked, bucketed, kernels(config.model, backend, gpu, masked, config.train.precision))
 
 
-def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[str, dict]:
-    """Per recurrent layer, the kernel Keras runs it on and why (its own conditions, Keras 3.15)."""
+def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool, precision: str = "float32") -> dict[str, dict]:
+    """Per recurrent layer, the kernel Keras runs it on and why (its own conditions, Keras 3.15), and what rnn-cli's
+    loop does instead (rnn_cli/projected.py)."""
     table = (UNMASKED_GPU if gpu else UNMASKED_CPU).get(backend, {})
     report = {}
     for i, layer in enumerate(config.layers):
@@ -157,8 +158,8 @@ def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[
         elif layer.recurrent_dropout > 0:
             found = ("loop", f"recurrent_dropout {layer.recurrent_dropout}: the fused kernels need 0")
         elif backend == "tensorflow":
-            found = (("cudnn", "TensorFlow's cuDNN kernel takes right-padded masked batches") if gpu
-                     else ("loop", "TensorFlow has no fused recurrent kernel for the CPU"))
+            found = (("cudnn", "TensorFlow's cuDNN kernel takes right-padded masked batches") if gpu else
+                     ("loop", "TensorFlow has no fused recurrent kernel for the CPU" + _tf_loop(masked, precision)))
         elif layer.type not in table:
             found = ("loop", f"Keras' {backend} backend has no fused {layer.type.upper()} kernel on the "
                              f"{'GPU' if gpu else 'CPU'}")
@@ -169,3 +170,13 @@ def kernels(config: ModelConfig, backend: str, gpu: bool, masked: bool) -> dict[
             found = (table[layer.type], "batches without a mask" + (", left-padded buckets" if gpu else ""))
         report[layer_name(layer, i)] = {"kernel": found[0], "why": found[1]}
     return report
+
+
+def _tf_loop(masked: bool, precision: str) -> str:
+    """What rnn-cli's loop of an LSTM or GRU (without recurrent dropout) does on TensorFlow's CPU: under a mask it
+    runs over the steps some review of the batch has (projected.spanned_loop), and trains in float32 with its
+    gradient written out (projected.written_gated)."""
+    if not masked:
+        return ""
+    return ("; its loop runs over the steps some review of the batch has"
+            + ("; its gradient in training is written out" if precision == "float32" else ""))

@@ -1,6 +1,7 @@
 """Choosing the Keras backend, and what each backend and device make of a config: XLA, the padding of
 batches and the kernel of each recurrent layer. Decisions only: no Keras is loaded for them."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -63,6 +64,17 @@ def test_on_a_cpu_every_backend_keeps_masked_buckets_and_says_why_its_layers_loo
         assert plan.masked and plan.bucketed and plan.batches == "length buckets, right-padded and masked"
         assert {entry["kernel"] for entry in plan.kernels.values()} == {"loop"}
     assert "the CPU keeps the mask" in backends.plan(config("lstm"), "torch", "cpu").kernels["lstm_0"]["why"]
+    # what rnn-cli's loop does on TensorFlow: the span under a mask, and in float32 the gradient written out
+    def why(plan):
+        return plan.kernels["lstm_0"]["why"]
+
+    assert why(backends.plan(config("lstm"), "tensorflow", "cpu")).endswith(
+        "; its loop runs over the steps some review of the batch has; its gradient in training is written out")
+    mixed = dataclasses.replace(config("lstm"), train=TrainConfig(precision="mixed_float16"))
+    assert why(backends.plan(mixed, "tensorflow", "cpu")).endswith("; its loop runs over the steps some review of "
+                                                                     "the batch has")
+    assert why(backends.plan(config("lstm", bucketing=False), "tensorflow", "cpu")) == (
+        "TensorFlow has no fused recurrent kernel for the CPU")
 
 
 def test_on_a_gpu_tensorflow_takes_cudnn_with_the_mask():
