@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 
-from timing import median_seconds
+from timing import taking_turns
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
@@ -228,14 +227,11 @@ def main() -> None:
             print(f"| {variant} | " + " | ".join(f"{kinds[kind]:.1f}" for kind in PROFILED)
                   + f" | {sum(kinds.values()):.1f} |")
         return
-    timings = {variant: [] for variant in variants}
-    for _ in range(args.repeats):
-        for variant, call in steps.items():
-            timings[variant].append(median_seconds(call, args.calls, 1))
+    seconds = taking_turns(steps, args.calls, args.repeats)
     print(f"| variant | µs per time step ({args.length} steps, batch {BATCH}) |")
     print("| --- | --- |")
     for variant in variants:
-        print(f"| {variant} | {statistics.median(timings[variant]) / args.length * 1e6:.1f} |")
+        print(f"| {variant} | {seconds[variant] / args.length * 1e6:.1f} |")
 
 
 if __name__ == "__main__":

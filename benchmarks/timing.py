@@ -1,4 +1,4 @@
-"""The timing loop of the micro-benchmarks (emitters.py, lstm_loop.py, matmul_rate.py, profile_step.py, unrolled.py)."""
+"""The timing loops of the micro-benchmarks (emitters, lstm_loop, matmul_rate, profile_step, unrolled)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ def median_seconds(call: Callable[[], object], calls: int, repeats: int) -> floa
             call()
         timings.append((time.perf_counter() - start) / calls)
     return statistics.median(timings)
+
+
+def taking_turns(calls: dict, calls_per_timing: int, repeats: int) -> dict:
+    """Seconds per call of each of `calls` (name -> call), timed in turns (one timing of each, `repeats` times over),
+    so that a shared machine's slow spells fall on all of them: the median of each one's timings."""
+    timings = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            timings[name].append(median_seconds(call, calls_per_timing, 1))
+    return {name: statistics.median(seconds) for name, seconds in timings.items()}

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 
-from timing import median_seconds
+from timing import taking_turns
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
@@ -112,14 +111,11 @@ def main() -> None:
         worst = max(float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(expected, call()))
         print(f"k = {k}: largest difference from rnn-cli's gradients {worst:.1e}")
         assert worst < 1e-5, f"k = {k}: not rnn-cli's gradients"
-    timings = {k: [] for k in ks}
-    for _ in range(args.repeats):
-        for k, call in calls.items():
-            timings[k].append(median_seconds(call, args.calls, 1))
+    seconds = taking_turns(calls, args.calls, args.repeats)
     print(f"| steps per iteration | µs per time step ({args.length} steps, batch {BATCH}, forward and back) |")
     print("| --- | --- |")
     for k in ks:
-        print(f"| {k} | {statistics.median(timings[k]) / args.length * 1e6:.1f} |")
+        print(f"| {k} | {seconds[k] / args.length * 1e6:.1f} |")
 
 
 if __name__ == "__main__":
